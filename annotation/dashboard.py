@@ -1,0 +1,249 @@
+"""Read-only study pages: the owner dashboard and the admin's progress page
+with its MOS CSV download.
+
+Views only gather figures (the small query helpers here and ``selectors``),
+hand numbers to ``plots`` and render; nothing here writes. Charts are inlined
+as ``data:`` URIs so they need no URL of their own and share the page's
+access check.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.admin.utils import unquote
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.db.models.functions import TruncHour
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+
+from . import generation, selectors
+from .exports import mos_csv
+from .models import Category, DistortedImage, Judgment, Study
+
+RATER_TABLE_LIMIT = 500  # rows; the chart still shows every rater
+
+
+# --- figures ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    judgments: int
+    judgments_counted: int  # without excluded raters' votes: what the MOS is built from
+    references: int
+    images: int
+    images_judged: int
+    raters_real: int
+    raters_synthetic: int
+    raters_excluded: int
+
+
+@dataclass(frozen=True)
+class ImageFigures:
+    judgments: int
+    mos: float
+    category: str
+    subtype: str
+
+
+def study_progress_figures(study: Study) -> Progress:
+    raters = study.raters.aggregate(
+        real=Count("id", filter=Q(synthetic=False)),
+        synthetic=Count("id", filter=Q(synthetic=True)),
+        excluded=Count("id", filter=Q(excluded=True)),
+    )
+    images = study.images.aggregate(total=Count("id"), judged=Count("id", filter=Q(judgment_count__gt=0)))
+    judgments = Judgment.objects.filter(study=study)
+    return Progress(
+        judgments=judgments.count(),
+        judgments_counted=judgments.exclude(rater__excluded=True).count(),
+        references=study.references.count(),
+        images=images["total"],
+        images_judged=images["judged"],
+        raters_real=raters["real"],
+        raters_synthetic=raters["synthetic"],
+        raters_excluded=raters["excluded"],
+    )
+
+
+def study_image_figures(study: Study) -> list[ImageFigures]:
+    rows = DistortedImage.objects.filter(study=study).values_list(
+        "judgment_count", "mos", "distortion_type__category", "distortion_type__subtype"
+    )
+    return [ImageFigures(*row) for row in rows.iterator(chunk_size=10_000)]
+
+
+def study_judgments_per_hour(study: Study) -> list[tuple[datetime, int]]:
+    rows = (
+        Judgment.objects.filter(study=study)
+        .annotate(hour=TruncHour("created_at"))
+        .values("hour")
+        .annotate(n=Count("id"))
+        .order_by("hour")
+        .values_list("hour", "n")
+    )
+    return list(rows)
+
+
+def mos_by_category(images: list[ImageFigures]) -> dict[str, list[float]]:
+    """MOS of judged images per PIPAL category, in the paper's order."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for image in images:
+        if image.judgments:
+            groups[image.category].append(image.mos)
+    labels = {choice.value: choice.label for choice in Category}
+    ordered = {labels[value]: groups[value] for value in labels if groups.get(value)}
+    if groups.get(""):
+        ordered["uncategorised"] = groups[""]
+    return ordered
+
+
+def mos_by_subtype(images: list[ImageFigures]) -> dict[str, list[float]]:
+    groups: dict[str, list[float]] = defaultdict(list)
+    for image in images:
+        if image.judgments:
+            groups[image.subtype or "(none)"].append(image.mos)
+    return dict(sorted(groups.items()))
+
+
+def _plots():
+    # matplotlib takes about a quarter of a second to import: only the chart
+    # pages pay for it, not every process that loads the admin (commands, workers).
+    from . import plots
+
+    return plots
+
+
+def png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _judgments_per_image_chart(images: list[ImageFigures]) -> str:
+    return png_data_uri(
+        _plots().histogram(
+            [image.judgments for image in images],
+            title="Judgments per image",
+            xlabel="judgments the image took part in (excluded raters left out)",
+            ylabel="images",
+        )
+    )
+
+
+def _judgments_per_hour_chart(study: Study) -> str:
+    return png_data_uri(
+        _plots().counts_per_hour(study_judgments_per_hour(study), title="Judgments per hour", ylabel="judgments")
+    )
+
+
+# --- owner dashboard ---------------------------------------------------------------
+
+
+def _dashboard_charts(study: Study, images: list[ImageFigures], rater_rows) -> dict[str, str]:
+    plots = _plots()
+    judged_mos = [image.mos for image in images if image.judgments]
+    return {
+        "judgments_per_image": _judgments_per_image_chart(images),
+        "judgments_per_hour": _judgments_per_hour_chart(study),
+        "mos": png_data_uri(
+            plots.histogram(judged_mos, title="MOS of judged images", xlabel="MOS (Elo scale)", ylabel="images")
+        ),
+        "mos_by_category": png_data_uri(
+            plots.box_plot(mos_by_category(images), title="MOS by category", xlabel="category", ylabel="MOS")
+        ),
+        "mos_by_subtype": png_data_uri(
+            plots.box_plot(mos_by_subtype(images), title="MOS by subtype", xlabel="subtype", ylabel="MOS")
+        ),
+        "raters": png_data_uri(
+            plots.rater_agreement(
+                [plots.RaterPoint(rater.external_id, q.trials, q.agreement, q.flagged) for rater, q in rater_rows]
+            )
+        ),
+    }
+
+
+def can_view_dashboard(user, study: Study) -> bool:
+    if not (user.is_authenticated and user.is_active):
+        return False
+    return user.is_staff or study.owners.filter(pk=user.pk).exists()
+
+
+@never_cache
+def study_dashboard(request, slug):
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    study = get_object_or_404(Study, slug=slug)
+    if not can_view_dashboard(request.user, study):
+        raise PermissionDenied("only the study's owners and staff see its dashboard")
+
+    images = study_image_figures(study)
+    raters = list(study.raters.order_by("external_id"))
+    qualities = selectors.rater_qualities(study, raters)
+    rows = sorted(((rater, qualities[rater.id]) for rater in raters), key=lambda r: (not r[1].flagged, -r[1].trials))
+    context = {
+        "study": study,
+        "progress": study_progress_figures(study),
+        "charts": _dashboard_charts(study, images, rows),
+        "rater_rows": rows[:RATER_TABLE_LIMIT],
+        "raters_total": len(rows),
+        "raters_flagged": sum(q.flagged for _, q in rows),
+        "admin_progress_url": (
+            reverse("admin:annotation_study_progress", args=[study.pk]) if request.user.is_staff else None
+        ),
+    }
+    return render(request, "annotation/dashboard.html", context)
+
+
+# --- admin pages (StudyAdmin routes these through admin_site.admin_view: staff only) ---
+
+
+def _admin_study(model_admin, request, object_id) -> Study:
+    study = model_admin.get_object(request, unquote(object_id))
+    if study is None:
+        raise Http404(f"no study with id {object_id!r}")
+    if not model_admin.has_view_or_change_permission(request, study):
+        raise PermissionDenied
+    return study
+
+
+def admin_study_progress(model_admin, request, object_id):
+    study = _admin_study(model_admin, request, object_id)
+    images = study_image_figures(study)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "original": study,
+        "title": f"Progress of {study.name}",
+        "subtitle": study.slug,
+        "progress": study_progress_figures(study),
+        "charts": {
+            "judgments_per_image": _judgments_per_image_chart(images),
+            "judgments_per_hour": _judgments_per_hour_chart(study),
+        },
+        "csv_url": reverse("admin:annotation_study_mos_csv", args=[study.pk]),
+        "generation": generation_figures(study),
+    }
+    return render(request, "admin/annotation/study/progress.html", context)
+
+
+def generation_figures(study: Study) -> dict | None:
+    made, expected = generation.generation_progress(study)
+    if not expected:
+        return None
+    return {"made": made, "expected": expected, "percent": round(100 * made / expected), "running": made < expected}
+
+
+def admin_study_mos_csv(model_admin, request, object_id):
+    study = _admin_study(model_admin, request, object_id)
+    return HttpResponse(
+        mos_csv(study),
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{study.slug}-mos.csv"'},
+    )

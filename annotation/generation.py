@@ -1,0 +1,225 @@
+"""Generating a study's distorted images from the distortion registry.
+
+A study's generated types carry their generator family and parameters per
+level (installed from a catalogue). One job makes one (reference, type, level)
+image: deterministic (the seed derives from the reference's content and the
+slot), stored losslessly as PNG under its content hash, recorded with its
+provenance, and idempotent — the (reference, type, level) unique constraint
+means a repeated or concurrent job creates nothing twice. New images join a
+running study at elo_initial.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, connections, transaction
+from PIL import Image
+
+from sr_models import distortions
+
+from .exceptions import ApplicationError
+from .imaging import checked_png
+from .importing import joining_image
+from .models import DistortedImage, DistortionType, ReferenceImage, Study
+
+Job = tuple[int, int, int]  # (reference id, distortion type id, level)
+
+
+@dataclass(frozen=True)
+class CatalogueInstall:
+    created: int
+    updated: int
+
+
+def catalogue_install(
+    *, study: Study, type_ids: Iterable[str] | None = None, path: Path | str = distortions.DEFAULT_CATALOGUE
+) -> CatalogueInstall:
+    """Create (or update the generator settings of) the study's distortion
+    types from a catalogue; ``type_ids`` picks some of them."""
+    try:
+        entries = distortions.load_catalogue(path)
+    except distortions.CatalogueError as error:
+        raise ApplicationError(str(error)) from None
+    wanted = set(type_ids) if type_ids else None
+    known = {entry.type_id for entry in entries}
+    if wanted and wanted - known:
+        raise ApplicationError(f"unknown type id(s) {', '.join(sorted(wanted - known))} in {path}")
+    by_type: dict[str, list[distortions.CatalogueEntry]] = {}
+    for entry in entries:
+        if wanted is None or entry.type_id in wanted:
+            by_type.setdefault(entry.type_id, []).append(entry)
+    created = updated = 0
+    with transaction.atomic():
+        for code, rows in by_type.items():
+            first = rows[0]
+            fields = {
+                "name": first.name,
+                "category": first.category,
+                "subtype": first.subtype,
+                "generator": first.family,
+                "levels": {str(int(row.level)): row.params for row in rows},
+            }
+            kind, made = DistortionType.objects.get_or_create(study=study, code=code, defaults=fields)
+            if made:
+                created += 1
+            elif any(getattr(kind, key) != value for key, value in fields.items()):
+                if kind.images.exists() and (kind.generator, kind.levels) != (fields["generator"], fields["levels"]):
+                    raise ApplicationError(
+                        f"type {code} of study {study.slug} already has images made with other settings; "
+                        "give the new settings a new type id"
+                    )
+                for key, value in fields.items():
+                    setattr(kind, key, value)
+                kind.save()
+                updated += 1
+    return CatalogueInstall(created=created, updated=updated)
+
+
+def generation_plan(
+    *, study: Study, type_codes: Sequence[str] | None = None, reference_names: Sequence[str] | None = None
+) -> list[Job]:
+    """The (reference, type, level) slots of generated types that have no image yet."""
+    types = DistortionType.objects.filter(study=study).exclude(generator="").order_by("code")
+    references = ReferenceImage.objects.filter(study=study).order_by("name")
+    if type_codes:
+        missing = set(type_codes) - set(types.filter(code__in=type_codes).values_list("code", flat=True))
+        if missing:
+            raise ApplicationError(f"study {study.slug} has no generated type(s) {', '.join(sorted(missing))}")
+        types = types.filter(code__in=type_codes)
+    if reference_names:
+        missing = set(reference_names) - set(references.filter(name__in=reference_names).values_list("name", flat=True))
+        if missing:
+            raise ApplicationError(f"study {study.slug} has no reference(s) {', '.join(sorted(missing))}")
+        references = references.filter(name__in=reference_names)
+    done = set(DistortedImage.objects.filter(study=study).values_list("reference_id", "distortion_type_id", "level"))
+    return [
+        (reference.id, kind.id, int(level))
+        for reference in references
+        for kind in types
+        for level in sorted(kind.levels, key=int)
+        if (reference.id, kind.id, int(level)) not in done
+    ]
+
+
+def generation_progress(study: Study) -> tuple[int, int]:
+    """(images made, images expected) over the study's generated types."""
+    types = list(DistortionType.objects.filter(study=study).exclude(generator=""))
+    expected = sum(len(kind.levels) for kind in types) * ReferenceImage.objects.filter(study=study).count()
+    made = DistortedImage.objects.filter(study=study, distortion_type__in=types).count()
+    return made, expected
+
+
+def slot_seed(reference: ReferenceImage, kind: DistortionType, level: int) -> int:
+    """Fixed by the reference's content and the slot: the same inputs give the same image, in any study."""
+    digest = hashlib.sha256(f"{reference.sha256}:{kind.generator}:{kind.code}:{level}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def distortion_generate(*, reference_id: int, distortion_type_id: int, level: int) -> DistortedImage:
+    """Make one slot's image, or return it if it exists (idempotent)."""
+    existing = DistortedImage.objects.filter(
+        reference_id=reference_id, distortion_type_id=distortion_type_id, level=level
+    ).first()
+    if existing:
+        return existing
+    reference = ReferenceImage.objects.select_related("study").get(pk=reference_id)
+    kind = DistortionType.objects.get(pk=distortion_type_id)
+    params = kind.levels.get(str(level))
+    if not kind.generator or params is None:
+        raise ApplicationError(f"type {kind.code} has no generator settings for level {level}")
+    with reference.file.open("rb") as handle, Image.open(handle) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    seed = slot_seed(reference, kind, level)
+    output = distortions.apply(kind.generator, pixels, params, seed)
+    checked = checked_png(output)
+    study = reference.study
+    name = f"{reference.name}_{kind.code}_{level:02d}.png"
+    written: list[str] = []
+    # The file first, outside the transaction: SQLite holds its write lock for
+    # the whole transaction. Content-addressed, so a lost race costs nothing.
+    image = joining_image(study, reference, kind, level, name, checked, written)
+    try:
+        with transaction.atomic():
+            image.provenance = {
+                "generator": kind.generator,
+                "params": params,
+                "seed": seed,
+                "code_version": distortions.CODE_VERSION,
+                "libraries": distortions.library_versions(),
+                "reference_sha256": reference.sha256,
+            }
+            image.save()
+    except IntegrityError:
+        # A concurrent job made this slot first; its file has the same content.
+        return DistortedImage.objects.get(reference_id=reference_id, distortion_type_id=distortion_type_id, level=level)
+    return image
+
+
+def generation_enqueue(jobs: Sequence[Job], *, chunk: int = 4) -> int:
+    """Send the jobs to Celery in small chunks (in-process without a broker);
+    returns the number of tasks sent."""
+    from .tasks import generate_distortions  # tasks import this module
+
+    # Every n-th job into the same task: the plan is sorted by type, so this
+    # mixes cheap and expensive types in each task and keeps workers evenly busy.
+    count = max(1, -(-len(jobs) // chunk))
+    chunks = [[list(job) for job in jobs[i::count]] for i in range(count)]
+    for part in chunks:
+        generate_distortions.delay(part)
+    return len(chunks)
+
+
+def checked_levels(generator: str, levels: dict) -> dict[str, dict]:
+    """A type's generator settings, validated against the registry: level
+    numbers from 1 up, each with the family's parameters."""
+    try:
+        family = distortions.get_family(generator)
+    except distortions.DistortionError as error:
+        raise ApplicationError(str(error)) from None
+    if not isinstance(levels, dict) or not levels:
+        raise ApplicationError('levels must be an object like {"1": {...}, "2": {...}}')
+    checked = {}
+    for key, params in levels.items():
+        if not str(key).isdigit() or int(key) < 1:
+            raise ApplicationError(f"level {key!r} is not a positive whole number")
+        try:
+            checked[str(int(key))] = family.validate(params)
+        except distortions.DistortionError as error:
+            raise ApplicationError(f"level {key}: {error}") from None
+    return checked
+
+
+def generation_start(*, study: Study, type_ids: Sequence[str] | None = None, install: bool = True) -> int:
+    """Install the catalogue's types (all, or ``type_ids``; ``install=False``
+    uses the study's own generated types as they are) and start making every
+    missing image; returns how many. With a broker the jobs go to the Celery
+    workers once this commits; in the embedded default they run in a thread
+    of this process (PIPAL_GENERATE_IN_THREAD), so a web request returns at once."""
+    if install:
+        catalogue_install(study=study, type_ids=type_ids)
+    jobs = generation_plan(study=study, type_codes=type_ids)
+    if not jobs:
+        return 0
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        transaction.on_commit(lambda: generation_enqueue(jobs))
+    elif settings.PIPAL_GENERATE_IN_THREAD:
+        transaction.on_commit(lambda: threading.Thread(target=_generate_in_thread, args=(jobs,), daemon=True).start())
+    else:
+        for reference_id, type_id, level in jobs:
+            distortion_generate(reference_id=reference_id, distortion_type_id=type_id, level=level)
+    return len(jobs)
+
+
+def _generate_in_thread(jobs: Sequence[Job]) -> None:
+    try:
+        for reference_id, type_id, level in jobs:
+            distortion_generate(reference_id=reference_id, distortion_type_id=type_id, level=level)
+    finally:
+        connections.close_all()

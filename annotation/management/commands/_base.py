@@ -1,0 +1,27 @@
+"""Shared bits of the study's management commands."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.exceptions import ApplicationError
+from annotation.models import Study
+
+
+class StudyCommand(BaseCommand):
+    """A command whose first argument is a study slug; application errors
+    become CommandError (a clear message and exit status 1, no traceback)."""
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug", help="the study's slug")
+
+    def study(self, slug: str) -> Study:
+        try:
+            return Study.objects.get(slug=slug)
+        except Study.DoesNotExist:
+            known = ", ".join(Study.objects.order_by("slug").values_list("slug", flat=True)[:20]) or "none"
+            raise CommandError(f"no study with slug {slug!r} (known: {known})") from None
+
+    def execute(self, *args, **options):
+        try:
+            return super().execute(*args, **options)
+        except ApplicationError as error:
+            raise CommandError(error.message) from None

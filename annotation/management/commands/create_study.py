@@ -1,0 +1,45 @@
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError
+
+from annotation import elo, services
+
+from ._base import StudyCommand
+
+
+class Command(StudyCommand):
+    help = "Create a pairwise study with PIPAL's Elo settings (M=400, K=16, start 1400) unless told otherwise."
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument("--name", default="", help="display name (default: the slug)")
+        parser.add_argument("--elo-m", type=float, default=elo.DEFAULT_M, help="Elo scale M (default 400)")
+        parser.add_argument("--elo-k", type=float, default=elo.DEFAULT_K, help="Elo step K (default 16)")
+        parser.add_argument("--elo-initial", type=float, default=elo.DEFAULT_INITIAL, help="start rating (1400)")
+        parser.add_argument(
+            "--mos-window", type=int, default=elo.DEFAULT_MOS_WINDOW, help="MOS = mean of the last N Elo values (10)"
+        )
+        parser.add_argument("--trials-per-rater", type=int, help="rated trials per rater (default 60)")
+        parser.add_argument("--training-trials", type=int, help="easy pairs with feedback first (default 3)")
+        parser.add_argument("--gold-every", type=int, help="one gold pair per N trials, 0 for none (default 20)")
+        parser.add_argument("--min-response-ms", type=int, help="faster votes count as too fast (default 500)")
+        parser.add_argument("--min-vote-interval-ms", type=int, help="per-rater vote rate limit (default 300)")
+        parser.add_argument("--completion-code", help="one code for every rater (default: one per rater)")
+
+    def handle(self, *args, slug, name, elo_m, elo_k, elo_initial, mos_window, **options):
+        chosen = {key: options[key] for key in services.STUDY_OPTIONS if options.get(key) is not None}
+        try:
+            study = services.study_create(
+                slug=slug,
+                name=name,
+                elo_m=elo_m,
+                elo_k=elo_k,
+                elo_initial=elo_initial,
+                mos_window=mos_window,
+                **chosen,
+            )
+        except (ValueError, ValidationError) as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(
+            f"created study {study.slug} (M={study.elo_m:g}, K={study.elo_k:g}, "
+            f"start={study.elo_initial:g}, MOS window={study.mos_window})"
+        )

@@ -1,0 +1,304 @@
+"""The study's data: images, raters, issued pairs and the append-only judgment log.
+
+Business rules live in ``services.py``; the invariants that a database can
+hold (one vote per assignment, left != right, a rater never gets a pair twice)
+are constraints here as well.
+"""
+
+import random
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from . import elo
+
+
+class Study(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    elo_m = models.FloatField(default=elo.DEFAULT_M, help_text="Elo scale M (PIPAL: 400)")
+    elo_k = models.FloatField(default=elo.DEFAULT_K, help_text="Elo step K (PIPAL: 16)")
+    elo_initial = models.FloatField(default=elo.DEFAULT_INITIAL, help_text="Starting rating (PIPAL: 1400)")
+    mos_window = models.PositiveIntegerField(
+        default=elo.DEFAULT_MOS_WINDOW, help_text="MOS = mean of an image's last N Elo values"
+    )
+    # --- what raters read and do ---
+    instructions = models.TextField(blank=True, help_text="Extra instructions shown before the consent step")
+    trials_per_rater = models.PositiveIntegerField(default=60, help_text="Rated trials per rater (cap and quota)")
+    training_trials = models.PositiveIntegerField(default=3, help_text="Easy pairs with feedback before real trials")
+    completion_code = models.CharField(
+        max_length=64, blank=True, help_text="Code shown at the end (e.g. Prolific's); blank: one per rater"
+    )
+    # --- quality control (defaults from ITU-T P.808 / P.910 crowdsourcing practice) ---
+    gold_every = models.PositiveIntegerField(
+        default=20, help_text="One gold pair per this many trials (0: none); a failed gold pair voids the session"
+    )
+    min_response_ms = models.PositiveIntegerField(
+        default=500, help_text="A vote sooner than this after both images loaded counts as too fast"
+    )
+    max_fast_share = models.FloatField(default=0.2, help_text="Flag a rater with more than this share of fast votes")
+    side_bias_threshold = models.FloatField(default=0.8, help_text="Flag a rater choosing one side more often")
+    flag_min_trials = models.PositiveIntegerField(default=20, help_text="Trials a rater needs before flags apply")
+    min_agreement = models.FloatField(
+        default=0.6, help_text="Flag a rater agreeing less often with the consensus (MOS order) on clear pairs"
+    )
+    # 100 Elo points = a 64% preference (Eq. 1); closer pairs say little about a rater.
+    agreement_min_gap = models.FloatField(default=100.0, help_text="A pair is clear when its MOS gap is at least this")
+    min_vote_interval_ms = models.PositiveIntegerField(
+        default=300, help_text="A rater cannot vote again sooner than this (enforced atomically)"
+    )
+    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="owned_studies")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        constraints = [
+            models.CheckConstraint(condition=Q(elo_m__gt=0), name="study_elo_m_positive"),
+            models.CheckConstraint(condition=Q(elo_k__gt=0), name="study_elo_k_positive"),
+            models.CheckConstraint(condition=Q(mos_window__gte=1), name="study_mos_window_positive"),
+            models.CheckConstraint(condition=Q(trials_per_rater__gte=1), name="study_trials_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def elo_params(self) -> elo.EloParams:
+        return elo.EloParams(m=self.elo_m, k=self.elo_k, initial=self.elo_initial, mos_window=self.mos_window)
+
+
+class ReferenceImage(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="references")
+    name = models.CharField(max_length=200, help_text="Reference id, e.g. A0001")
+    file = models.FileField(max_length=300)
+    original_filename = models.CharField(max_length=300)
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    thumbnail = models.FileField(max_length=300, blank=True)
+    # Control-trial candidates, made on first use: the reference's own pixels
+    # and a heavily degraded copy, stored under random names so their URLs
+    # give nothing away.
+    control_copy = models.FileField(max_length=300, blank=True)
+    control_decoy = models.FileField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["study", "name"], name="reference_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Category(models.TextChoices):
+    """PIPAL Table 2's four distortion categories."""
+
+    TRADITIONAL = "traditional", "Traditional distortion"
+    SUPER_RESOLUTION = "super_resolution", "Super-resolution"
+    DENOISING = "denoising", "Denoising"
+    MIXTURE = "mixture", "Mixture restoration"
+
+
+class DistortionType(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="distortion_types")
+    code = models.CharField(max_length=32, help_text="Type id used in file names, e.g. 10 in A0001_10_02.bmp")
+    name = models.CharField(max_length=200)
+    category = models.CharField(max_length=32, choices=Category.choices, blank=True)
+    subtype = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Finer group, e.g. interpolation, traditional_sr, psnr_sr, gan_sr, kernel_mismatch_sr",
+    )
+    generator = models.CharField(
+        max_length=64, blank=True, help_text="Registered generator family (sr_models.distortions); blank: imported"
+    )
+    levels = models.JSONField(default=dict, blank=True, help_text='Generator parameters per level: {"1": {...}}')
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [models.UniqueConstraint(fields=["study", "code"], name="distortion_type_unique_code")]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+def _shuffle_key() -> float:
+    return random.random()
+
+
+class DistortedImage(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="images")
+    reference = models.ForeignKey(ReferenceImage, on_delete=models.PROTECT, related_name="distorted")
+    distortion_type = models.ForeignKey(DistortionType, on_delete=models.PROTECT, related_name="images")
+    level = models.PositiveIntegerField()
+    name = models.CharField(max_length=300, help_text="File name, e.g. A0001_10_02.bmp")
+    file = models.FileField(max_length=300)
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    elo = models.FloatField()
+    judgment_count = models.PositiveIntegerField(default=0)
+    recent_elo = models.JSONField(default=list, help_text="The last mos_window Elo values")
+    mos = models.FloatField()
+    provenance = models.JSONField(
+        default=dict, blank=True, help_text="How a generated image was made: generator, parameters, seed, versions"
+    )
+    # A random key fixed at creation: the scheduler's tie-break among images
+    # with equal judgment counts, served straight from an index.
+    shuffle_key = models.FloatField(default=_shuffle_key)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "name"], name="image_unique_name"),
+            models.UniqueConstraint(fields=["reference", "distortion_type", "level"], name="image_unique_level"),
+        ]
+        indexes = [
+            models.Index(fields=["study", "judgment_count", "shuffle_key"], name="image_schedule_idx"),
+            models.Index(fields=["reference", "judgment_count", "shuffle_key"], name="image_partner_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Rater(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="raters")
+    external_id = models.CharField(max_length=200, help_text="Id from the crowdsourcing platform or the rater")
+    token_hash = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the API token")
+    synthetic = models.BooleanField(default=False, help_text="A simulated rater (simulate_study)")
+    excluded = models.BooleanField(default=False, help_text="Votes left out of the MOS")
+    exclusion_reason = models.CharField(max_length=200, blank=True)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    completion_code = models.CharField(max_length=64, blank=True)
+    last_vote_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["study", "external_id"], name="rater_unique_external_id")]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}:{self.external_id}"
+
+    # DRF treats whatever an authentication class returns as request.user.
+    is_authenticated = True
+
+
+class Assignment(models.Model):
+    """A pair issued to one rater; the only way a vote can name images."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        VOTED = "voted"
+        RETIRED = "retired"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="assignments")
+    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="assignments")
+    token = models.CharField(max_length=64, unique=True)
+    reference = models.ForeignKey(ReferenceImage, on_delete=models.CASCADE, related_name="+")
+    left = models.ForeignKey(DistortedImage, on_delete=models.CASCADE, related_name="+")
+    right = models.ForeignKey(DistortedImage, on_delete=models.CASCADE, related_name="+")
+    # The pair in id order, so "never the same pair twice" is one unique constraint.
+    image_low = models.ForeignKey(DistortedImage, on_delete=models.CASCADE, related_name="+")
+    image_high = models.ForeignKey(DistortedImage, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(left=F("right")), name="assignment_left_ne_right"),
+            models.CheckConstraint(condition=Q(image_low__lt=F("image_high")), name="assignment_pair_ordered"),
+            models.UniqueConstraint(fields=["rater", "image_low", "image_high"], name="assignment_pair_once_per_rater"),
+        ]
+        indexes = [
+            models.Index(fields=["rater", "status", "issued_at"], name="assignment_open_idx"),
+            models.Index(fields=["rater", "image_high"], name="assignment_rater_high_idx"),
+            # The scheduler's open-assignment counts per candidate image.
+            models.Index(fields=["left", "status"], name="assignment_left_open_idx"),
+            models.Index(fields=["right", "status"], name="assignment_right_open_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} ({self.status})"
+
+
+class ControlTrial(models.Model):
+    """A training or gold pair: the reference's own pixels against a heavily
+    degraded copy. Training pairs give feedback; a failed gold pair voids the
+    rater's session. Neither touches the Elo ratings."""
+
+    class Kind(models.TextChoices):
+        TRAINING = "training"
+        GOLD = "gold"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="control_trials")
+    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="control_trials")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    token = models.CharField(max_length=64, unique=True)
+    reference = models.ForeignKey(ReferenceImage, on_delete=models.CASCADE, related_name="+")
+    correct_side = models.CharField(max_length=5, choices=[("left", "left"), ("right", "right")])
+    status = models.CharField(max_length=16, choices=Assignment.Status.choices, default=Assignment.Status.OPEN)
+    choice = models.CharField(max_length=5, blank=True)
+    response_ms = models.PositiveIntegerField(null=True, blank=True)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["rater", "kind", "status"], name="control_rater_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} trial {self.pk}"
+
+    @property
+    def passed(self) -> bool | None:
+        return None if not self.choice else self.choice == self.correct_side
+
+
+class Judgment(models.Model):
+    """One rater's preference, with both images' Elo before and after: the
+    append-only log the ratings are replayed from."""
+
+    class Source(models.TextChoices):
+        LIVE = "live"
+        REPLAY = "replay", "Replayed from a file"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="judgments")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, null=True, blank=True, related_name="judgments")
+    assignment = models.OneToOneField(
+        Assignment, on_delete=models.PROTECT, null=True, blank=True, related_name="judgment"
+    )
+    image_a = models.ForeignKey(DistortedImage, on_delete=models.PROTECT, related_name="+", help_text="Left image")
+    image_b = models.ForeignKey(DistortedImage, on_delete=models.PROTECT, related_name="+", help_text="Right image")
+    winner = models.ForeignKey(DistortedImage, on_delete=models.PROTECT, related_name="+")
+    elo_a_before = models.FloatField()
+    elo_a_after = models.FloatField()
+    elo_b_before = models.FloatField()
+    elo_b_after = models.FloatField()
+    response_ms = models.PositiveIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.LIVE)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(image_a=F("image_b")), name="judgment_a_ne_b"),
+            models.CheckConstraint(
+                condition=Q(winner=F("image_a")) | Q(winner=F("image_b")), name="judgment_winner_in_pair"
+            ),
+        ]
+        indexes = [models.Index(fields=["study", "id"], name="judgment_study_idx")]
+
+    def __str__(self) -> str:
+        return f"judgment {self.pk}"
+
+    @property
+    def a_wins(self) -> bool:
+        return self.winner_id == self.image_a_id

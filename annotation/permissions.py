@@ -1,0 +1,12 @@
+from rest_framework.permissions import BasePermission
+
+from .models import Rater
+
+
+class IsRater(BasePermission):
+    """The request carries a rater's credentials (a staff session is not a rater)."""
+
+    message = "rater credentials required: join the study and send 'Authorization: Bearer <token>'"
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.user, Rater)

@@ -1,0 +1,161 @@
+"""Charts for the admin progress page and the owner dashboard, as PNG bytes
+(no Django here).
+
+Each function takes plain numbers and returns a finished PNG; with nothing to
+show it still returns a titled, labelled chart saying "no data yet", so a new
+study's pages render before its first vote.
+
+Figures are built with ``matplotlib.figure.Figure`` rather than pyplot: pyplot
+keeps every figure in a process-wide registry (a leak, and shared state between
+request threads), while a bare Figure is freed with its last reference.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import matplotlib
+
+# A server has no display: pick the file-only backend before anything can
+# import pyplot and choose an interactive one.
+matplotlib.use("Agg")
+
+from matplotlib import dates as mdates  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+NO_DATA = "no data yet"
+ACCENT = "#1d5fbf"
+FLAGGED = "#b3261e"
+SIZE = (6.4, 3.6)  # inches; at 100 dpi a 640x360 image fits a dashboard column
+DPI = 100
+
+
+@dataclass(frozen=True)
+class RaterPoint:
+    """One rater on the rater-statistics chart."""
+
+    label: str
+    trials: int
+    agreement: float | None  # share of clear pairs decided like the consensus; None without clear pairs
+    flagged: bool
+
+
+def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Figure, object]:
+    figure = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    return figure, axes
+
+
+def _no_data(axes, text: str = NO_DATA) -> None:
+    axes.text(0.5, 0.5, text, transform=axes.transAxes, ha="center", va="center", fontsize=14, color="#777")
+    axes.set_xticks([])
+    axes.set_yticks([])
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    # No "Software" stamp: the bytes then depend on the data only.
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def histogram(values: Sequence[float], *, title: str, xlabel: str, ylabel: str = "count", bins: int = 30) -> bytes:
+    """Distribution of ``values``. Whole numbers get one bar per value (up to
+    ``bins`` distinct values), so counts such as judgments per image read exactly."""
+    figure, axes = _figure(title, xlabel, ylabel)
+    values = [float(v) for v in values]
+    if not values:
+        _no_data(axes)
+        return _png(figure)
+    low, high = min(values), max(values)
+    if all(v.is_integer() for v in values) and high - low < bins:
+        edges = [low - 0.5 + i for i in range(int(high - low) + 2)]
+    elif low == high:
+        edges = [low - 0.5, high + 0.5]
+    else:
+        edges = bins
+    axes.hist(values, bins=edges, color=ACCENT, edgecolor="white")
+    axes.yaxis.get_major_locator().set_params(integer=True)
+    axes.margins(y=0.15)  # headroom so the summary below never covers a bar
+    axes.text(
+        0.99,
+        0.97,
+        f"n = {len(values)}, mean = {sum(values) / len(values):.1f}",
+        transform=axes.transAxes,
+        ha="right",
+        va="top",
+        fontsize=9,
+    )
+    return _png(figure)
+
+
+def box_plot(groups: Mapping[str, Sequence[float]], *, title: str, xlabel: str, ylabel: str) -> bytes:
+    """One box per group, in the mapping's order; empty groups are left out."""
+    groups = {str(name): [float(v) for v in values] for name, values in groups.items() if len(values)}
+    figure, axes = _figure(title, xlabel, ylabel)
+    if not groups:
+        _no_data(axes)
+        return _png(figure)
+    labels = [f"{name}\n(n={len(values)})" for name, values in groups.items()]
+    axes.boxplot(list(groups.values()), tick_labels=labels, patch_artist=True, boxprops={"facecolor": "#dbe6f6"})
+    if sum(len(name) for name in groups) > 60:  # long or many names would overlap side by side
+        axes.tick_params(axis="x", labelrotation=30, labelsize=8)
+    return _png(figure)
+
+
+def counts_per_hour(
+    counts: Sequence[tuple[datetime, int]], *, title: str, xlabel: str = "hour (UTC)", ylabel: str = "count"
+) -> bytes:
+    """A bar per hour; ``counts`` holds (start of the hour, count) pairs. Hours
+    missing from ``counts`` show as gaps, so idle periods are visible."""
+    figure, axes = _figure(title, xlabel, ylabel)
+    counts = [(hour, n) for hour, n in counts if n]
+    if not counts:
+        _no_data(axes)
+        return _png(figure)
+    hours = [hour for hour, _ in counts]
+    axes.bar(hours, [n for _, n in counts], width=timedelta(hours=1) * 0.9, align="edge", color=ACCENT)
+    axes.set_xlim(min(hours) - timedelta(hours=1), max(hours) + timedelta(hours=2))
+    locator = mdates.AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    axes.yaxis.get_major_locator().set_params(integer=True)
+    return _png(figure)
+
+
+def rater_agreement(points: Sequence[RaterPoint], *, title: str = "Raters: agreement with the consensus") -> bytes:
+    """Each rater's agreement on clear pairs against their number of trials,
+    flagged raters in red. Raters without a clear pair yet have no agreement
+    and are counted in a note rather than drawn."""
+    figure, axes = _figure(title, "trials", "agreement on clear pairs")
+    placed = [p for p in points if p.agreement is not None]
+    if not placed:
+        _no_data(axes, f"{NO_DATA}: {len(points)} rater(s), none has judged a clear pair" if points else NO_DATA)
+        return _png(figure)
+    for flagged, color, label in ((False, ACCENT, "not flagged"), (True, FLAGGED, "flagged")):
+        group = [p for p in placed if p.flagged == flagged]
+        if group:
+            axes.scatter(
+                [p.trials for p in group],
+                [p.agreement for p in group],
+                color=color,
+                label=f"{label} ({len(group)})",
+                alpha=0.8,
+                edgecolors="none",
+            )
+    axes.set_ylim(-0.05, 1.05)
+    axes.set_xlim(left=0)
+    axes.axhline(0.5, color="#999", linestyle=":", linewidth=1)  # a coin flip
+    axes.legend(loc="lower right", fontsize=8)
+    unplaced = len(points) - len(placed)
+    if unplaced:
+        axes.text(
+            0.01, 0.01, f"{unplaced} without a clear pair yet", transform=axes.transAxes, fontsize=8, color="#555"
+        )
+    return _png(figure)

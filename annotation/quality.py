@@ -1,0 +1,81 @@
+"""Rater quality control: flags from a rater's votes (no Django here).
+
+Thresholds are per study; defaults follow ITU-T P.808 / P.910 crowdsourcing
+practice and the pairwise-vote cleaning of LMSYS's arena (see SPEC §2):
+
+* side bias: one side chosen in more than 80% of at least 20 trials;
+* fast votes: more than a share of votes sooner than 0.5 s after both images
+  loaded;
+* low agreement with the consensus: on clear pairs (MOS gap of at least
+  ``min_gap``, 100 Elo points = a 64% preference) the rater picks the higher-MOS image less often than
+  ``min_agreement``. The consensus is the study's MOS; with many raters one
+  rater's own votes hardly move it.
+* a failed gold pair (recorded by the vote service) voids the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_trials: int = 20
+    side_bias: float = 0.8
+    min_response_ms: int = 500
+    max_fast_share: float = 0.2
+    min_agreement: float = 0.6
+    min_gap: float = 100.0
+
+
+@dataclass(frozen=True)
+class Vote:
+    chose_left: bool
+    response_ms: int | None
+    winner_mos: float
+    loser_mos: float
+
+
+@dataclass(frozen=True)
+class RaterQuality:
+    trials: int
+    left_share: float
+    fast_share: float
+    clear_pairs: int
+    agreement: float | None
+    gold_failed: int
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags)
+
+
+def assess(votes: Sequence[Vote], *, gold_failed: int, thresholds: Thresholds) -> RaterQuality:
+    trials = len(votes)
+    left_share = sum(v.chose_left for v in votes) / trials if trials else 0.0
+    timed = [v.response_ms for v in votes if v.response_ms is not None]
+    fast_share = sum(ms < thresholds.min_response_ms for ms in timed) / len(timed) if timed else 0.0
+    clear = [v for v in votes if abs(v.winner_mos - v.loser_mos) >= thresholds.min_gap]
+    agreement = sum(v.winner_mos > v.loser_mos for v in clear) / len(clear) if clear else None
+
+    flags = []
+    if gold_failed:
+        flags.append("failed gold pair")
+    if trials >= thresholds.min_trials:
+        if max(left_share, 1 - left_share) > thresholds.side_bias:
+            flags.append(f"one side in {max(left_share, 1 - left_share):.0%} of trials")
+        if fast_share > thresholds.max_fast_share:
+            flags.append(f"{fast_share:.0%} of votes faster than {thresholds.min_response_ms} ms")
+        if agreement is not None and len(clear) >= thresholds.min_trials // 2 and agreement < thresholds.min_agreement:
+            flags.append(f"agrees with the consensus on {agreement:.0%} of clear pairs")
+    return RaterQuality(
+        trials=trials,
+        left_share=left_share,
+        fast_share=fast_share,
+        clear_pairs=len(clear),
+        agreement=agreement,
+        gold_failed=gold_failed,
+        flags=flags,
+    )

@@ -1,0 +1,96 @@
+"""Which pair a rater sees next. The flow is described in scheduler.md.
+
+Each step is a small function over indexed queries, so picking a pair costs
+the same at 30 images and at PIPAL scale (250 references x 116 images): the
+first image comes from the head of the (study, judgment_count, shuffle_key)
+index, its partner from the head of (reference, judgment_count, shuffle_key),
+and a rater's history is read only for the chosen image.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import Assignment, DistortedImage
+
+# How many of the least-judged images to draw the first image from. Drawing at
+# random from a small head of the queue (rather than always its first row)
+# spreads concurrent raters over different images.
+FIRST_POOL = 16
+# How many of the partner's least-judged candidates to look at.
+PARTNER_POOL = 8
+
+
+@dataclass(frozen=True)
+class PairChoice:
+    reference_id: int
+    first_id: int
+    second_id: int
+
+
+def open_counts(image_ids: list[int]) -> Counter:
+    """How many unexpired, unanswered assignments each image is in right now.
+
+    Counting them keeps concurrent raters apart: the second rater asking for a
+    pair sees the first one's images as already one judgment further. Bounded
+    by the candidates' own assignments, not by the study.
+    """
+    rows = Assignment.objects.filter(
+        Q(left_id__in=image_ids) | Q(right_id__in=image_ids),
+        status=Assignment.Status.OPEN,
+        expires_at__gt=timezone.now(),
+    ).values_list("left_id", "right_id")
+    wanted = set(image_ids)
+    return Counter(image for pair in rows for image in pair if image in wanted)
+
+
+def least_judged(study_id: int, *, offset: int, limit: int) -> list[tuple[int, int, int]]:
+    """(image id, reference id, judgment count) from the head of the queue."""
+    rows = (
+        DistortedImage.objects.filter(study_id=study_id)
+        .order_by("judgment_count", "shuffle_key")
+        .values_list("id", "reference_id", "judgment_count")
+    )
+    return list(rows[offset : offset + limit])
+
+
+def partners_seen(rater_id: int, image_id: int) -> set[int]:
+    """Images already paired with ``image_id`` for this rater (any status)."""
+    rows = Assignment.objects.filter(Q(image_low_id=image_id) | Q(image_high_id=image_id), rater_id=rater_id)
+    return {high if low == image_id else low for low, high in rows.values_list("image_low_id", "image_high_id")}
+
+
+def least_judged_partner(reference_id: int, image_id: int, exclude: set[int], rng: random.Random) -> int | None:
+    """A least-judged image of the same reference not in ``exclude``."""
+    rows = list(
+        DistortedImage.objects.filter(reference_id=reference_id)
+        .exclude(id__in=exclude | {image_id})
+        .order_by("judgment_count", "shuffle_key")
+        .values_list("id", "judgment_count")[:PARTNER_POOL]
+    )
+    if not rows:
+        return None
+    pending = open_counts([image for image, _ in rows])
+    effective = [(count + pending[image], image) for image, count in rows]
+    fewest = min(count for count, _ in effective)
+    return rng.choice([image for count, image in effective if count == fewest])
+
+
+def choose_pair(study_id: int, rater_id: int, rng: random.Random) -> PairChoice | None:
+    """The least-judged pair of one reference that this rater has not had, or
+    None when the rater has had every pair of the study."""
+    offset = 0
+    while head := least_judged(study_id, offset=offset, limit=FIRST_POOL):
+        pending = open_counts([row[0] for row in head])
+        # Least-judged first, counting pairs issued but not yet answered; ties in random order.
+        for image_id, reference_id, _ in sorted(head, key=lambda row: (row[2] + pending[row[0]], rng.random())):
+            partner = least_judged_partner(reference_id, image_id, partners_seen(rater_id, image_id), rng)
+            if partner is not None:
+                return PairChoice(reference_id=reference_id, first_id=image_id, second_id=partner)
+        offset += FIRST_POOL
+    return None

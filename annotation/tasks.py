@@ -1,0 +1,29 @@
+"""Celery tasks: take ids, call one service."""
+
+from celery import shared_task
+from django.db import OperationalError
+
+from . import generation, services
+from .models import Study
+
+
+@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def recompute_mos(study_id: int) -> dict:
+    """Rebuild a study's ratings from its judgment log (idempotent)."""
+    report = services.study_recompute_mos(study=Study.objects.get(pk=study_id))
+    return {"images": report.images, "judgments": report.judgments, "differences": len(report.differences)}
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def generate_distortions(jobs: list[list[int]]) -> int:
+    """Make the (reference id, type id, level) images that do not exist yet.
+    Idempotent: a job redelivered after a lost worker finds its image made."""
+    for reference_id, type_id, level in jobs:
+        generation.distortion_generate(reference_id=reference_id, distortion_type_id=type_id, level=level)
+    return len(jobs)

@@ -1,0 +1,160 @@
+"""Helpers shared by the benchmarks in this folder (not a benchmark itself).
+
+Importing this module puts the repository root on ``sys.path`` so that the
+scripts run as ``.venv/bin/python bench/<name>.py`` from anywhere. Nothing
+here imports Django: each script configures its environment first and imports
+the application only after ``django.setup()``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+# --- statistics ------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) with linear interpolation; NaN when empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+# --- output ----------------------------------------------------------------------
+
+
+def header(title: str) -> None:
+    """A title line with the date, host and core count (every figure is relative to these)."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+    try:
+        revision = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        revision = "unknown"
+    print(f"== {title} ==")
+    note = " (uncommitted changes in the working tree)" if revision.endswith("-dirty") else ""
+    print(f"code: git {revision}{note}")
+    print(
+        f"{now}; {platform.node()}; {os.cpu_count()} CPU(s); Python {platform.python_version()}; "
+        f"load average (1 min) at start {load:.2f}"
+    )
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table (readable in a terminal and pasteable into docs)."""
+    cells = [[str(h) for h in headers]] + [[_cell(value) for value in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |" for row in cells
+    ]
+    lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+    return str(value)
+
+
+# --- synthetic PIPAL-layout folders ------------------------------------------------
+
+
+def png_bytes(seed: int, size: int = 32) -> bytes:
+    """A random RGB PNG (as tests/conftest.py makes them)."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def type_levels(per_reference: int, levels: int = 3) -> list[tuple[str, int]]:
+    """``per_reference`` (type code, level) pairs: types 01, 02, ... with ``levels`` levels each."""
+    types = math.ceil(per_reference / levels)
+    return [(f"{t:02d}", level) for t in range(1, types + 1) for level in range(1, levels + 1)][:per_reference]
+
+
+def make_pipal_folder(root: Path, *, references: int, per_reference: int, size: int = 32) -> Path:
+    """Ref/R000k.png, Dis/R000k_TT_LL.png and distortion_types.csv (the layout import_images reads)."""
+    (root / "Ref").mkdir(parents=True, exist_ok=True)
+    (root / "Dis").mkdir(parents=True, exist_ok=True)
+    combos = type_levels(per_reference)
+    seed = 0
+    for r in range(1, references + 1):
+        ref = f"R{r:04d}"
+        seed += 1
+        (root / "Ref" / f"{ref}.png").write_bytes(png_bytes(seed, size))
+        for code, level in combos:
+            seed += 1
+            (root / "Dis" / f"{ref}_{code}_{level:02d}.png").write_bytes(png_bytes(seed, size))
+    categories = ["traditional", "super_resolution", "denoising", "mixture"]
+    codes = sorted({code for code, _ in combos})
+    rows = ["id,name,category,subtype"] + [
+        f"{code},Type {code},{categories[i % 4]},sub{code}" for i, code in enumerate(codes)
+    ]
+    (root / "distortion_types.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+# --- throwaway PostgreSQL databases --------------------------------------------------
+
+
+def pg_recreate(name: str, admin_url: str = PG_ADMIN_URL) -> None:
+    """Drop ``name`` if it exists (closing its sessions) and create it empty."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def pg_drop(name: str, admin_url: str = PG_ADMIN_URL) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def pg_url(name: str, admin_url: str = PG_ADMIN_URL) -> str:
+    return admin_url.rsplit("/", 1)[0] + "/" + name

@@ -1,0 +1,3 @@
+"""The embedded default: everything from base.py's defaults (SQLite, in-process Celery)."""
+
+from .base import *  # noqa: F403

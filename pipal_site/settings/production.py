@@ -1,0 +1,27 @@
+"""Production: PostgreSQL, a broker, real workers; secrets must be given.
+
+Refuses to start without SECRET_KEY, DATABASE_URL and ALLOWED_HOSTS, so a
+forgotten variable fails loudly instead of falling back to the embedded
+defaults.
+"""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+for _required in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS"):
+    if not os.environ.get(_required):
+        raise ImproperlyConfigured(f"production settings need the environment variable {_required}")
+
+from .base import *  # noqa: E402,F403
+from .env import env_bool, env_int  # noqa: E402
+
+DEBUG = env_bool("DEBUG", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 30)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+X_FRAME_OPTIONS = "DENY"

@@ -1,0 +1,26 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from annotation.urls import api_urlpatterns
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/", include((api_urlpatterns, "api"))),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("annotation.urls")),
+    path("", include("annotation.dashboard_urls")),
+]
+
+
+def media(request, path):
+    # MEDIA_ROOT read per request, not frozen when the URLconf loads.
+    return serve(request, path, document_root=settings.MEDIA_ROOT)
+
+
+if settings.SERVE_MEDIA:
+    urlpatterns.append(re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$", media))

@@ -1,0 +1,185 @@
+"""The registry of distortion generator families (pure Python, no Django).
+
+A *family* is one generator (e.g. ``gaussian_blur``) with a declared parameter
+schema; a catalogue row is a family plus one set of parameters (a level).
+Generic code (the catalogue loader, later the Celery task) only reads this
+metadata: it never special-cases a family by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+# Bump when any generator's output for the same (image, params, seed) may change;
+# stored with every generated image as provenance.
+CODE_VERSION = "distortions-1.0.0"
+
+# PIPAL Table 2's four sub-types.
+CATEGORIES = ("traditional", "super_resolution", "denoising", "mixture")
+
+Generator = Callable[[np.ndarray, dict[str, Any], np.random.Generator], np.ndarray]
+
+
+REQUIRED = object()  # Param default meaning "must be given"; None is a real default ("absent")
+
+
+class DistortionError(ValueError):
+    """A family, parameter set or image that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a family: its type, allowed values and meaning."""
+
+    kind: type  # int, float, str or bool
+    doc: str
+    default: Any = REQUIRED
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+    def check(self, name: str, value: Any) -> Any:
+        # bool is an int subclass; keep the two apart so {"ksize": true} is refused.
+        if self.kind is bool:
+            ok = isinstance(value, bool)
+        elif self.kind is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, self.kind) and not (self.kind is int and isinstance(value, bool))
+        if not ok:
+            raise DistortionError(f"parameter {name!r} must be {self.kind.__name__}, got {value!r}")
+        value = float(value) if self.kind is float else value
+        if self.low is not None and value < self.low:
+            raise DistortionError(f"parameter {name!r} = {value!r} is below {self.low}")
+        if self.high is not None and value > self.high:
+            raise DistortionError(f"parameter {name!r} = {value!r} is above {self.high}")
+        if self.choices is not None and value not in self.choices:
+            raise DistortionError(f"parameter {name!r} = {value!r} is not one of {', '.join(map(str, self.choices))}")
+        return value
+
+
+@dataclass(frozen=True)
+class DistortionFamily:
+    name: str
+    category: str
+    subtype: str
+    summary: str
+    params: Mapping[str, Param]
+    generate: Generator = field(repr=False)
+
+    def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Checked parameters with defaults filled in; unknown or missing names are errors."""
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            raise DistortionError(f"{self.name}: unknown parameter(s) {', '.join(unknown)}")
+        checked = {}
+        for name, spec in self.params.items():
+            if name in params and params[name] is not None:
+                checked[name] = spec.check(name, params[name])
+            elif spec.default is REQUIRED:
+                raise DistortionError(f"{self.name}: missing required parameter {name!r}")
+            else:
+                checked[name] = spec.default
+        return checked
+
+    def apply(self, image: np.ndarray, params: Mapping[str, Any], seed: int) -> np.ndarray:
+        """Distort an HxWx3 uint8 image; same (image, params, seed) -> same bytes."""
+        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+            raise DistortionError(f"{self.name}: expected a uint8 HxWx3 array, got {_shape_of(image)}")
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise DistortionError(f"{self.name}: seed must be a non-negative int, got {seed!r}")
+        checked = self.validate(params)
+        with single_threaded_opencv():
+            out = self.generate(np.ascontiguousarray(image), checked, np.random.default_rng(seed))
+        if out.dtype != np.uint8 or out.shape != image.shape:
+            raise AssertionError(f"{self.name} returned {out.dtype} {out.shape} for {image.shape}")
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "category": self.category,
+            "subtype": self.subtype,
+            "summary": self.summary,
+            "params": {
+                name: {
+                    "type": spec.kind.__name__,
+                    "doc": spec.doc,
+                    "required": spec.default is REQUIRED,
+                    "default": None if spec.default is REQUIRED else spec.default,
+                    "low": spec.low,
+                    "high": spec.high,
+                    "choices": list(spec.choices) if spec.choices else None,
+                }
+                for name, spec in self.params.items()
+            },
+            "code_version": CODE_VERSION,
+        }
+
+
+def _shape_of(image: Any) -> str:
+    return f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+
+
+@contextlib.contextmanager
+def single_threaded_opencv() -> Iterator[None]:
+    # Some OpenCV filters split work by rows across threads; one thread removes any
+    # doubt about byte-identical output and costs little on 288x288 patches.
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
+_FAMILIES: dict[str, DistortionFamily] = {}
+
+
+def register(
+    name: str, *, category: str, subtype: str, summary: str, params: Mapping[str, Param]
+) -> Callable[[Generator], Generator]:
+    """Decorator: register ``fn(image, params, rng) -> image`` as family ``name``."""
+    if category not in CATEGORIES:
+        raise ValueError(f"{name}: category {category!r} is not one of {CATEGORIES}")
+
+    def decorator(fn: Generator) -> Generator:
+        if name in _FAMILIES:
+            raise ValueError(f"distortion family {name!r} is registered twice")
+        _FAMILIES[name] = DistortionFamily(name, category, subtype, summary, dict(params), fn)
+        return fn
+
+    return decorator
+
+
+def get_family(name: str) -> DistortionFamily:
+    try:
+        return _FAMILIES[name]
+    except KeyError:
+        raise DistortionError(f"unknown distortion family {name!r}; known: {', '.join(sorted(_FAMILIES))}") from None
+
+
+def family_names() -> list[str]:
+    return sorted(_FAMILIES)
+
+
+def apply(name: str, image: np.ndarray, params: Mapping[str, Any], seed: int) -> np.ndarray:
+    return get_family(name).apply(image, params, seed)
+
+
+def describe() -> list[dict[str, Any]]:
+    """Metadata of every registered family, for admin pages and provenance."""
+    return [_FAMILIES[name].describe() for name in family_names()]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the packages whose codecs and filters shape the output (provenance beside CODE_VERSION)."""
+    packages = ("numpy", "scipy", "opencv-python-headless", "pillow", "bm3d")
+    return {"code": CODE_VERSION} | {name: importlib.metadata.version(name) for name in packages}
