@@ -194,6 +194,7 @@ def study_dashboard(request, slug):
         "rater_rows": rows[:RATER_TABLE_LIMIT],
         "raters_total": len(rows),
         "raters_flagged": sum(q.flagged for _, q in rows),
+        "benchmark_runs": study.benchmark_runs.all()[:5],
         "admin_progress_url": (
             reverse("admin:annotation_study_progress", args=[study.pk]) if request.user.is_staff else None
         ),

@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("annotation.urls")),
     path("", include("annotation.dashboard_urls")),
+    path("", include("iqa.urls")),
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,10 @@ from rest_framework.test import APIClient
 
 from annotation import services
 from annotation.importing import images_import, plan_folder_import
+
+# Metric weights the tests download or build go to a fresh torch hub dir, never
+# the user's cache: set before pyiqa is imported (it reads the dir at import).
+os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="pipal-torch-home-")
 
 # .ci/run sets this: a test that needs PostgreSQL or Redis fails instead of
 # skipping when the service is missing.

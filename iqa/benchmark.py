@@ -1,0 +1,167 @@
+"""Metric-vs-MOS tables in PIPAL's layouts (no Django here).
+
+Input is one table with a row per distorted image: ``image``, ``reference``,
+``type_code``, ``type_name``, ``category``, ``subtype``, ``mos`` and one
+column per metric. Output: the whole-study agreement of each metric (SRCC
+with a bootstrap interval, KRCC, PLCC and RMSE after the VQEG logistic fit,
+the per-reference SRCC), the Table 3 grid (PIPAL, Section 4.1: rows metrics,
+columns distortion groups), the Table 4 list of SR methods (mean of each
+metric with its rank beside the mean MOS and its rank) and paired tests
+between metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from . import stats
+from .metrics import MetricInfo
+
+SR_CATEGORY = "super_resolution"
+TRADITIONAL_SR_SUBTYPES = ("interpolation", "traditional_sr", "kernel_mismatch_sr")
+
+# PIPAL Table 3's columns, then the mixture category it leaves out; each is
+# (label, rule) and shows only when the study has images in it.
+GROUPS = (
+    ("Traditional", lambda f: f.category == "traditional"),
+    ("Denoising", lambda f: f.category == "denoising"),
+    ("Mixture", lambda f: f.category == "mixture"),
+    ("SR full", lambda f: f.category == SR_CATEGORY),
+    ("Traditional SR", lambda f: (f.category == SR_CATEGORY) & f.subtype.isin(TRADITIONAL_SR_SUBTYPES)),
+    ("PSNR-oriented SR", lambda f: f.subtype == "psnr_sr"),
+    ("GAN-based SR", lambda f: f.subtype == "gan_sr"),
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One correlation cell; ``agreement`` is None when the group has too few images."""
+
+    group: str
+    n: int
+    agreement: stats.Agreement | None
+    interval: stats.Interval | None = None
+
+    def text(self, field_name: str = "srcc") -> str:
+        if self.agreement is None:
+            return f"n={self.n} (too few)"
+        value = getattr(self.agreement, field_name)
+        return "nan" if math.isnan(value) else f"{value:.4f}"
+
+
+@dataclass(frozen=True)
+class SignificanceTest:
+    metric_a: str
+    metric_b: str
+    difference: float
+    p_value: float
+
+
+@dataclass
+class BenchmarkResult:
+    metrics: list[MetricInfo]
+    images: int
+    references: int
+    overall: dict[str, Cell]
+    groups: list[str]
+    table3: dict[str, dict[str, Cell]]  # metric -> group label -> cell
+    sr_methods: pd.DataFrame  # Table 4: one row per SR method
+    significance: list[SignificanceTest] = field(default_factory=list)
+    min_images: int = stats.MIN_IMAGES
+
+
+def _cell(frame: pd.DataFrame, info: MetricInfo, group: str, *, min_images: int, resamples: int, seed: int) -> Cell:
+    n = len(frame)
+    if stats.too_few(n, min_images) or frame[info.name].nunique() < 2 or frame["mos"].nunique() < 2:
+        return Cell(group, n, None)
+    values, mos = frame[info.name].to_numpy(float), frame["mos"].to_numpy(float)
+    agreement = stats.agreement(values, mos, higher_is_better=info.higher_is_better, groups=frame["reference"].tolist())
+    interval = stats.bootstrap_srcc(values, mos, higher_is_better=info.higher_is_better, resamples=resamples, seed=seed)
+    return Cell(group, n, agreement, interval)
+
+
+def group_labels(frame: pd.DataFrame) -> list[tuple[str, pd.Series]]:
+    """Table 3's groups present in the study, then one column per remaining subtype."""
+    columns = []
+    for label, rule in GROUPS:
+        mask = rule(frame)
+        if mask.any():
+            columns.append((label, mask))
+    covered = {"interpolation", "traditional_sr", "kernel_mismatch_sr", "psnr_sr", "gan_sr"}
+    for subtype in sorted(set(frame["subtype"]) - covered - {""}):
+        columns.append((f"subtype: {subtype}", frame["subtype"] == subtype))
+    return columns
+
+
+def sr_method_table(frame: pd.DataFrame, metrics: list[MetricInfo]) -> pd.DataFrame:
+    """PIPAL Table 4: each SR method (distortion type of the SR category), the mean of
+    each metric with its rank (1 = best for that metric's direction), the mean MOS and its rank."""
+    sr = frame[frame["category"] == SR_CATEGORY]
+    if sr.empty:
+        return pd.DataFrame()
+    grouped = sr.groupby(["type_code", "type_name"], sort=True)
+    table = grouped.agg(images=("image", "count"), mos=("mos", "mean")).reset_index()
+    table["mos_rank"] = stats.rank_desc(table["mos"].tolist(), higher_is_better=True)
+    for info in metrics:
+        table[info.name] = grouped[info.name].mean().to_numpy()
+        table[f"{info.name}_rank"] = stats.rank_desc(table[info.name].tolist(), higher_is_better=info.higher_is_better)
+    return table.sort_values(["mos_rank", "type_code"]).reset_index(drop=True)
+
+
+def run(
+    frame: pd.DataFrame,
+    metrics: list[MetricInfo],
+    *,
+    min_images: int = stats.MIN_IMAGES,
+    resamples: int = 1000,
+    seed: int = 0,
+    progress=None,
+) -> BenchmarkResult:
+    """All tables for the metrics (columns of ``frame``) over the rows that have every metric."""
+    missing = [info.name for info in metrics if info.name not in frame.columns]
+    if missing:
+        raise ValueError(f"no scores for {', '.join(missing)}")
+    frame = frame.dropna(subset=[info.name for info in metrics]).reset_index(drop=True)
+    if len(frame) < 3:
+        raise ValueError(f"only {len(frame)} image(s) have a MOS and every metric's score: nothing to correlate")
+    columns = group_labels(frame)
+    overall, table3 = {}, {}
+    for info in metrics:
+        overall[info.name] = _cell(frame, info, "All", min_images=min_images, resamples=resamples, seed=seed)
+        table3[info.name] = {
+            label: _cell(frame[mask], info, label, min_images=min_images, resamples=resamples, seed=seed)
+            for label, mask in columns
+        }
+        if progress:
+            progress(info.name)
+    significance = []
+    mos = frame["mos"].to_numpy(float)
+    for i, first in enumerate(metrics):
+        for second in metrics[i + 1 :]:
+            if overall[first.name].agreement is None or overall[second.name].agreement is None:
+                continue
+            difference, p_value = stats.paired_srcc_test(
+                frame[first.name].to_numpy(float),
+                frame[second.name].to_numpy(float),
+                mos,
+                a_higher_is_better=first.higher_is_better,
+                b_higher_is_better=second.higher_is_better,
+                resamples=resamples,
+                seed=seed,
+            )
+            significance.append(SignificanceTest(first.name, second.name, difference, p_value))
+    return BenchmarkResult(
+        metrics=metrics,
+        images=len(frame),
+        references=int(frame["reference"].nunique()),
+        overall=overall,
+        groups=[label for label, _ in columns],
+        table3=table3,
+        sr_methods=sr_method_table(frame, metrics),
+        significance=significance,
+        min_images=min_images,
+    )
+

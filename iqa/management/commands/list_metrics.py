@@ -1,0 +1,18 @@
+from django.core.management.base import BaseCommand
+
+from iqa import metrics
+
+
+class Command(BaseCommand):
+    help = "List every metric usable by name: pyiqa's and the project's, with direction and mode."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--filter", default="", help="only names containing this text")
+
+    def handle(self, *args, filter, **options):
+        for name in metrics.metric_names():
+            if filter in name:
+                info = metrics.metric_info(name)
+                mode = "FR" if info.full_reference else "NR"
+                note = f"  {info.description}" if info.description else ""
+                self.stdout.write(f"{name:28} {info.arrow} {mode} {info.source}{note}")

@@ -1,0 +1,190 @@
+"""The metric registry: every pyiqa metric by name, plus the project's own (no Django here).
+
+A metric has a direction (is a higher value better?), a mode (full-reference
+or no-reference) and, once loaded, a version: the pyiqa version plus a
+checksum of the weight files it read, so a cached score is never mixed with
+one from other weights. Images are read exactly as pyiqa reads them (RGB,
+[0, 1], no resizing) so a score here equals calling pyiqa on the same files.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Dataset-level scores (FID, IS) and pyiqa's pairwise-only compare2score are not per-image metrics.
+NOT_PER_IMAGE = {"fid", "sfid", "fid_dinov2", "inception_score", "compare2score"}
+
+
+class UnknownMetric(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    higher_is_better: bool
+    full_reference: bool
+    source: str  # "pyiqa" or "project"
+    pyiqa_name: str = ""
+    options: dict = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+
+@dataclass(frozen=True)
+class ProjectMetric:
+    info: MetricInfo
+    # factory(device, weights_dir) -> (model, weights_checksum); model(images, references|None) -> (N,) tensor
+    factory: Callable[[str, Path], tuple[Any, str]]
+
+
+_PROJECT: dict[str, ProjectMetric] = {}
+
+# Project aliases of pyiqa metrics with other options. PIPAL Table 3 lists FSIM and
+# FSIMc; pyiqa's "fsim" is the chromatic one (chromatic=True by default).
+_ALIASES = {
+    "fsim_gray": ("fsim", {"chromatic": False}, "FSIM on luminance only (PIPAL's FSIM; pyiqa's fsim is FSIMc)"),
+}
+
+
+def register(info: MetricInfo, factory: Callable[[str, Path], tuple[Any, str]]) -> None:
+    """Add a project metric (anti-aliased LPIPS, Rankers) under its own name."""
+    if info.name in _pyiqa_configs() or info.name in _ALIASES:
+        raise ValueError(f"metric name {info.name!r} is taken by pyiqa")
+    _PROJECT[info.name] = ProjectMetric(info, factory)
+
+
+def _pyiqa_configs() -> dict:
+    from pyiqa.default_model_configs import DEFAULT_CONFIGS
+
+    return DEFAULT_CONFIGS
+
+
+def pyiqa_version() -> str:
+    import pyiqa
+
+    return pyiqa.__version__
+
+
+def metric_names() -> list[str]:
+    pyiqa_names = [name for name in _pyiqa_configs() if name not in NOT_PER_IMAGE]
+    return sorted([*pyiqa_names, *_ALIASES, *_PROJECT])
+
+
+def metric_info(name: str) -> MetricInfo:
+    if name in _PROJECT:
+        return _PROJECT[name].info
+    configs = _pyiqa_configs()
+    pyiqa_name, options, description = _ALIASES.get(name, (name, {}, ""))
+    if pyiqa_name in configs and name not in NOT_PER_IMAGE:
+        config = configs[pyiqa_name]
+        return MetricInfo(
+            name=name,
+            higher_is_better=not config.get("lower_better", False),
+            full_reference=config.get("metric_mode") == "FR",
+            source="pyiqa",
+            pyiqa_name=pyiqa_name,
+            options=options,
+            description=description,
+        )
+    close = difflib.get_close_matches(name, metric_names(), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; list them with: python manage.py list_metrics"
+    raise UnknownMetric(f"unknown metric {name!r}{hint}")
+
+
+def parse_metric_list(text: str) -> list[MetricInfo]:
+    """'psnr, ssim,lpips' -> infos, refusing unknown names (all of them named at once)."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UnknownMetric("no metric named")
+    infos, errors = [], []
+    for name in dict.fromkeys(names):
+        try:
+            infos.append(metric_info(name))
+        except UnknownMetric as error:
+            errors.append(str(error))
+    if errors:
+        raise UnknownMetric("; ".join(errors))
+    return infos
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_device(device: str | None) -> str:
+    import torch
+
+    device = device or default_device()
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu or cuda, not {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for but torch sees no CUDA GPU here; use --device cpu")
+    return device
+
+
+@dataclass
+class LoadedMetric:
+    info: MetricInfo
+    version: str
+    device: str
+    model: Any
+
+    def score(self, images, reference=None) -> list[float]:
+        """Scores of a batch (N, 3, H, W) in [0, 1]; full-reference metrics get one
+        reference (1, 3, H, W) shared by the whole batch."""
+        import torch
+
+        with torch.inference_mode():
+            images = images.to(self.device)
+            if self.info.full_reference:
+                if reference is None:
+                    raise ValueError(f"{self.info.name} is full-reference: it needs the reference image")
+                reference = reference.to(self.device).expand(images.shape[0], -1, -1, -1)
+                output = self.model(images, reference)
+            else:
+                output = self.model(images)
+        return [float(value) for value in output.reshape(images.shape[0], -1)[:, 0].cpu()]
+
+
+def load_metric(name: str, *, device: str, weights_dir: Path) -> LoadedMetric:
+    """Build a metric on a device, with weights from ``weights_dir`` or pyiqa's cache
+    (downloaded when online); a missing file raises weights.WeightsMissing."""
+    from . import weights
+
+    info = metric_info(name)
+    with weights.weight_sources(weights_dir), weights.opened_files() as opened:
+        if info.source == "project":
+            model, checksum = _PROJECT[name].factory(device, weights_dir)
+        else:
+            import pyiqa
+
+            model = pyiqa.create_metric(info.pyiqa_name, device=device, **info.options)
+            checksum = ""
+    checksum = checksum or weights.weights_checksum(opened)
+    base = f"{info.source}-{pyiqa_version()}" if info.source == "pyiqa" else "project"
+    version = f"{base}+{checksum}" if checksum else base
+    return LoadedMetric(info=info, version=version, device=device, model=model)
+
+
+def read_image(path: str | Path):
+    """(3, H, W) float tensor in [0, 1], RGB: pyiqa's own reader, so scores match pyiqa's."""
+    from pyiqa.utils.img_util import imread2tensor
+
+    return imread2tensor(str(path), rgb=True)
+
+
+def stack(images: Sequence) -> Any:
+    import torch
+
+    return torch.stack(list(images))

@@ -1,0 +1,94 @@
+"""Reading scores back: per study, per metric version, as tables."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from annotation.models import Study
+
+from .metrics import MetricInfo, metric_info
+from .models import MetricScore
+
+
+def _study_images(study: Study):
+    return study.images.select_related("reference", "distortion_type").order_by("name")
+
+
+def latest_version(study: Study, metric: str) -> str | None:
+    """The version of the newest score of this metric among the study's images."""
+    shas = study.images.values_list("sha256", flat=True)
+    row = (
+        MetricScore.objects.filter(metric=metric, image_sha256__in=shas)
+        .order_by("-computed_at", "-id")
+        .values_list("version", flat=True)
+        .first()
+    )
+    return row
+
+
+def _values(study: Study, info: MetricInfo, version: str) -> dict[tuple[str, str], float]:
+    shas = study.images.values_list("sha256", flat=True)
+    rows = MetricScore.objects.filter(metric=info.name, version=version, image_sha256__in=shas)
+    return {(row.image_sha256, row.reference_sha256): row.value for row in rows}
+
+
+def study_scores(study: Study, metrics: list[MetricInfo] | None = None) -> list[dict]:
+    """One row per (image, metric) with a score at the metric's latest version."""
+    if metrics is None:
+        names = MetricScore.objects.filter(image_sha256__in=study.images.values_list("sha256", flat=True))
+        metrics = [metric_info(name) for name in sorted(set(names.values_list("metric", flat=True)))]
+    images = list(_study_images(study))
+    rows = []
+    for info in metrics:
+        version = latest_version(study, info.name)
+        if version is None:
+            continue
+        values = _values(study, info, version)
+        for image in images:
+            key = (image.sha256, image.reference.sha256 if info.full_reference else "")
+            if key in values:
+                rows.append(
+                    {
+                        "image": image.name,
+                        "reference": image.reference.name,
+                        "metric": info.name,
+                        "value": values[key],
+                        "version": version,
+                    }
+                )
+    return rows
+
+
+def study_score_frame(
+    study: Study, metrics: list[MetricInfo], *, min_judgments: int = 1
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """One row per image with a MOS from at least ``min_judgments`` judgments: the
+    image's labels, its MOS and one column per metric (NaN where not scored)."""
+    images = [image for image in _study_images(study) if image.judgment_count >= min_judgments]
+    frame = pd.DataFrame(
+        [
+            {
+                "image": image.name,
+                "reference": image.reference.name,
+                "type_code": image.distortion_type.code,
+                "type_name": image.distortion_type.name,
+                "category": image.distortion_type.category,
+                "subtype": image.distortion_type.subtype,
+                "level": image.level,
+                "judgments": image.judgment_count,
+                "mos": image.mos,
+            }
+            for image in images
+        ],
+        columns=["image", "reference", "type_code", "type_name", "category", "subtype", "level", "judgments", "mos"],
+    )
+    versions = {}
+    for info in metrics:
+        version = latest_version(study, info.name)
+        values = _values(study, info, version) if version else {}
+        versions[info.name] = version
+        frame[info.name] = [
+            values.get((image.sha256, image.reference.sha256 if info.full_reference else ""), float("nan"))
+            for image in images
+        ]
+    return frame, versions

@@ -1,0 +1,374 @@
+"""IQA metrics over a study: registry, weights, cached scores, benchmark reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from PIL import Image
+from scipy import stats as scipy_stats
+
+from annotation import services
+from annotation.models import DistortedImage
+from iqa import metrics, scoring, weights
+from iqa.models import BenchmarkRun, MetricScore
+
+from .conftest import REQUIRE_SERVICES, import_folder, plain_study
+
+pytestmark = pytest.mark.django_db
+CALIBRATION = Path(__import__("pyiqa").__file__).resolve().parent.parent / "ResultsCalibra"
+# pyiqa's formula metrics that need no downloaded file (SPEC §3).
+OFFLINE = ("psnr", "ssim", "ms_ssim", "cw_ssim", "fsim", "vif", "gmsd", "vsi", "nlpd")
+# pyiqa's own published values on its calibration pairs (ResultsCalibra/calibration_summary.csv,
+# rows "(ours)"; images I03, I04, I06, I08, I19), to 4 decimals.
+PUBLISHED = {
+    "psnr": (21.1136, 20.9872, 27.0139, 23.3002, 21.6186),
+    "fsim": (0.6891, 0.9702, 0.9927, 0.9575, 0.822),
+    "gmsd": (0.2203, 0.0005, 0.0004, 0.1346, 0.205),
+    "niqe": (15.6538, 3.6549, 3.2342, 3.1921, 9.0722),
+}
+
+
+@pytest.fixture(autouse=True)
+def weights_dir(settings, tmp_path) -> Path:
+    settings.PIPAL_WEIGHTS_DIR = tmp_path / "weights"
+    scoring._loaded.clear()
+    yield settings.PIPAL_WEIGHTS_DIR
+    scoring._loaded.clear()
+
+
+@pytest.fixture(scope="session")
+def basicsr_sdist(tmp_path_factory) -> Path:
+    """basicsr's sdist from PyPI (the package registry is reachable in CI and on user machines)."""
+    folder = tmp_path_factory.mktemp("pypi")
+    try:
+        return weights.download_from_pypi("basicsr", weights.BASICSR_SDIST[1], folder)
+    except OSError as error:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"PyPI unreachable ({error}); PIPAL_REQUIRE_SERVICES=1 makes this a failure")
+        pytest.skip(f"PyPI unreachable: {error}")
+
+
+def calibration_study(tmp_path):
+    """pyiqa's calibration pairs imported through the platform: Ref/I03.bmp, Dis/I03_01_01.bmp, ..."""
+    folder = tmp_path / "calibra"
+    (folder / "Ref").mkdir(parents=True)
+    (folder / "Dis").mkdir()
+    for path in sorted((CALIBRATION / "ref_dir").glob("*.bmp")):
+        shutil.copyfile(path, folder / "Ref" / path.name)
+        shutil.copyfile(CALIBRATION / "dist_dir" / path.name, folder / "Dis" / f"{path.stem}_01_01.bmp")
+    study = plain_study("calibra")
+    import_folder(study, folder)
+    return study
+
+
+def graded_study(tmp_path, slug="graded", references=3):
+    """References with noise (traditional) and blur-then-sharpen (super-resolution) versions of
+    growing strength; judgments where the less-distorted image wins, so MOS follows quality."""
+    folder = tmp_path / slug
+    (folder / "Ref").mkdir(parents=True)
+    (folder / "Dis").mkdir()
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:48, 0:48]
+    for r in range(references):
+        base = (128 + 60 * np.sin(x / (4 + r)) + 40 * np.cos(y / 5)).clip(0, 255)
+        ref = np.stack([base, base[::-1], base.T], axis=-1).astype(np.uint8)
+        Image.fromarray(ref).save(folder / "Ref" / f"R{r:03d}.png")
+        for level in range(1, 6):
+            noisy = (ref + rng.normal(0, 6 * level, ref.shape)).clip(0, 255).astype(np.uint8)
+            Image.fromarray(noisy).save(folder / "Dis" / f"R{r:03d}_01_{level:02d}.png")
+            small = Image.fromarray(ref).resize((48 // (level + 1), 48 // (level + 1)), Image.BICUBIC)
+            small.resize((48, 48), Image.BICUBIC).save(folder / "Dis" / f"R{r:03d}_02_{level:02d}.png")
+    (folder / "distortion_types.csv").write_text(
+        "id,name,category,subtype\n01,Gaussian noise,traditional,gaussian_noise\n"
+        "02,Bicubic up-sampling,super_resolution,interpolation\n"
+    )
+    study = plain_study(slug)
+    import_folder(study, folder)
+    images = list(DistortedImage.objects.filter(study=study).select_related("distortion_type"))
+    by_reference: dict[int, list[DistortedImage]] = {}
+    for image in images:
+        by_reference.setdefault(image.reference_id, []).append(image)
+
+    def badness(image):  # noise hurts a little less than blur at the same level
+        return image.level + (0.5 if image.distortion_type.code == "02" else 0)
+
+    for group in by_reference.values():
+        for _ in range(3):
+            for i, a in enumerate(group):
+                for b in group[i + 1 :]:
+                    services.judgment_record(
+                        study=study, image_a_id=a.id, image_b_id=b.id, a_wins=badness(a) < badness(b)
+                    )
+    return study
+
+
+# --- registry -----------------------------------------------------------------
+
+
+def test_every_pyiqa_metric_is_registered_with_its_direction():
+    names = metrics.metric_names()
+    assert {"psnr", "ssim", "lpips", "niqe", "dists", "pieapp", "nrqm", "pi", "fsim_gray"} <= set(names)
+    assert "fid" not in names  # a dataset-level score, not per image
+    assert metrics.metric_info("psnr").higher_is_better and metrics.metric_info("psnr").full_reference
+    assert not metrics.metric_info("lpips").higher_is_better
+    niqe = metrics.metric_info("niqe")
+    assert not niqe.higher_is_better and not niqe.full_reference
+    assert metrics.metric_info("fsim_gray").options == {"chromatic": False}
+
+
+def test_unknown_metric_names_are_refused_with_suggestions():
+    with pytest.raises(metrics.UnknownMetric, match="did you mean psnr"):
+        metrics.metric_info("psnrr")
+    with pytest.raises(metrics.UnknownMetric) as error:
+        metrics.parse_metric_list("psnr,ssimm,bogus_metric_x")
+    assert "ssimm" in str(error.value) and "bogus_metric_x" in str(error.value)
+
+
+# --- correctness: the platform's scores are pyiqa's -----------------------------
+
+
+def test_compute_scores_reproduces_pyiqa_on_its_calibration_pairs(tmp_path, capsys):
+    import pyiqa
+
+    study = calibration_study(tmp_path)
+    call_command("compute_scores", study.slug, "--metrics", ",".join(OFFLINE), "--device", "cpu")
+    images = {image.name: image for image in study.images.select_related("reference")}
+    assert len(images) == 5
+    for name in OFFLINE:
+        direct = pyiqa.create_metric(name, device="cpu")
+        for image_name, image in images.items():
+            stored = MetricScore.objects.get(metric=name, image_sha256=image.sha256)
+            stem = image_name.split("_")[0]
+            expected = float(
+                direct(str(CALIBRATION / "dist_dir" / f"{stem}.bmp"), str(CALIBRATION / "ref_dir" / f"{stem}.bmp"))
+            )
+            assert stored.value == pytest.approx(expected, rel=1e-6, abs=1e-9), (name, image_name)
+            assert stored.version == f"pyiqa-{pyiqa.__version__}"
+    for name, published in PUBLISHED.items():
+        if name == "niqe":
+            continue
+        values = [
+            MetricScore.objects.get(metric=name, image_sha256=images[f"{s}_01_01.bmp"].sha256).value
+            for s in ("I03", "I04", "I06", "I08", "I19")
+        ]
+        assert np.round(values, 4) == pytest.approx(published, abs=1.5e-4)
+
+
+def test_niqe_works_offline_from_basicsr_pristine_parameters(tmp_path, basicsr_sdist, weights_dir):
+    path = weights.niqe_parameters_from_sdist(basicsr_sdist, weights_dir)
+    assert path.name == "niqe_modelparameters.mat"
+    study = calibration_study(tmp_path)
+    call_command("compute_scores", study.slug, "--metrics", "niqe", "--device", "cpu")
+    values = [
+        MetricScore.objects.get(metric="niqe", image_sha256=study.images.get(name=f"{s}_01_01.bmp").sha256).value
+        for s in ("I03", "I04", "I06", "I08", "I19")
+    ]
+    # pyiqa's published NIQE with its own copy of the MATLAB parameters: the same model.
+    assert values == pytest.approx(PUBLISHED["niqe"], abs=1e-3)
+    version = MetricScore.objects.filter(metric="niqe").values_list("version", flat=True).distinct()
+    assert list(version) == [f"pyiqa-{metrics.pyiqa_version()}+{weights.weights_checksum([str(path)])}"]
+
+
+def test_batched_scores_equal_one_at_a_time(tmp_path):
+    study = graded_study(tmp_path, references=1)
+    call_command("compute_scores", study.slug, "--metrics", "psnr,ssim,gmsd", "--batch", "4", "--device", "cpu")
+    batched = {(s.metric, s.image_sha256): s.value for s in MetricScore.objects.all()}
+    MetricScore.objects.all().delete()
+    call_command("compute_scores", study.slug, "--metrics", "psnr,ssim,gmsd", "--batch", "1", "--device", "cpu")
+    single = {(s.metric, s.image_sha256): s.value for s in MetricScore.objects.all()}
+    assert batched.keys() == single.keys() and len(single) == 30
+    # float32 reductions over a batch round differently: equal to float32 precision, not bit for bit
+    worst = max(abs(batched[key] - value) / max(abs(value), 1e-12) for key, value in single.items())
+    assert worst < 1e-5
+
+
+# --- caching, resuming, errors --------------------------------------------------
+
+
+def test_a_rerun_computes_nothing_and_a_partial_run_resumes(tmp_path, capsys):
+    study = graded_study(tmp_path, references=2)
+    call_command("compute_scores", study.slug, "--metrics", "psnr", "--device", "cpu")
+    assert MetricScore.objects.filter(metric="psnr").count() == 20
+    first = {row.image_sha256: (row.pk, row.value) for row in MetricScore.objects.all()}
+    capsys.readouterr()
+    call_command("compute_scores", study.slug, "--metrics", "psnr", "--device", "cpu")
+    assert "0 to score" in capsys.readouterr().out
+    assert {row.image_sha256: (row.pk, row.value) for row in MetricScore.objects.all()} == first
+    MetricScore.objects.filter(pk__in=[pk for pk, _ in list(first.values())[:7]]).delete()
+    call_command("compute_scores", study.slug, "--metrics", "psnr", "--device", "cpu")
+    assert "7 to score" in capsys.readouterr().out
+    assert MetricScore.objects.count() == 20
+
+
+def test_the_same_images_in_a_second_study_reuse_their_scores(tmp_path, capsys):
+    graded_study(tmp_path, slug="first", references=1)
+    call_command("compute_scores", "first", "--metrics", "psnr", "--device", "cpu")
+    graded_study(tmp_path, slug="second", references=1)
+    capsys.readouterr()
+    call_command("compute_scores", "second", "--metrics", "psnr", "--device", "cpu")
+    assert "0 to score" in capsys.readouterr().out
+
+
+def test_bad_arguments_are_refused_clearly(tmp_path):
+    graded_study(tmp_path, references=1)
+    with pytest.raises(CommandError, match="unknown metric 'psnrx'"):
+        call_command("compute_scores", "graded", "--metrics", "psnr,psnrx")
+    with pytest.raises(CommandError, match="no study with slug 'nope'"):
+        call_command("compute_scores", "nope", "--metrics", "psnr")
+    if not torch.cuda.is_available():
+        with pytest.raises(CommandError, match="no CUDA GPU"):
+            call_command("compute_scores", "graded", "--metrics", "psnr", "--device", "cuda")
+    assert MetricScore.objects.count() == 0
+
+
+def test_a_missing_weight_file_is_named_with_where_to_get_it(weights_dir):
+    with pytest.raises(weights.WeightsMissing) as error:
+        metrics.load_metric("lpips", device="cpu", weights_dir=weights_dir)
+    message = str(error.value)
+    assert "alexnet-owt-7be5be79.pth" in message and "https://download.pytorch.org/models/" in message
+    assert str(weights_dir) in message and "import_weights" in message
+    with pytest.raises(CommandError, match="alexnet-owt-7be5be79.pth"):
+        call_command("fetch_weights", "lpips")
+
+
+def test_a_torchvision_file_with_the_wrong_content_is_refused(weights_dir, tmp_path):
+    fake = tmp_path / "alexnet-owt-7be5be79.pth"
+    torch.save({"not": torch.zeros(1)}, fake)
+    with pytest.raises(CommandError, match="does not start with 7be5be79"):
+        call_command("import_weights", str(fake))
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(fake, weights_dir / fake.name)  # placed by hand: still caught when loading
+    with pytest.raises(weights.WeightsMissing, match="fails its checksum"):
+        metrics.load_metric("lpips", device="cpu", weights_dir=weights_dir)
+
+
+def test_a_file_placed_in_the_weights_dir_is_loaded_and_versioned(weights_dir, tmp_path):
+    """PieAPP has no offline source here: a checkpoint in its official key layout (built from
+    pyiqa's own architecture) placed under its published name is found and versioned."""
+    from pyiqa.archs.pieapp_arch import PieAPP
+
+    checkpoint = tmp_path / "PieAPPv0.1-0937b014.pth"
+    torch.manual_seed(0)
+    torch.save(PieAPP(pretrained=False).state_dict(), checkpoint)
+    # The name carries the first hex digits of the real file's SHA-256: import_weights checks them ...
+    with pytest.raises(CommandError, match="does not start with 0937b014"):
+        call_command("import_weights", str(checkpoint))
+    # ... a file placed by hand is taken as it is (pyiqa itself does not check).
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(checkpoint, weights_dir / checkpoint.name)
+    loaded = metrics.load_metric("pieapp", device="cpu", weights_dir=weights_dir)
+    assert loaded.version == f"pyiqa-{metrics.pyiqa_version()}+{weights.weights_checksum([str(checkpoint)])}"
+    image = torch.rand(1, 3, 64, 64)
+    assert np.isfinite(loaded.score(image, image)).all()
+
+
+# --- exports and benchmark --------------------------------------------------------
+
+
+def test_export_scores_writes_every_score_with_its_version(tmp_path):
+    study = graded_study(tmp_path, references=1)
+    call_command("compute_scores", study.slug, "--metrics", "psnr,gmsd", "--device", "cpu")
+    out = tmp_path / "scores.csv"
+    call_command("export_scores", study.slug, "--out", str(out), stdout=io.StringIO())
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 20 and set(rows[0]) == {"image", "reference", "metric", "value", "version"}
+    image = study.images.get(name="R000_01_03.png")
+    stored = MetricScore.objects.get(metric="gmsd", image_sha256=image.sha256)
+    row = next(r for r in rows if r["image"] == "R000_01_03.png" and r["metric"] == "gmsd")
+    assert float(row["value"]) == stored.value and row["version"] == stored.version
+
+
+def test_run_benchmark_writes_tables_that_equal_scipy(tmp_path, settings, capsys):
+    study = graded_study(tmp_path)
+    call_command("compute_scores", study.slug, "--metrics", "psnr,gmsd", "--device", "cpu")
+    out = tmp_path / "report"
+    call_command(
+        "run_benchmark",
+        study.slug,
+        "--metrics",
+        "psnr,gmsd",
+        "--out",
+        str(out),
+        "--min-images",
+        "10",
+        "--resamples",
+        "200",
+    )
+    printed = capsys.readouterr().out
+    assert "PIPAL Table 3 layout" in printed and "| psnr ↑ |" in printed
+    table = pd.read_csv(out / "benchmark.csv")
+    images = list(study.images.select_related("distortion_type"))
+    mos = np.array([image.mos for image in images])
+    for name, sign in (("psnr", 1), ("gmsd", -1)):
+        values = np.array([MetricScore.objects.get(metric=name, image_sha256=i.sha256).value for i in images])
+        row = table[(table.metric == name) & (table.group == "All")].iloc[0]
+        assert row.srcc == pytest.approx(scipy_stats.spearmanr(sign * values, mos).statistic, abs=1e-12)
+        assert row.krcc == pytest.approx(scipy_stats.kendalltau(sign * values, mos).statistic, abs=1e-12)
+        assert row.srcc_low <= row.srcc <= row.srcc_high and row.n == 30
+        sr = np.array([i.distortion_type.category == "super_resolution" for i in images])
+        cell = table[(table.metric == name) & (table.group == "SR full")].iloc[0]
+        assert cell.srcc == pytest.approx(scipy_stats.spearmanr(sign * values[sr], mos[sr]).statistic, abs=1e-12)
+    # MOS follows the distortion strength, and so do PSNR and GMSD: strong agreement.
+    assert table[(table.group == "All")].srcc.min() > 0.3
+    # Groups: the categories present and the subtypes; 15 images each, so numbers, not counts.
+    assert set(table.group) == {"All", "Traditional", "SR full", "Traditional SR", "subtype: gaussian_noise"}
+    sr_methods = pd.read_csv(out / "sr_methods.csv")
+    assert list(sr_methods.type_code) == [2] and sr_methods.mos_rank.tolist() == [1]
+    for name in ("benchmark.md", "index.html", "scatter_psnr.png", "scatter_gmsd.png", "srcc.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert Image.open(out / "scatter_psnr.png").size[0] >= 400
+    run = BenchmarkRun.objects.get(study=study)
+    assert run.metrics["psnr"].startswith("pyiqa-") and run.images == 30
+    assert (Path(settings.MEDIA_ROOT) / run.folder / "index.html").is_file()
+
+
+def test_a_group_with_too_few_images_shows_its_count(tmp_path):
+    study = graded_study(tmp_path, references=1)
+    call_command("compute_scores", study.slug, "--metrics", "psnr", "--device", "cpu")
+    out = tmp_path / "report"
+    call_command(
+        "run_benchmark", study.slug, "--metrics", "psnr", "--out", str(out), "--resamples", "50", stdout=io.StringIO()
+    )
+    markdown = (out / "benchmark.md").read_text()
+    assert "n=5 (too few)" in markdown  # 5 images per type with one reference, minimum 10
+    table = pd.read_csv(out / "benchmark.csv")
+    assert np.isnan(table[(table.group == "Traditional")].srcc.iloc[0])
+
+
+def test_run_benchmark_refuses_unscored_metrics(tmp_path):
+    study = graded_study(tmp_path, references=1)
+    with pytest.raises(CommandError, match="scores missing for ssim .*compute_scores graded --metrics ssim"):
+        call_command("run_benchmark", study.slug, "--metrics", "ssim")
+    assert not BenchmarkRun.objects.exists()
+
+
+def test_the_report_is_on_the_study_dashboard(tmp_path, client, django_user_model):
+    study = graded_study(tmp_path, references=1)
+    call_command("compute_scores", study.slug, "--metrics", "psnr", "--device", "cpu")
+    call_command(
+        "run_benchmark", study.slug, "--metrics", "psnr", "--resamples", "50", "--min-images", "3", stdout=io.StringIO()
+    )
+    url = f"/study/{study.slug}/benchmark/"
+    assert client.get(url).status_code == 302  # sign in first
+    stranger = django_user_model.objects.create_user("stranger", password="pw")
+    client.force_login(stranger)
+    assert client.get(url).status_code == 403
+    owner = django_user_model.objects.create_user("owner", password="pw")
+    study.owners.add(owner)
+    client.force_login(owner)
+    page = client.get(url)
+    assert page.status_code == 200 and b"PIPAL Table 3 layout" in b"".join(page.streaming_content)
+    plot = client.get(url + "scatter_psnr.png")
+    assert plot.status_code == 200 and plot["Content-Type"] == "image/png"
+    assert client.get(url + "secrets.txt").status_code == 404
+    dashboard = client.get(f"/study/{study.slug}/dashboard/")
+    assert url.encode() in dashboard.content
