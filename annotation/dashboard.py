@@ -24,6 +24,8 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
+from iqa import selectors as iqa_selectors
+
 from . import generation, selectors
 from .exports import mos_csv
 from .models import Category, DistortedImage, Judgment, Study
@@ -230,6 +232,8 @@ def admin_study_progress(model_admin, request, object_id):
         },
         "csv_url": reverse("admin:annotation_study_mos_csv", args=[study.pk]),
         "generation": generation_figures(study),
+        "scores": iqa_selectors.score_coverage(study),
+        "benchmark_runs": study.benchmark_runs.all()[:5],
     }
     return render(request, "admin/annotation/study/progress.html", context)
 

@@ -73,7 +73,9 @@ class BenchmarkResult:
     min_images: int = stats.MIN_IMAGES
 
 
-def _cell(frame: pd.DataFrame, info: MetricInfo, group: str, *, min_images: int, resamples: int, seed: int) -> Cell:
+def _cell(
+    frame: pd.DataFrame, info: MetricInfo, group: str, *, min_images: int, resamples: int, seed: int, logistic: int
+) -> Cell:
     n = len(frame)
     if stats.too_few(n, min_images) or frame[info.name].nunique() < 2 or frame["mos"].nunique() < 2:
         return Cell(group, n, None)
@@ -118,6 +120,7 @@ def run(
     min_images: int = stats.MIN_IMAGES,
     resamples: int = 1000,
     seed: int = 0,
+    logistic: int = 5,
     progress=None,
 ) -> BenchmarkResult:
     """All tables for the metrics (columns of ``frame``) over the rows that have every metric."""
@@ -130,9 +133,13 @@ def run(
     columns = group_labels(frame)
     overall, table3 = {}, {}
     for info in metrics:
-        overall[info.name] = _cell(frame, info, "All", min_images=min_images, resamples=resamples, seed=seed)
+        overall[info.name] = _cell(
+            frame, info, "All", min_images=min_images, resamples=resamples, seed=seed, logistic=logistic
+        )
         table3[info.name] = {
-            label: _cell(frame[mask], info, label, min_images=min_images, resamples=resamples, seed=seed)
+            label: _cell(
+                frame[mask], info, label, min_images=min_images, resamples=resamples, seed=seed, logistic=logistic
+            )
             for label, mask in columns
         }
         if progress:
@@ -164,4 +171,3 @@ def run(
         significance=significance,
         min_images=min_images,
     )
-

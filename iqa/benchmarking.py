@@ -26,6 +26,7 @@ def benchmark_run(
     min_judgments: int = 1,
     resamples: int = 1000,
     seed: int = 0,
+    logistic: int = 5,
     progress=None,
 ) -> BenchmarkRun:
     """Correlate stored scores with the MOS over the study's judged images and write the
@@ -45,7 +46,9 @@ def benchmark_run(
             f"--metrics {','.join(unscored)}"
         )
     try:
-        result = benchmark.run(frame, infos, min_images=min_images, resamples=resamples, seed=seed, progress=progress)
+        result = benchmark.run(
+            frame, infos, min_images=min_images, resamples=resamples, seed=seed, logistic=logistic, progress=progress
+        )
     except ValueError as error:
         raise ScoringError(str(error)) from error
     created = timezone.now()

@@ -118,7 +118,8 @@ def _sections(result: BenchmarkResult) -> list[tuple[str, str, tuple[list[str], 
         (
             "Whole study",
             "Signed so that agreement with the MOS is positive whatever the metric's direction; "
-            "PLCC and RMSE after the VQEG logistic fit; SRCC per reference is the mean over references "
+            "PLCC and RMSE after the VQEG logistic fit (PLCC of the fitted prediction, so positive by construction); "
+            "SRCC per reference is the mean over references "
             "(Elo MOS is identified only within a reference).",
             _overall_rows(result),
         ),

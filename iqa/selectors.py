@@ -92,3 +92,34 @@ def study_score_frame(
             for image in images
         ]
     return frame, versions
+
+
+def score_coverage(study: Study) -> list[dict]:
+    """Per metric scored on the study: its latest version and how many of the study's
+    images have a score at that version (the admin's progress for compute_scores)."""
+    images = list(study.images.select_related("reference"))
+    shas = [image.sha256 for image in images]
+    names = sorted(set(MetricScore.objects.filter(image_sha256__in=shas).values_list("metric", flat=True)))
+    rows = []
+    for name in names:
+        try:
+            info = metric_info(name)
+        except KeyError:  # a project metric not registered in this process
+            continue
+        version = latest_version(study, name)
+        values = _values(study, info, version)
+        scored = sum(
+            (image.sha256, image.reference.sha256 if info.full_reference else "") in values for image in images
+        )
+        total = len(images)
+        rows.append(
+            {
+                "metric": name,
+                "arrow": info.arrow,
+                "version": version,
+                "scored": scored,
+                "total": total,
+                "percent": round(100 * scored / total) if total else 0,
+            }
+        )
+    return rows

@@ -372,3 +372,17 @@ def test_the_report_is_on_the_study_dashboard(tmp_path, client, django_user_mode
     assert client.get(url + "secrets.txt").status_code == 404
     dashboard = client.get(f"/study/{study.slug}/dashboard/")
     assert url.encode() in dashboard.content
+
+
+def test_the_admin_progress_page_shows_score_coverage_and_reports(tmp_path, admin_client):
+    study = graded_study(tmp_path, references=1)
+    call_command("compute_scores", study.slug, "--metrics", "psnr,gmsd", "--device", "cpu")
+    MetricScore.objects.filter(metric="gmsd").first().delete()
+    call_command(
+        "run_benchmark", study.slug, "--metrics", "psnr", "--resamples", "50", "--logistic", "4", stdout=io.StringIO()
+    )
+    page = admin_client.get(f"/admin/annotation/study/{study.pk}/progress/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "10 of 10 (100%)" in text and "9 of 10 (90%)" in text
+    assert f"/study/{study.slug}/benchmark/" in text

@@ -24,8 +24,11 @@ class Command(StudyCommand):
         parser.add_argument("--min-judgments", type=int, default=1, help="leave out images judged fewer times")
         parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--logistic", type=int, choices=[4, 5], default=5, help="VQEG logistic fitted before PLCC and RMSE"
+        )
 
-    def handle(self, *args, slug, metrics, out, min_images, min_judgments, resamples, seed, **options):
+    def handle(self, *args, slug, metrics, out, min_images, min_judgments, resamples, seed, logistic, **options):
         study = self.study(slug)
         if min_images < 3 or resamples < 10:
             raise CommandError("--min-images must be at least 3 and --resamples at least 10")

@@ -1,0 +1,88 @@
+"""compute_scores through a real Celery worker on a real Redis broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from django.conf import settings
+
+from iqa import scoring
+from iqa.models import MetricScore
+
+from .test_celery import database_url
+from .test_iqa import graded_study
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def scoring_worker(redis_url, tmp_path):
+    """A worker that sees the test's database, media folder and weights folder."""
+    queue = f"pipal-test-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "pipal_site.settings.local",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": redis_url,
+        "CELERY_RESULT_BACKEND": redis_url,
+        "PIPAL_VAR_DIR": str(tmp_path / "var"),
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "PIPAL_WEIGHTS_DIR": str(tmp_path / "weights"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "pipal_site", "worker", "-Q", queue, "--pool", "solo", "-l", "warning"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "worker.log", "w"),  # noqa: SIM115
+    )
+    client = Celery("pipal-test-client", broker=redis_url, backend=redis_url)
+    try:
+        yield client, queue
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_worker_scores_each_reference_once_and_a_redelivery_adds_nothing(scoring_worker, tmp_path):
+    client, queue = scoring_worker
+    study = graded_study(tmp_path, references=2)
+    metric = scoring.metric_load("ssim", "cpu")
+    jobs = scoring.scoring_plan(study=study, metric=metric, batch=4)
+    assert len(jobs) == 2 and sum(len(job.image_ids) for job in jobs) == 20  # one job per reference
+
+    results = [client.send_task("iqa.tasks.compute_scores", args=job.as_task_args(), queue=queue) for job in jobs]
+    assert sorted(result.get(timeout=180) for result in results) == [10, 10]
+    assert scoring.scoring_progress(study=study, metric=metric) == (20, 20)
+    from_worker = {row.image_sha256: row.value for row in MetricScore.objects.filter(metric="ssim")}
+
+    # The same job again (a redelivered message): nothing new is stored.
+    client.send_task("iqa.tasks.compute_scores", args=jobs[0].as_task_args(), queue=queue).get(timeout=180)
+    assert MetricScore.objects.filter(metric="ssim").count() == 20
+
+    # The worker's values are the in-process ones.
+    MetricScore.objects.all().delete()
+    for job in jobs:
+        scoring.reference_score(job=job)
+    in_process = {row.image_sha256: row.value for row in MetricScore.objects.filter(metric="ssim")}
+    assert in_process == pytest.approx(from_worker, rel=1e-6)
+    assert set(MetricScore.objects.values_list("device", flat=True)) == {"cpu"}
+
+
+def test_a_job_planned_with_other_weights_is_refused_by_the_worker(scoring_worker, tmp_path):
+    client, queue = scoring_worker
+    study = graded_study(tmp_path, references=1)
+    job = scoring.scoring_plan(study=study, metric=scoring.metric_load("psnr", "cpu"))[0]
+    args = job.as_task_args()
+    args[1] = "pyiqa-0.0.0+deadbeef0000"
+    with pytest.raises(Exception, match="weights differ between machines"):
+        client.send_task("iqa.tasks.compute_scores", args=args, queue=queue).get(timeout=180)
+    assert not MetricScore.objects.exists()
