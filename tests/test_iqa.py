@@ -386,3 +386,12 @@ def test_the_admin_progress_page_shows_score_coverage_and_reports(tmp_path, admi
     text = page.content.decode()
     assert "10 of 10 (100%)" in text and "9 of 10 (90%)" in text
     assert f"/study/{study.slug}/benchmark/" in text
+
+
+def test_fetch_weights_builds_niqe_from_the_package_registry(weights_dir, basicsr_sdist, capsys):
+    (weights_dir / "downloads").mkdir(parents=True)
+    shutil.copyfile(basicsr_sdist, weights_dir / "downloads" / basicsr_sdist.name)
+    call_command("fetch_weights", "niqe")
+    out = capsys.readouterr().out
+    assert "niqe_modelparameters.mat built from basicsr's sdist" in out and "niqe: ready (pyiqa-" in out
+    assert (weights_dir / "niqe_modelparameters.mat").is_file()
