@@ -181,5 +181,5 @@ def describe() -> list[dict[str, Any]]:
 
 def library_versions() -> dict[str, str]:
     """Versions of the packages whose codecs and filters shape the output (provenance beside CODE_VERSION)."""
-    packages = ("numpy", "scipy", "opencv-python-headless", "pillow", "bm3d")
+    packages = ("numpy", "scipy", "opencv-python", "pillow", "bm3d")
     return {"code": CODE_VERSION} | {name: importlib.metadata.version(name) for name in packages}
