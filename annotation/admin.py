@@ -100,6 +100,8 @@ class StudyAdmin(admin.ModelAdmin):
     def generate_catalogue_distortions(self, request, queryset):
         for study in queryset:
             count = generation.generation_start(study=study)
+            for reason in generation.unready_types(study).values():
+                self.message_user(request, f"{study}: left out {reason}", messages.WARNING)
             link = reverse("admin:annotation_study_progress", args=[study.pk])
             if count:
                 self.message_user(
@@ -377,7 +379,11 @@ class DistortionTypeAdmin(admin.ModelAdmin):
         if not by_study:
             self.message_user(request, "None of the selected types has a generator.", messages.WARNING)
         for study, codes in by_study.items():
-            count = generation.generation_start(study=study, type_ids=codes, install=False)
+            try:
+                count = generation.generation_start(study=study, type_ids=codes, install=False)
+            except ApplicationError as error:
+                self.message_user(request, f"{study}: {error.message}", messages.ERROR)
+                continue
             link = reverse("admin:annotation_study_progress", args=[study.pk])
             note = format_html('{}: generating {} image(s); <a href="{}">follow the progress</a>.', study, count, link)
             self.message_user(request, note, messages.SUCCESS)

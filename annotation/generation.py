@@ -82,10 +82,29 @@ def catalogue_install(
     return CatalogueInstall(created=created, updated=updated)
 
 
+def unready_types(study: Study, type_codes: Sequence[str] | None = None) -> dict[str, str]:
+    """Generated types that cannot run on this machine (an SR network's weight file is
+    missing, say): code -> the reason, which names the files and how to install them."""
+    types = DistortionType.objects.filter(study=study).exclude(generator="").order_by("code")
+    if type_codes:
+        types = types.filter(code__in=type_codes)
+    reasons = {}
+    for kind in types:
+        try:
+            family = distortions.get_family(kind.generator)
+            for params in kind.levels.values():
+                family.check_ready(params)
+        except distortions.DistortionError as error:
+            reasons[kind.code] = f"type {kind.code} ({kind.name}): {error}"
+    return reasons
+
+
 def generation_plan(
     *, study: Study, type_codes: Sequence[str] | None = None, reference_names: Sequence[str] | None = None
 ) -> list[Job]:
-    """The (reference, type, level) slots of generated types that have no image yet."""
+    """The (reference, type, level) slots of generated types that have no image yet. Types
+    asked for by code must be ready to run (else an error says why); without codes, types that
+    are not ready are left out (``unready_types`` says which and why)."""
     types = DistortionType.objects.filter(study=study).exclude(generator="").order_by("code")
     references = ReferenceImage.objects.filter(study=study).order_by("name")
     if type_codes:
@@ -93,6 +112,10 @@ def generation_plan(
         if missing:
             raise ApplicationError(f"study {study.slug} has no generated type(s) {', '.join(sorted(missing))}")
         types = types.filter(code__in=type_codes)
+    unready = unready_types(study, type_codes)
+    if unready and type_codes:
+        raise ApplicationError(" ".join(unready.values()))
+    types = types.exclude(code__in=unready)
     if reference_names:
         missing = set(reference_names) - set(references.filter(name__in=reference_names).values_list("name", flat=True))
         if missing:
@@ -109,8 +132,9 @@ def generation_plan(
 
 
 def generation_progress(study: Study) -> tuple[int, int]:
-    """(images made, images expected) over the study's generated types."""
-    types = list(DistortionType.objects.filter(study=study).exclude(generator=""))
+    """(images made, images expected) over the study's generated types that can run here."""
+    unready = unready_types(study)
+    types = list(DistortionType.objects.filter(study=study).exclude(generator="").exclude(code__in=unready))
     expected = sum(len(kind.levels) for kind in types) * ReferenceImage.objects.filter(study=study).count()
     made = DistortedImage.objects.filter(study=study, distortion_type__in=types).count()
     return made, expected
@@ -137,7 +161,13 @@ def distortion_generate(*, reference_id: int, distortion_type_id: int, level: in
     with reference.file.open("rb") as handle, Image.open(handle) as image:
         pixels = np.asarray(image.convert("RGB"))
     seed = slot_seed(reference, kind, level)
-    output = distortions.apply(kind.generator, pixels, params, seed)
+    family = distortions.get_family(kind.generator)
+    try:
+        family.check_ready(params)
+    except distortions.DistortionError as error:
+        raise ApplicationError(f"type {kind.code} ({kind.name}): {error}") from None
+    output = family.apply(pixels, params, seed)
+    extra_provenance = family.run_provenance(params)
     checked = checked_png(output)
     study = reference.study
     name = f"{reference.name}_{kind.code}_{level:02d}.png"
@@ -154,6 +184,7 @@ def distortion_generate(*, reference_id: int, distortion_type_id: int, level: in
                 "code_version": distortions.CODE_VERSION,
                 "libraries": distortions.library_versions(),
                 "reference_sha256": reference.sha256,
+                **extra_provenance,
             }
             image.save()
     except IntegrityError:
@@ -167,13 +198,30 @@ def generation_enqueue(jobs: Sequence[Job], *, chunk: int = 4) -> int:
     returns the number of tasks sent."""
     from .tasks import generate_distortions  # tasks import this module
 
-    # Every n-th job into the same task: the plan is sorted by type, so this
-    # mixes cheap and expensive types in each task and keeps workers evenly busy.
-    count = max(1, -(-len(jobs) // chunk))
-    chunks = [[list(job) for job in jobs[i::count]] for i in range(count)]
-    for part in chunks:
-        generate_distortions.delay(part)
-    return len(chunks)
+    # Jobs that run a network go to the GPU workers' queue when one is configured.
+    gpu_queue = settings.PIPAL_GPU_QUEUE
+    if gpu_queue:
+        accelerated = {
+            kind.id
+            for kind in DistortionType.objects.filter(pk__in={type_id for _, type_id, _ in jobs})
+            if kind.generator and distortions.get_family(kind.generator).accelerated
+        }
+        groups = [
+            ([job for job in jobs if job[1] not in accelerated], None),
+            ([job for job in jobs if job[1] in accelerated], gpu_queue),
+        ]
+    else:
+        groups = [(list(jobs), None)]
+    sent = 0
+    for group, queue in groups:
+        # Every n-th job into the same task: the plan is sorted by type, so this
+        # mixes cheap and expensive types in each task and keeps workers evenly busy.
+        count = -(-len(group) // chunk)
+        for i in range(count):
+            part = [list(job) for job in group[i::count]]
+            generate_distortions.apply_async(args=[part], **({"queue": queue} if queue else {}))
+            sent += 1
+    return sent
 
 
 def checked_levels(generator: str, levels: dict) -> dict[str, dict]:

@@ -115,6 +115,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Pretrained weights for bundled SR models and learned metrics.
 PIPAL_WEIGHTS_DIR = Path(env("PIPAL_WEIGHTS_DIR", str(VAR_DIR / "weights")))
+# Where bundled SR networks run: "" = CUDA when torch sees a GPU, else the CPU; fp32, fp16 (CUDA) or bf16.
+PIPAL_SR_DEVICE = env("PIPAL_SR_DEVICE", "")
+PIPAL_SR_DTYPE = env("PIPAL_SR_DTYPE", "fp32")
+# With a broker: SR-network generation jobs go to this queue when set (start a GPU worker with -Q <it>).
+PIPAL_GPU_QUEUE = env("PIPAL_GPU_QUEUE", "")
 
 # --- Study behaviour -------------------------------------------------------
 # An issued pair stays votable this long.

@@ -10,7 +10,7 @@ Pure numpy/OpenCV/Pillow; no Django or Celery here.
 """
 
 # Importing the family modules registers them.
-from . import denoising, mixture, super_resolution, traditional  # noqa: F401
+from . import denoising, mixture, sr_networks, super_resolution, traditional  # noqa: F401
 from .catalogue import DEFAULT_CATALOGUE, CatalogueEntry, CatalogueError, load_catalogue
 from .registry import (
     CATEGORIES,

@@ -44,6 +44,9 @@ class Param:
     low: float | None = None
     high: float | None = None
     choices: tuple[Any, ...] | None = None
+    # A further check for values a static list cannot hold (e.g. the SR checkpoints, whose
+    # registry lives with the networks): raises DistortionError naming what is wrong.
+    check_value: Callable[[Any], None] | None = None
 
     def check(self, name: str, value: Any) -> Any:
         # bool is an int subclass; keep the two apart so {"ksize": true} is refused.
@@ -62,6 +65,8 @@ class Param:
             raise DistortionError(f"parameter {name!r} = {value!r} is above {self.high}")
         if self.choices is not None and value not in self.choices:
             raise DistortionError(f"parameter {name!r} = {value!r} is not one of {', '.join(map(str, self.choices))}")
+        if self.check_value is not None:
+            self.check_value(value)
         return value
 
 
@@ -73,6 +78,12 @@ class DistortionFamily:
     summary: str
     params: Mapping[str, Param]
     generate: Generator = field(repr=False)
+    # Families that need more than pixels (SR networks need weight files): ``preflight(params)``
+    # raises DistortionError before any job is planned; ``provenance(params)`` adds what a
+    # generated image should record (checkpoint checksum, device, precision).
+    preflight: Callable[[Mapping[str, Any]], None] | None = field(default=None, repr=False)
+    provenance: Callable[[Mapping[str, Any]], dict[str, Any]] | None = field(default=None, repr=False)
+    accelerated: bool = False  # runs a network: worth a GPU worker's queue when there is one
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Checked parameters with defaults filled in; unknown or missing names are errors."""
@@ -101,6 +112,14 @@ class DistortionFamily:
         if out.dtype != np.uint8 or out.shape != image.shape:
             raise AssertionError(f"{self.name} returned {out.dtype} {out.shape} for {image.shape}")
         return out
+
+    def check_ready(self, params: Mapping[str, Any]) -> None:
+        """Raise DistortionError when this level cannot run here (e.g. weights missing)."""
+        if self.preflight is not None:
+            self.preflight(self.validate(params))
+
+    def run_provenance(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return self.provenance(self.validate(params)) if self.provenance is not None else {}
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -144,7 +163,15 @@ _FAMILIES: dict[str, DistortionFamily] = {}
 
 
 def register(
-    name: str, *, category: str, subtype: str, summary: str, params: Mapping[str, Param]
+    name: str,
+    *,
+    category: str,
+    subtype: str,
+    summary: str,
+    params: Mapping[str, Param],
+    preflight: Callable[[Mapping[str, Any]], None] | None = None,
+    provenance: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+    accelerated: bool = False,
 ) -> Callable[[Generator], Generator]:
     """Decorator: register ``fn(image, params, rng) -> image`` as family ``name``."""
     if category not in CATEGORIES:
@@ -153,7 +180,9 @@ def register(
     def decorator(fn: Generator) -> Generator:
         if name in _FAMILIES:
             raise ValueError(f"distortion family {name!r} is registered twice")
-        _FAMILIES[name] = DistortionFamily(name, category, subtype, summary, dict(params), fn)
+        _FAMILIES[name] = DistortionFamily(
+            name, category, subtype, summary, dict(params), fn, preflight, provenance, accelerated
+        )
         return fn
 
     return decorator

@@ -34,6 +34,9 @@ class Command(StudyCommand):
         if installed.created or installed.updated:
             self.stdout.write(f"distortion types: {installed.created} created, {installed.updated} updated")
         jobs = generation.generation_plan(study=study, type_codes=type_codes, reference_names=reference_names)
+        if not type_codes:
+            for reason in generation.unready_types(study).values():
+                self.stderr.write(f"left out: {reason}")
         if not jobs:
             self.stdout.write("nothing to generate: every image exists")
             return

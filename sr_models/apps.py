@@ -1,0 +1,27 @@
+from django.apps import AppConfig
+
+RUNTIME_SETTINGS = {"PIPAL_WEIGHTS_DIR": "weights_dir", "PIPAL_SR_DEVICE": "device", "PIPAL_SR_DTYPE": "dtype"}
+
+
+def _configure(**kwargs):
+    from django.conf import settings
+
+    from . import runtime
+
+    runtime.configure(**{field: getattr(settings, name) for name, field in RUNTIME_SETTINGS.items()})
+
+
+def _on_setting_changed(*, setting, **kwargs):
+    if setting in RUNTIME_SETTINGS:
+        _configure()
+
+
+class SrModelsConfig(AppConfig):
+    name = "sr_models"
+    verbose_name = "Super-resolution models and distortions"
+
+    def ready(self):
+        from django.core.signals import setting_changed
+
+        _configure()
+        setting_changed.connect(_on_setting_changed)
