@@ -647,7 +647,9 @@ def part_workers(args: argparse.Namespace, url: str, tmp: Path, state: dict, per
         print(f", {ratio(rate[label], rate['1 worker']):.2f}x with {args.torch_threads} thread(s) each", end="")
     print(f" on {os.cpu_count()} CPU(s)")
     app = per_image.get(str(args.worker_batch))
-    if app:
+    if app and speed_up <= 1:
+        print("two workers were not faster than one here: no 2-worker estimate for PIPAL-scale studies")
+    elif app:
         sizes = int_list(args.pipal_images)
         hours = ", ".join(f"{app * size / 3600 / speed_up:.2f} h for {size:,}" for size in sizes)
         print(
@@ -683,7 +685,8 @@ def main(argv: list[str] | None = None) -> int:
         per_image = {} if args.skip_metrics else part_metrics(args)
         if not args.skip_workers:
             part_workers(args, url, tmp, state, per_image)
-        print(f"\nwhole run {time.perf_counter() - started:.0f} s")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"\nwhole run {time.perf_counter() - started:.0f} s; load average (1 min) at the end {load:.2f}")
         return 0
     finally:
         try:

@@ -50,8 +50,7 @@ def _tensorflow():
         import tensorflow as tf
     except ImportError as error:
         raise TensorFlowMissing(
-            f"reading a TensorFlow frozen graph needs TensorFlow, which is not installed ({error}): "
-            f"{INSTALL_HINT}"
+            f"reading a TensorFlow frozen graph needs TensorFlow, which is not installed ({error}): {INSTALL_HINT}"
         ) from None
     return tf
 
@@ -134,7 +133,11 @@ def check_graph_arithmetic(constants: Mapping[str, np.ndarray]) -> dict:
             "the graph scales residuals (our EUSR adds them unscaled): "
             + ", ".join(f"{k} = {v}" for k, v in sorted(wrong_scalings.items())[:4])
         )
-    return {"rgb_mean": list(RGB_MEAN), "rgb_mean_constants_checked": len(means), "residual_scalings_checked": len(scalings)}
+    return {
+        "rgb_mean": list(RGB_MEAN),
+        "rgb_mean_constants_checked": len(means),
+        "residual_scalings_checked": len(scalings),
+    }
 
 
 def _listing(names, limit: int = 8) -> str:
@@ -174,12 +177,17 @@ def eusr_state_from_tf(constants: Mapping[str, np.ndarray], **options) -> dict:
                 TF_SCOPE + k.rsplit(".", 1)[0].replace(".", "/") + ("/kernel" if k.endswith(".weight") else "/bias")
                 for k in missing
             ]
-            parts.append(f"{len(missing)} of our {len(expected)} parameters have no constant in the graph: "
-                         f"{_listing(tf_missing)}")
+            parts.append(
+                f"{len(missing)} of our {len(expected)} parameters have no constant in the graph: "
+                f"{_listing(tf_missing)}"
+            )
         if unknown:
             parts.append(f"{len(unknown)} variables of the graph are not in our EUSR: {_listing(unknown)}")
-        raise ConversionError("not the 4PP-EUSR generator we implement ({}): {}".format(
-            ", ".join(f"{k}={v}" for k, v in options.items()) or "64 features, 32 shared blocks", "; ".join(parts)))
+        raise ConversionError(
+            "not the 4PP-EUSR generator we implement ({}): {}".format(
+                ", ".join(f"{k}={v}" for k, v in options.items()) or "64 features, 32 shared blocks", "; ".join(parts)
+            )
+        )
     state, problems = {}, []
     for ours, tf_names in sorted(sources.items()):
         arrays = [np.asarray(constants[name]) for name in tf_names]
@@ -226,8 +234,8 @@ def convert(pb_path: str | os.PathLike, out_path: str | os.PathLike, *, source_n
         "source_sha256": sha256_of(pb_path),
         "converter": CONVERTER,
         "converter_version": CONVERTER_VERSION,
-        "tensorflow": tf.__version__,
-        "torch": torch.__version__,
+        "tensorflow": str(tf.__version__),
+        "torch": str(torch.__version__),  # a TorchVersion would need weights_only=False
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "graph": {"input": GRAPH_INPUT, "input_scale": GRAPH_INPUT_SCALE, "output": GRAPH_OUTPUT},
         "mapping": "generator/<scope>/<conv>/{kernel HWIO,bias} -> <scope>.<conv>.{weight OIHW,bias}",

@@ -38,6 +38,7 @@ The baseline is MATLAB-bicubic upscaling of the same LR images.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -220,6 +221,24 @@ def model_psnr(model, pairs: Sequence[tuple[np.ndarray, np.ndarray]], scale: int
 
 
 # --- training -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None):
+    """Run with ``count`` intra-op CPU threads (None or 0: torch's default), restored afterwards.
+    On a machine other jobs share, one thread can be many times faster than OpenMP threads
+    that wait on each other; results are deterministic for a given seed and thread count."""
+    import torch
+
+    if not count:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def init_weights(model, scale: float = 0.1) -> None:
