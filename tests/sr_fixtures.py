@@ -17,7 +17,8 @@ from sr_models import archs, weights
 def install_random_checkpoint(name: str, weights_dir: Path, seed: int = 0) -> list[Path]:
     """Write the file(s) a checkpoint needs (both ends of an interpolation) with random weights."""
     checkpoint = weights.get_checkpoint(name)
-    parts = [weights.get_checkpoint(part) for part in checkpoint.interpolate] if checkpoint.interpolate else [checkpoint]
+    names = checkpoint.interpolate or (name,)
+    parts = [weights.get_checkpoint(part) for part in names]
     written = []
     weights_dir.mkdir(parents=True, exist_ok=True)
     for offset, part in enumerate(parts):
