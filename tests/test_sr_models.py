@@ -305,3 +305,30 @@ def test_a_gpu_queue_takes_network_jobs_when_configured(settings, monkeypatch):
     sent.clear()
     generation.generation_enqueue([(1, 1, 1), (1, 2, 1)], chunk=4)
     assert sent == [None]
+
+
+@pytest.mark.django_db
+def test_an_admin_adds_esrgan_to_a_running_study(weights_dir, tmp_path, admin_client):
+    study = sr_study(tmp_path, size=24)
+    add = "/admin/annotation/distortiontype/add/"
+    fields = {
+        "study": study.pk,
+        "code": "60",
+        "name": "ESRGAN x4",
+        "category": "super_resolution",
+        "subtype": "gan_sr",
+        "generator": "gan_sr_network",
+    }
+    refused = admin_client.post(add, {**fields, "levels": '{"1": {"checkpoint": "esrgan_x5"}}'})
+    assert "unknown SR checkpoint &#x27;esrgan_x5&#x27;" in refused.content.decode()
+    created = admin_client.post(add, {**fields, "levels": '{"1": {"checkpoint": "esrgan_x4"}}'})
+    assert created.status_code == 302
+    kind = study.distortion_types.get(code="60")
+    action = {"action": "generate_images", "_selected_action": [kind.pk]}
+    page = admin_client.post("/admin/annotation/distortiontype/", action, follow=True).content.decode()
+    assert "RRDB_ESRGAN_x4.pth" in page and "import_weights esrgan_x4" in page
+    assert not kind.images.exists()
+    install_random_checkpoint("esrgan_x4", weights_dir)
+    admin_client.post("/admin/annotation/distortiontype/", action, follow=True)
+    assert kind.images.count() == 2
+    assert kind.images.first().provenance["sr_model"]["checkpoint"] == "esrgan_x4"
