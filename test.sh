@@ -12,6 +12,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+# TensorFlow only converts the published 4PP-EUSR graphs (convert_weights eusr): an optional extra
+# for users, installed here so its tests run.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tf.txt
 .venv/bin/ruff check .
 
 # Browser tests drive Debian's Chromium (never a downloaded browser build).

@@ -1,14 +1,19 @@
 """Convert the official 4PP-EUSR weights (TensorFlow 1 frozen graphs) into our PyTorch EUSR (no Django here).
 
-The authors publish the weights only as frozen graphs (``4pp_eusr_pirm.pb``, ``4pp_eusr_paper_v2.pb``),
-written by their ``train/freeze.py`` with ``convert_variables_to_constants``: each variable becomes a Const
-node under its variable name (``generator/first_conv/conv2d/kernel``; a reference variable also leaves an
-Identity ``…/kernel/read``). The graph's inputs are the placeholders ``sr_input`` (float32 NHWC RGB in
-[0, 255]) and ``sr_input_scale`` (float32 scalar: 2, 4 or 8, which pass makes the ×4 output), its output the
-Identity ``sr_output``. Only the Const tensors are used here: names map onto ours as documented in
-``sr_models/archs/eusr_arch.py`` (strip ``generator/``, ``/`` → ``.``, ``kernel`` HWIO → ``weight`` OIHW,
-``bias`` → ``bias``), every parameter must be filled exactly once with the right shape, and the graph's
-mean-shift and residual-scaling constants must be the ones our network hard-codes.
+The authors publish the weights only as frozen GraphDefs (``4pp_eusr_pirm.pb``, 2018; ``4pp_eusr_paper_v2.pb``,
+2019). Freezing (``convert_variables_to_constants``, as in their later ``train/freeze.py``) turns each variable
+into a Const node under the variable's name (``generator/first_conv/conv2d/kernel``; a reference variable also
+leaves an Identity ``…/kernel/read``, a resource variable Identity nodes named after the op that reads it).
+Interface (idearibosome/tf-perceptual-eusr ``test/test.py``): input ``sr_input:0`` (float32 NHWC RGB in
+[0, 255]), output ``sr_output:0``; graphs frozen by ``train/freeze.py`` also take ``sr_input_scale:0`` (float32
+scalar 2, 4 or 8: which pass makes the ×4 output). The released graphs predate that script and the authors'
+own test code fed them ``sr_input`` only, so the scale placeholder may be absent there; the provenance records
+the placeholders the converted graph actually has.
+
+Only the Const tensors are used: names map onto ours as documented in ``sr_models/archs/eusr_arch.py`` (strip
+``generator/``, ``/`` → ``.``, ``kernel`` HWIO → ``weight`` OIHW, ``bias`` → ``bias``); every parameter must be
+filled exactly once with the right shape, and the graph's mean-shift and residual-scaling constants must be
+the ones our network hard-codes.
 
 TensorFlow is an optional extra (``pip install -r requirements-tf.txt``), imported only when a graph is read.
 """
@@ -63,13 +68,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_frozen_graph(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The tensors of a frozen graph's Const nodes, by node name.
-
-    An Identity (or chain of them) that reads a Const is listed under its own name too, so a graph whose
-    weights are only reachable as ``…/kernel/read`` still yields them; ``eusr_state_from_tf`` folds those
-    aliases onto the variable name.
-    """
+def _load_graph_def(path: str | os.PathLike):
     tf = _tensorflow()
     path = Path(path)
     if not path.is_file():
@@ -81,16 +80,21 @@ def read_frozen_graph(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise ConversionError(
             f"{path.name} is not a TensorFlow frozen graph (GraphDef .pb): {type(error).__name__}: {error}"
         ) from None
-    nodes = {node.name: node for node in graph_def.node}
-    if not nodes or not any(node.op == "Const" for node in nodes.values()):
+    if not any(node.op == "Const" for node in graph_def.node):
         raise ConversionError(f"{path.name} is not a TensorFlow frozen graph (GraphDef .pb): it holds no constants")
+    return graph_def
+
+
+def _constants(graph_def, file: str) -> dict[str, np.ndarray]:
+    tf = _tensorflow()
+    nodes = {node.name: node for node in graph_def.node}
     constants: dict[str, np.ndarray] = {}
     for name, node in nodes.items():
         if node.op == "Const":
             try:
                 constants[name] = tf.make_ndarray(node.attr["value"].tensor)
             except Exception as error:
-                raise ConversionError(f"{path.name}: constant {name} cannot be read ({error})") from None
+                raise ConversionError(f"{file}: constant {name} cannot be read ({error})") from None
     for name, node in nodes.items():
         source, hops = node, 0
         while source.op == "Identity" and source.input and hops < 16:
@@ -99,6 +103,23 @@ def read_frozen_graph(path: str | os.PathLike) -> dict[str, np.ndarray]:
         if node.op == "Identity" and source.op == "Const" and name not in constants:
             constants[name] = constants[source.name]
     return constants
+
+
+def graph_interface(graph_def) -> dict:
+    """The graph's placeholders and whether it has the ``sr_output`` node the authors' test code reads."""
+    names = {node.name for node in graph_def.node}
+    placeholders = sorted(node.name for node in graph_def.node if node.op == "Placeholder")
+    return {"placeholders": placeholders, "output": GRAPH_OUTPUT if GRAPH_OUTPUT.split(":")[0] in names else None}
+
+
+def read_frozen_graph(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The tensors of a frozen graph's Const nodes, by node name.
+
+    An Identity (or chain of them) that reads a Const is listed under its own name too, so a graph whose
+    weights are only reachable as ``…/kernel/read`` still yields them; ``eusr_state_from_tf`` folds those
+    aliases onto the variable name.
+    """
+    return _constants(_load_graph_def(path), Path(path).name)
 
 
 def _our_name(tf_name: str) -> str | None:
@@ -223,7 +244,8 @@ def convert(pb_path: str | os.PathLike, out_path: str | os.PathLike, *, source_n
 
     tf = _tensorflow()
     pb_path, out_path, options = Path(pb_path), Path(out_path), dict(options or {})
-    constants = read_frozen_graph(pb_path)
+    graph_def = _load_graph_def(pb_path)
+    constants = _constants(graph_def, pb_path.name)
     arithmetic = check_graph_arithmetic(constants)
     state = eusr_state_from_tf(constants, **options)
     model = archs.build("eusr", 4, **options)
@@ -237,7 +259,7 @@ def convert(pb_path: str | os.PathLike, out_path: str | os.PathLike, *, source_n
         "tensorflow": str(tf.__version__),
         "torch": str(torch.__version__),  # a TorchVersion would need weights_only=False
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "graph": {"input": GRAPH_INPUT, "input_scale": GRAPH_INPUT_SCALE, "output": GRAPH_OUTPUT},
+        "graph": graph_interface(graph_def),
         "mapping": "generator/<scope>/<conv>/{kernel HWIO,bias} -> <scope>.<conv>.{weight OIHW,bias}",
         "options": options,
         "tensors": len(params),

@@ -203,7 +203,7 @@ def convert_state_dict(state: Mapping[str, torch.Tensor]) -> dict:
     if any("/" in key or key.endswith(":0") for key in keys):
         raise UnknownLayout(
             "eusr: these are TensorFlow variable names (e.g. generator/shared/conv2d/kernel): convert the "
-            f"frozen graph to our names first (mapping in sr_models/archs/eusr.py); first keys {keys[:3]}"
+            f"frozen graph with: python manage.py convert_weights eusr FILE.pb; first keys {keys[:3]}"
         )
     shared_convs = _conv_count(keys, r"shared\.conv2d(?:_(\d+))?\.weight")
     px_convs = _conv_count(keys, r"upscaling\.x2\.m0\.px0\.conv2d(?:_(\d+))?\.weight")

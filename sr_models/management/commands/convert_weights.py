@@ -82,5 +82,6 @@ class Command(BaseCommand):
             f"{graph.name} -> {target} ({checkpoint.label}, checkpoint {name}): {tensors} tensors, "
             f"{provenance['parameters']:,} parameters, loaded back strictly; "
             f"sha256 {loaded.provenance['sha256']}; TensorFlow {provenance['tensorflow']}, "
-            f"source sha256 {provenance['source_sha256']}"
+            f"source sha256 {provenance['source_sha256']}, "
+            f"graph inputs {', '.join(provenance['graph']['placeholders']) or '(none)'}"
         )
