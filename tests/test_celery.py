@@ -1,5 +1,6 @@
 """A real Celery worker on a real Redis broker runs the study's tasks."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -28,9 +29,10 @@ def database_url() -> str:
     )
 
 
-@pytest.fixture
-def worker(redis_url, tmp_path):
-    """A `celery worker` process on its own queue, against the test database."""
+@contextlib.contextmanager
+def celery_worker(redis_url: str, tmp_path: Path, **extra_env: str):
+    """A `celery worker` process on its own queue, against the test database; yields
+    (a client app of its own, the queue)."""
     queue = f"pipal-test-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
@@ -39,6 +41,7 @@ def worker(redis_url, tmp_path):
         "CELERY_BROKER_URL": redis_url,
         "CELERY_RESULT_BACKEND": redis_url,
         "PIPAL_VAR_DIR": str(tmp_path / "var"),
+        **extra_env,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "pipal_site", "worker", "-Q", queue, "--pool", "solo", "-l", "warning"],
@@ -56,6 +59,12 @@ def worker(redis_url, tmp_path):
         client.close()
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def worker(redis_url, tmp_path):
+    with celery_worker(redis_url, tmp_path) as running:
+        yield running
 
 
 def test_worker_recomputes_mos_from_the_log(worker, tmp_path):

@@ -2,54 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import uuid
-from pathlib import Path
-
 import pytest
-from celery import Celery
 from django.conf import settings
 
 from iqa import scoring
 from iqa.models import MetricScore
 
-from .test_celery import database_url
+from .test_celery import celery_worker
 from .test_iqa import graded_study
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def scoring_worker(redis_url, tmp_path):
-    """A worker that sees the test's database, media folder and weights folder."""
-    queue = f"pipal-test-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "pipal_site.settings.local",
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": redis_url,
-        "CELERY_RESULT_BACKEND": redis_url,
-        "PIPAL_VAR_DIR": str(tmp_path / "var"),
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "PIPAL_WEIGHTS_DIR": str(tmp_path / "weights"),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "pipal_site", "worker", "-Q", queue, "--pool", "solo", "-l", "warning"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "worker.log", "w"),  # noqa: SIM115
-    )
-    client = Celery("pipal-test-client", broker=redis_url, backend=redis_url)
-    try:
-        yield client, queue
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=30)
+    """A worker that sees the test's media folder and weights folder too."""
+    media = {"MEDIA_ROOT": str(settings.MEDIA_ROOT), "PIPAL_WEIGHTS_DIR": str(tmp_path / "weights")}
+    with celery_worker(redis_url, tmp_path, **media) as running:
+        yield running
 
 
 def test_a_worker_scores_each_reference_once_and_a_redelivery_adds_nothing(scoring_worker, tmp_path):
