@@ -10,6 +10,7 @@ model's official test script, so inference code never special-cases a name.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -21,6 +22,24 @@ class UnknownLayout(ValueError):
 
 
 StateDict = Mapping[str, "object"]  # name -> torch.Tensor
+
+
+def remap_keys(state: Mapping[str, object], rules: list[tuple[str, str]], what: str) -> dict:
+    """Rename every key by the first rule (regex, replacement) whose pattern matches it whole;
+    a key that fits no rule raises UnknownLayout (for the families' convert_state_dict)."""
+    compiled = [(re.compile(pattern), replacement) for pattern, replacement in rules]
+    out, unmatched = {}, []
+    for key, value in state.items():
+        for pattern, replacement in compiled:
+            match = pattern.fullmatch(key)
+            if match:
+                out[match.expand(replacement)] = value
+                break
+        else:
+            unmatched.append(key)
+    if unmatched:
+        raise UnknownLayout(f"{what}: {len(unmatched)} keys fit no rule of the layout, e.g. {unmatched[:5]}")
+    return out
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights import Checkpoint, register_checkpoint
-from . import ArchSpec, UnknownLayout, register
+from . import ArchSpec, UnknownLayout, register, remap_keys
 from .interpolation import interpolate_state_dicts
 
 __all__ = ["RRDBNet", "build", "convert_state_dict", "interpolate_state_dicts"]
@@ -108,22 +108,6 @@ def _block_count(keys, pattern: str) -> int:
     return len(indices)
 
 
-def _remap(state: Mapping[str, torch.Tensor], rules: list[tuple[str, str]], what: str) -> dict:
-    compiled = [(re.compile(pattern), replacement) for pattern, replacement in rules]
-    out, unmatched = {}, []
-    for key, value in state.items():
-        for pattern, replacement in compiled:
-            match = pattern.fullmatch(key)
-            if match:
-                out[match.expand(replacement)] = value
-                break
-        else:
-            unmatched.append(key)
-    if unmatched:
-        raise UnknownLayout(f"{what}: {len(unmatched)} keys fit no rule of the layout, e.g. {unmatched[:5]}")
-    return out
-
-
 def _expected_keys(nb: int) -> set[str]:
     names = ["conv_first", "trunk_conv", "upconv1", "upconv2", "HRconv", "conv_last"]
     names += [f"RRDB_trunk.{i}.RDB{j}.conv{k}" for i in range(nb) for j in (1, 2, 3) for k in range(1, 6)]
@@ -153,7 +137,7 @@ def convert_state_dict(state: Mapping[str, torch.Tensor]) -> dict:
             (rf"model\.10\.{_PART}", r"conv_last.\1"),
         ]
         what = "rrdbnet (old ESRGAN model.* layout)"
-        return _check_complete(_remap(state, rules, what), nb, what)
+        return _check_complete(remap_keys(state, rules, what), nb, what)
     if "trunk_conv.weight" in state or any(key.startswith("RRDB_trunk.") for key in keys):
         return _check_complete(dict(state), _block_count(keys, r"RRDB_trunk\.(\d+)\."), "rrdbnet (ESRGAN layout)")
     if "conv_body.weight" in state or any(key.startswith("body.") for key in keys):
@@ -172,7 +156,7 @@ def convert_state_dict(state: Mapping[str, torch.Tensor]) -> dict:
             (rf"(conv_first|conv_last)\.{_PART}", r"\1.\2"),
         ]
         what = "rrdbnet (BasicSR layout)"
-        return _check_complete(_remap(state, rules, what), nb, what)
+        return _check_complete(remap_keys(state, rules, what), nb, what)
     raise UnknownLayout(f"rrdbnet: no ESRGAN/BasicSR RRDBNet layout matches; first keys {keys[:5]}")
 
 

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights import Checkpoint, register_checkpoint
-from . import ArchSpec, UnknownLayout, register
+from . import ArchSpec, UnknownLayout, register, remap_keys
 
 PAPER_RANKSRGAN = (
     "Zhang, Liu, Dong, Qiao. RankSRGAN: Generative Adversarial Networks with Ranker for Image "
@@ -134,23 +134,6 @@ class MSRResNet(nn.Module):
 # --- key layouts --------------------------------------------------------------------------------
 
 
-def _remap(state: Mapping[str, torch.Tensor], rules: list[tuple[str, str]], what: str) -> dict:
-    """Rename every key by the first rule whose pattern matches it whole; unmatched keys are an error."""
-    compiled = [(re.compile(pattern), replacement) for pattern, replacement in rules]
-    out, unmatched = {}, []
-    for key, value in state.items():
-        for pattern, replacement in compiled:
-            match = pattern.fullmatch(key)
-            if match:
-                out[match.expand(replacement)] = value
-                break
-        else:
-            unmatched.append(key)
-    if unmatched:
-        raise UnknownLayout(f"{what}: {len(unmatched)} keys fit no rule of the layout, e.g. {unmatched[:5]}")
-    return out
-
-
 def _block_count(keys, pattern: str) -> int:
     indices = {int(m.group(1)) for key in keys if (m := re.match(pattern, key))}
     if not indices or indices != set(range(len(indices))):
@@ -196,7 +179,7 @@ def convert_state_dict(state: Mapping[str, torch.Tensor]) -> dict:
             (rf"model\.1\.sub\.{nb}\.{_PART}", r"LRconv.\1"),
         ] + [(rf"model\.{index}\.{_PART}", rf"{name}.\1") for name, index in tail]
         what = "srresnet (old BasicSR/RankSRGAN model.* layout)"
-        return _check_complete(_remap(state, rules, what), _srresnet_keys(nb, x4), what)
+        return _check_complete(remap_keys(state, rules, what), _srresnet_keys(nb, x4), what)
     if "LRconv.weight" in state:
         nb = _block_count(keys, r"recon_trunk\.(\d+)\.")
         what = "srresnet (RankSRGAN mmsr layout)"
@@ -227,7 +210,7 @@ def convert_msrresnet_state_dict(state: Mapping[str, torch.Tensor]) -> dict:
             (rf"(conv_first|upconv1|upconv2|conv_last)\.{_PART}", r"\1.\2"),
         ]
         what = "msrresnet (mmsr layout)"
-        return _check_complete(_remap(state, rules, what), _msrresnet_keys(nb, "upconv2.weight" in state), what)
+        return _check_complete(remap_keys(state, rules, what), _msrresnet_keys(nb, "upconv2.weight" in state), what)
     raise UnknownLayout(f"msrresnet: no MSRResNet layout matches; first keys {keys[:5]}")
 
 
