@@ -53,6 +53,15 @@ _PROJECT: dict[str, ProjectMetric] = {}
 _ALIASES = {
     "fsim_gray": ("fsim", {"chromatic": False}, "FSIM on luminance only (PIPAL's FSIM; pyiqa's fsim is FSIMc)"),
 }
+# The SR papers' convention (4PP-EUSR Sec. 5, ESRGAN Sec. 4.2; SPEC §6): PSNR and SSIM on the Y channel
+# of YCbCr with `scale` pixels cropped at each border. For SR tables; IQA-vs-MOS keeps pyiqa's defaults.
+for _scale in (2, 3, 4, 8):
+    _ALIASES[f"psnr_sr_x{_scale}"] = (
+        "psnr", {"test_y_channel": True, "crop_border": _scale}, f"PSNR on Y, {_scale} border pixels cropped"
+    )
+    _ALIASES[f"ssim_sr_x{_scale}"] = (
+        "ssim", {"test_y_channel": True, "crop_border": _scale}, f"SSIM on Y, {_scale} border pixels cropped"
+    )
 
 
 def register(info: MetricInfo, factory: Callable[[str, Path], tuple[Any, str]]) -> None:

@@ -395,3 +395,15 @@ def test_fetch_weights_builds_niqe_from_the_package_registry(weights_dir, basics
     out = capsys.readouterr().out
     assert "niqe_modelparameters.mat built from basicsr's sdist" in out and "niqe: ready (pyiqa-" in out
     assert (weights_dir / "niqe_modelparameters.mat").is_file()
+
+
+def test_sr_convention_metrics_use_y_and_crop_the_border(weights_dir):
+    """4PP-EUSR Sec. 5 / ESRGAN Sec. 4.2: PSNR and SSIM on Y with `scale` border pixels cropped."""
+    psnr = metrics.load_metric("psnr_sr_x4", device="cpu", weights_dir=weights_dir)
+    plain = metrics.load_metric("psnr", device="cpu", weights_dir=weights_dir)
+    torch.manual_seed(0)
+    reference = torch.rand(1, 3, 32, 32)
+    damaged = reference.clone()
+    damaged[..., :4, :] = 0  # only inside the cropped border
+    assert psnr.score(damaged, reference)[0] > 60 > plain.score(damaged, reference)[0]
+    assert metrics.metric_info("ssim_sr_x4").options == {"test_y_channel": True, "crop_border": 4}
