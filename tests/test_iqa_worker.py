@@ -17,7 +17,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pyt
 @pytest.fixture
 def scoring_worker(redis_url, tmp_path):
     """A worker that sees the test's media folder and weights folder too."""
-    media = {"MEDIA_ROOT": str(settings.MEDIA_ROOT), "PIPAL_WEIGHTS_DIR": str(tmp_path / "weights")}
+    media = {
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "PIPAL_WEIGHTS_DIR": str(tmp_path / "weights"),
+        "PIPAL_TORCH_THREADS": "1",  # what a deployment with a worker per core sets
+    }
     with celery_worker(redis_url, tmp_path, **media) as running:
         yield running
 
