@@ -20,13 +20,18 @@ class Command(StudyCommand):
         super().add_arguments(parser)
         parser.add_argument("--metrics", required=True, help="comma-separated metric names, e.g. psnr,ssim,lpips")
         parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when a GPU is present")
-        parser.add_argument("--batch", type=int, default=scoring.DEFAULT_BATCH, help="images per forward pass")
+        parser.add_argument(
+            "--batch",
+            type=int,
+            help="images per forward pass (default: 1 on the CPU, where batching measured no faster and batch 1 "
+            f"is bit-identical to pyiqa; {scoring.DEFAULT_BATCH} on CUDA)",
+        )
         parser.add_argument("--no-wait", action="store_true", help="with a broker: enqueue and return at once")
         parser.add_argument("--timeout", type=float, default=24 * 3600, help="seconds to wait for the workers")
 
     def handle(self, *args, slug, metrics, device, batch, no_wait, timeout, **options):
         study = self.study(slug)
-        if batch < 1:
+        if batch is not None and batch < 1:
             raise CommandError("--batch must be at least 1")
         try:
             infos = parse_metric_list(metrics)
@@ -35,7 +40,8 @@ class Command(StudyCommand):
         eager = settings.CELERY_TASK_ALWAYS_EAGER
         for info in infos:
             metric = scoring.metric_load(info.name, device)
-            jobs = scoring.scoring_plan(study=study, metric=metric, batch=batch)
+            size = batch or (scoring.DEFAULT_BATCH if metric.device == "cuda" else 1)
+            jobs = scoring.scoring_plan(study=study, metric=metric, batch=size)
             todo = sum(len(job.image_ids) for job in jobs)
             where = "in-process" if eager else "by the Celery workers"
             self.stdout.write(f"{info.name} {info.arrow} ({metric.version}, {metric.device}): {todo} to score {where}")
