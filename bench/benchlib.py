@@ -12,6 +12,7 @@ import io
 import math
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -158,3 +159,63 @@ def pg_drop(name: str, admin_url: str = PG_ADMIN_URL) -> None:
 
 def pg_url(name: str, admin_url: str = PG_ADMIN_URL) -> str:
     return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+# --- Celery workers ---------------------------------------------------------------
+
+
+class CeleryWorker:
+    """One `celery worker --pool solo` process on ``queues``, with its log in ``log``."""
+
+    def __init__(self, name: str, queues: list[str], env: dict[str, str], log: Path):
+        self.name = name
+        self.log = log
+        self.log_file = open(log, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "pipal_site",
+                "worker",
+                "-Q",
+                ",".join(queues),
+                "-n",
+                f"{name}@%h",
+                "--pool",
+                "solo",
+                "--prefetch-multiplier",
+                "1",
+                "-O",
+                "fair",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-l",
+                "info",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log_file,
+        )
+
+    def ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"worker {self.name} exited ({self.process.returncode}):\n{self.tail()}")
+        return " ready." in self.log.read_text(errors="replace")
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """SIGTERM (warm shutdown), then SIGKILL after 30 s."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.log_file.close()

@@ -79,8 +79,6 @@ import argparse
 import os
 import resource
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -360,63 +358,6 @@ def part_metrics(args: argparse.Namespace) -> dict[str, float]:
 # --- part 2: Celery workers ------------------------------------------------------------------
 
 
-class Worker:
-    """One `celery worker --pool solo` process on ``queues``, with its log in ``log``."""
-
-    def __init__(self, name: str, queues: list[str], env: dict[str, str], log: Path):
-        self.name = name
-        self.log = log
-        self.log_file = open(log, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "pipal_site",
-                "worker",
-                "-Q",
-                ",".join(queues),
-                "-n",
-                f"{name}@%h",
-                "--pool",
-                "solo",
-                "--prefetch-multiplier",
-                "1",
-                "-O",
-                "fair",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-l",
-                "info",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log_file,
-        )
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"worker {self.name} exited ({self.process.returncode}):\n{self.tail()}")
-        return " ready." in self.log.read_text(errors="replace")
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        """SIGTERM (warm shutdown), then SIGKILL after 30 s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.log_file.close()
-
-
 def copies_folder(root: Path, copies: int) -> Path:
     """The demo folder ``copies`` times, references renamed D0001 -> D0001c1 ...; copy k flipped and shifted."""
     import numpy as np
@@ -464,7 +405,7 @@ def run_in_process(names: list[str], study, batch: int, device: str) -> tuple[fl
     return elapsed, user_end - user, system_end - system
 
 
-def wait_for(scores, expected: int, timeout: float, workers: list[Worker], what: str) -> None:
+def wait_for(scores, expected: int, timeout: float, workers: list[benchlib.CeleryWorker], what: str) -> None:
     started = time.perf_counter()
     while scores.count() < expected:
         for worker in workers:
@@ -497,7 +438,7 @@ def run_workers(
     client = Celery("pipal-bench-compute-scores", broker=args.redis_url)
     try:
         for i in range(count):
-            workers.append(Worker(own[i], [queue, own[i]], env, tmp / f"{own[i]}.log"))
+            workers.append(benchlib.CeleryWorker(own[i], [queue, own[i]], env, tmp / f"{own[i]}.log"))
             state["workers"].append(workers[-1])
         limit = time.monotonic() + 60
         while not all(worker.ready() for worker in workers):

@@ -48,8 +48,6 @@ import argparse
 import io
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -211,63 +209,6 @@ def part_families(args: argparse.Namespace) -> None:
 # --- part 2: Celery workers --------------------------------------------------------------
 
 
-class Worker:
-    """One `celery worker --pool solo` process with its log in ``log``."""
-
-    def __init__(self, name: str, queue: str, env: dict[str, str], log: Path):
-        self.name = name
-        self.log = log
-        self.log_file = open(log, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "pipal_site",
-                "worker",
-                "-Q",
-                queue,
-                "-n",
-                f"{name}@%h",
-                "--pool",
-                "solo",
-                "--prefetch-multiplier",
-                "1",
-                "-O",
-                "fair",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-l",
-                "info",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log_file,
-        )
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"worker {self.name} exited ({self.process.returncode}):\n{self.tail()}")
-        return " ready." in self.log.read_text(errors="replace")
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        """SIGTERM (warm shutdown), then SIGKILL after 30 s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.log_file.close()
-
-
 def make_study(slug: str, references: int, types: list[str]):
     from annotation import services
     from annotation.generation import catalogue_install, generation_plan
@@ -301,7 +242,7 @@ def run_workers(args, study, plan, count: int, env: dict[str, str], tmp: Path, s
     client = Celery("pipal-bench-generation", broker=args.redis_url)
     try:
         for i in range(count):
-            workers.append(Worker(f"{queue}-{i}", queue, env, tmp / f"{queue}-{i}.log"))
+            workers.append(benchlib.CeleryWorker(f"{queue}-{i}", [queue], env, tmp / f"{queue}-{i}.log"))
             state["workers"].append(workers[-1])
         limit = time.monotonic() + 60
         while not all(worker.ready() for worker in workers):
