@@ -219,3 +219,18 @@ class CeleryWorker:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self.log_file.close()
+
+
+def stop_workers(state: dict, redis_url: str) -> None:
+    """Kill what is left of ``state["workers"]`` (CeleryWorker) and delete ``state["queues"]``' Redis keys."""
+    for worker in state["workers"]:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait(timeout=10)
+        if not worker.log_file.closed:
+            worker.log_file.close()
+    if state["queues"]:
+        import redis
+
+        keys = [k for q in state["queues"] for k in (q, f"_kombu.binding.{q}", f"_kombu.binding_permanent.{q}")]
+        redis.Redis.from_url(redis_url).delete(*keys)

@@ -599,20 +599,6 @@ def part_workers(args: argparse.Namespace, url: str, tmp: Path, state: dict, per
         )
 
 
-def cleanup(args: argparse.Namespace, state: dict) -> None:
-    for worker in state["workers"]:
-        if worker.process.poll() is None:
-            worker.process.kill()
-            worker.process.wait(timeout=10)
-        if not worker.log_file.closed:
-            worker.log_file.close()
-    if state["queues"]:
-        import redis
-
-        keys = [k for q in state["queues"] for k in (q, f"_kombu.binding.{q}", f"_kombu.binding_permanent.{q}")]
-        redis.Redis.from_url(args.redis_url).delete(*keys)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.copies < 1 or args.rounds < 1 or args.worker_rounds < 1 or min(int_list(args.batches) or [0]) < 1:
@@ -631,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         try:
-            cleanup(args, state)
+            benchlib.stop_workers(state, args.redis_url)
         finally:
             try:
                 from django.db import connections

@@ -332,20 +332,6 @@ def part_workers(args: argparse.Namespace, url: str, tmp: Path, state: dict) -> 
     print(f"speed-up 1 -> 2 workers: {ratio(rate[2], rate[1]):.2f}x on {os.cpu_count()} CPU(s)")
 
 
-def cleanup(args: argparse.Namespace, state: dict) -> None:
-    for worker in state["workers"]:
-        if worker.process.poll() is None:
-            worker.process.kill()
-            worker.process.wait(timeout=10)
-        if not worker.log_file.closed:
-            worker.log_file.close()
-    if state["queues"]:
-        import redis
-
-        keys = [k for q in state["queues"] for k in (q, f"_kombu.binding.{q}", f"_kombu.binding_permanent.{q}")]
-        redis.Redis.from_url(args.redis_url).delete(*keys)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not 1 <= args.references <= count_refs():
@@ -364,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         try:
-            cleanup(args, state)
+            benchlib.stop_workers(state, args.redis_url)
         finally:
             try:
                 from django.db import connections
