@@ -1,6 +1,28 @@
 from django.apps import AppConfig
 
 
+def _configure(**kwargs):
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from . import metrics
+    from .learned import store
+
+    metrics.configure_learned_root(store.learned_root(Path(settings.PIPAL_WEIGHTS_DIR)))
+
+
+def _on_setting_changed(*, setting, **kwargs):
+    if setting == "PIPAL_WEIGHTS_DIR":
+        _configure()
+
+
 class IqaConfig(AppConfig):
     name = "iqa"
     verbose_name = "IQA metrics and benchmarks"
+
+    def ready(self):
+        from django.core.signals import setting_changed
+
+        _configure()
+        setting_changed.connect(_on_setting_changed)

@@ -29,7 +29,7 @@ class MetricInfo:
     name: str
     higher_is_better: bool
     full_reference: bool
-    source: str  # "pyiqa" or "project"
+    source: str  # "pyiqa", "project" (built in) or "learned" (trained here, iqa.learned.store)
     pyiqa_name: str = ""
     options: dict = field(default_factory=dict)
     description: str = ""
@@ -47,6 +47,8 @@ class ProjectMetric:
 
 
 _PROJECT: dict[str, ProjectMetric] = {}
+# Where trained metric folders live (iqa.learned.store); set from PIPAL_WEIGHTS_DIR by the app.
+_learned_root: Path | None = None
 
 # Project aliases of pyiqa metrics with other options. PIPAL Table 3 lists FSIM and
 # FSIMc; pyiqa's "fsim" is the chromatic one (chromatic=True by default).
@@ -77,6 +79,42 @@ def _pyiqa_configs() -> dict:
     return DEFAULT_CONFIGS
 
 
+def configure_learned_root(root: Path | None) -> None:
+    """Trained metrics (train_lpips, train_ranker, train_score_predictor) are the finished folders here."""
+    global _learned_root
+    _learned_root = Path(root) if root is not None else None
+
+
+def _learned() -> dict[str, ProjectMetric]:
+    if _learned_root is None:
+        return {}
+    from .learned import store
+
+    found = {}
+    for name, manifest in store.discover(_learned_root).items():
+        if name in _PROJECT or name in _ALIASES or name in _pyiqa_configs():
+            continue  # a folder may not shadow a built-in metric (training refuses such names)
+        metric = manifest["metric"]
+        info = MetricInfo(
+            name=name,
+            higher_is_better=bool(metric.get("higher_is_better")),
+            full_reference=bool(metric.get("full_reference")),
+            source="learned",
+            description=str(metric.get("description", "")),
+        )
+        found[name] = ProjectMetric(info, store.metric_factory(_learned_root / name))
+    return found
+
+
+def builtin_names() -> set[str]:
+    """Names no trained folder may take: pyiqa's, the aliases and the platform's own."""
+    return {*_pyiqa_configs(), *_ALIASES, *_PROJECT}
+
+
+def _project(name: str) -> ProjectMetric | None:
+    return _PROJECT.get(name) or _learned().get(name)
+
+
 def pyiqa_version() -> str:
     import pyiqa
 
@@ -85,12 +123,13 @@ def pyiqa_version() -> str:
 
 def metric_names() -> list[str]:
     pyiqa_names = [name for name in _pyiqa_configs() if name not in NOT_PER_IMAGE]
-    return sorted([*pyiqa_names, *_ALIASES, *_PROJECT])
+    return sorted([*pyiqa_names, *_ALIASES, *_PROJECT, *_learned()])
 
 
 def metric_info(name: str) -> MetricInfo:
-    if name in _PROJECT:
-        return _PROJECT[name].info
+    project = _project(name)
+    if project is not None:
+        return project.info
     configs = _pyiqa_configs()
     pyiqa_name, options, description = _ALIASES.get(name, (name, {}, ""))
     if pyiqa_name in configs and name not in NOT_PER_IMAGE:
@@ -173,15 +212,15 @@ def load_metric(name: str, *, device: str, weights_dir: Path) -> LoadedMetric:
 
     info = metric_info(name)
     with weights.weight_sources(weights_dir), weights.opened_files() as opened:
-        if info.source == "project":
-            model, checksum = _PROJECT[name].factory(device, weights_dir)
+        if info.source in ("project", "learned"):
+            model, checksum = _project(name).factory(device, weights_dir)
         else:
             import pyiqa
 
             model = pyiqa.create_metric(info.pyiqa_name, device=device, **info.options)
             checksum = ""
     checksum = checksum or weights.weights_checksum(opened)
-    base = f"{info.source}-{pyiqa_version()}" if info.source == "pyiqa" else "project"
+    base = f"{info.source}-{pyiqa_version()}" if info.source == "pyiqa" else info.source
     version = f"{base}+{checksum}" if checksum else base
     return LoadedMetric(info=info, version=version, device=device, model=model)
 

@@ -1,0 +1,113 @@
+"""A study's data in the shapes the learned-metric trainers take (read-only).
+
+* ``study_triplets``: the judgment log as BAPPS-style 2AFC triplets
+  (reference, p0, p1, judge), judge = the share of votes that found p1 more
+  similar to the reference — LPIPS's training data has exactly this shape.
+  Votes of excluded raters are left out, as they are from the MOS.
+* ``study_mos_images``: every judged image with its Elo MOS and the Elo values
+  it is the mean of (its variability is the MOS's uncertainty).
+
+Paths are absolute file paths on this machine's media storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from annotation.models import DistortedImage, Judgment, Study
+
+
+@dataclass(frozen=True)
+class Triplet:
+    reference: str  # reference name, e.g. A0001
+    reference_path: str
+    p0: str  # image names
+    p1: str
+    p0_path: str
+    p1_path: str
+    judge: float  # share of votes for p1 (more similar to the reference), in [0, 1]
+    votes: int
+
+
+@dataclass(frozen=True)
+class MosImage:
+    name: str
+    path: str
+    reference: str
+    reference_path: str
+    mos: float
+    recent_elo: list[float] = field(default_factory=list)
+    judgments: int = 0
+    category: str = ""
+    subtype: str = ""
+    distortion_type: str = ""
+
+
+def study_triplets(study: Study) -> list[Triplet]:
+    """One triplet per unordered pair judged at least once (p0 = the image with the smaller id)."""
+    votes: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])  # (p0, p1) -> [votes p0, votes p1]
+    rows = (
+        Judgment.objects.filter(study=study)
+        .exclude(rater__excluded=True)
+        .values_list("image_a_id", "image_b_id", "winner_id")
+        .order_by("id")
+    )
+    for a, b, winner in rows.iterator(chunk_size=10000):
+        pair = (min(a, b), max(a, b))
+        votes[pair][0 if winner == pair[0] else 1] += 1
+    images = {
+        image.id: image
+        for image in DistortedImage.objects.filter(study=study).select_related("reference").only(
+            "id", "name", "file", "reference__name", "reference__file"
+        )
+    }
+    triplets = []
+    for (p0, p1), (for_p0, for_p1) in sorted(votes.items()):
+        first, second = images[p0], images[p1]
+        triplets.append(
+            Triplet(
+                reference=first.reference.name,
+                reference_path=first.reference.file.path,
+                p0=first.name,
+                p1=second.name,
+                p0_path=first.file.path,
+                p1_path=second.file.path,
+                judge=for_p1 / (for_p0 + for_p1),
+                votes=for_p0 + for_p1,
+            )
+        )
+    return triplets
+
+
+def study_mos_images(study: Study, *, min_judgments: int = 1) -> list[MosImage]:
+    """Every image with at least ``min_judgments`` judgments, sorted by name."""
+    images = (
+        study.images.filter(judgment_count__gte=min_judgments)
+        .select_related("reference", "distortion_type")
+        .order_by("name")
+    )
+    return [
+        MosImage(
+            name=image.name,
+            path=image.file.path,
+            reference=image.reference.name,
+            reference_path=image.reference.file.path,
+            mos=image.mos,
+            recent_elo=[float(value) for value in image.recent_elo],
+            judgments=image.judgment_count,
+            category=image.distortion_type.category,
+            subtype=image.distortion_type.subtype,
+            distortion_type=image.distortion_type.code,
+        )
+        for image in images
+    ]
+
+
+def data_fingerprint(items) -> str:
+    """A short hash of what a run trains on: a resume must see the same data."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(repr(item).encode())
+    return digest.hexdigest()[:16]
