@@ -28,6 +28,39 @@ from .models import DistortedImage, Judgment, Rater, Study
 DEFAULT_SPREAD = 150.0  # SD of true scores on the Elo scale; 200 points ~ 76% preference
 
 
+def metric_truth(study: Study, metric: str, *, spread: float) -> dict[int, float]:
+    """Hidden scores that follow an IQA metric: within each reference, the metric's values
+    (signed so better is higher) standardised and put on the Elo scale (center + spread x z).
+
+    Synthetic raters then prefer what the metric prefers, so a study's judgments carry a
+    known, learnable signal (the learned metrics are checked against it); scores come from
+    compute_scores."""
+    from iqa.metrics import UnknownMetric, metric_info
+    from iqa.selectors import study_score_frame
+
+    try:
+        info = metric_info(metric)
+    except UnknownMetric as error:
+        raise ApplicationError(str(error)) from None
+    frame, _ = study_score_frame(study, [info], min_judgments=0)
+    missing = frame.loc[frame[metric].isna(), "image"].tolist()
+    if frame.empty or missing:
+        raise ApplicationError(
+            f"{len(missing) or 'no'} image(s) of study {study.slug!r} have no {metric} score"
+            f"{' (' + ', '.join(missing[:3]) + ')' if missing else ''}: "
+            f"run python manage.py compute_scores {study.slug} --metrics {metric}"
+        )
+    ids = dict(DistortedImage.objects.filter(study=study).values_list("name", "id"))
+    signed = frame[metric] if info.higher_is_better else -frame[metric]
+    truth = {}
+    for _, group in signed.groupby(frame["reference"]):
+        spread_within = float(group.std(ddof=0))
+        z = (group - group.mean()) / spread_within if spread_within > 0 else group * 0.0
+        for index, value in z.items():
+            truth[ids[frame.at[index, "image"]]] = study.elo_initial + spread * float(value)
+    return truth
+
+
 def true_score(seed: int, image_name: str, *, center: float, spread: float) -> float:
     """A hidden score fixed by (seed, image name), so images added later to a
     study get theirs without changing the others'."""
@@ -98,11 +131,15 @@ def simulate_study(
     spread: float = DEFAULT_SPREAD,
     mix: RaterMix = RaterMix(),
     progress: Callable[[int], None] | None = None,
+    truth_metric: str | None = None,
 ) -> SimulationReport:
     """Add synthetic judgments until the study holds ``judgments_per_image`` x
     images of them (counting votes of excluded raters too), then compare the
     MOS with the hidden truth. Raters work through the real trial flow:
-    training, gold pairs, their quota; a new rater joins when one is done."""
+    training, gold pairs, their quota; a new rater joins when one is done.
+
+    The hidden scores are random per image (``true_score``) unless ``truth_metric`` names a
+    metric scored on the study (``metric_truth``)."""
     if Judgment.objects.filter(study=study).filter(Q(rater__isnull=True) | Q(rater__synthetic=False)).exists():
         raise ApplicationError(
             f"study {study.slug!r} holds judgments from real raters; simulate on a study of its own "
@@ -111,7 +148,10 @@ def simulate_study(
     images = list(DistortedImage.objects.filter(study=study))
     if not images:
         raise ApplicationError(f"study {study.slug!r} has no images to simulate on")
-    truth = {image.id: true_score(seed, image.name, center=study.elo_initial, spread=spread) for image in images}
+    if truth_metric:
+        truth = metric_truth(study, truth_metric, spread=spread)
+    else:
+        truth = {image.id: true_score(seed, image.name, center=study.elo_initial, spread=spread) for image in images}
     target = round(judgments_per_image * len(images))
     todo = max(0, target - Judgment.objects.filter(study=study).count())
 

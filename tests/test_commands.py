@@ -175,6 +175,26 @@ def test_simulate_study_prints_agreement_with_truth(small_study):
     assert "0 judgment(s) added" in run("simulate_study", "s1", "--judgments-per-image", "10", "--seed", "3")
 
 
+def test_simulated_raters_can_follow_a_metric(small_study):
+    """--truth-metric: the hidden scores order each reference's images as the metric does."""
+    from annotation.simulation import metric_truth
+    from iqa.models import MetricScore
+
+    with pytest.raises(CommandError, match="8 image\\(s\\) of study 's1' have no psnr score.*compute_scores s1"):
+        run("simulate_study", "s1", "--judgments-per-image", "5", "--truth-metric", "psnr")
+    with pytest.raises(CommandError, match="unknown metric 'psnrr'"):
+        run("simulate_study", "s1", "--judgments-per-image", "5", "--truth-metric", "psnrr")
+    call_command("compute_scores", "s1", "--metrics", "psnr", stdout=io.StringIO())
+    truth = metric_truth(small_study, "psnr", spread=150)
+    psnr = {score.image_sha256: score.value for score in MetricScore.objects.filter(metric="psnr")}
+    for reference in small_study.references.all():
+        images = list(reference.distorted.all())
+        assert sorted(images, key=lambda i: truth[i.id]) == sorted(images, key=lambda i: psnr[i.sha256])
+        assert sum(truth[i.id] for i in images) / len(images) == pytest.approx(small_study.elo_initial)
+    output = run("simulate_study", "s1", "--judgments-per-image", "30", "--truth-metric", "psnr")
+    assert "240 judgment(s) added" in output
+
+
 def test_simulate_study_never_mixes_with_real_raters(small_study):
     record_some(small_study, count=1)
     with pytest.raises(CommandError, match="judgments from real raters"):

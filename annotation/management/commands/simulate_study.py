@@ -23,10 +23,17 @@ class Command(StudyCommand):
         parser.add_argument(
             "--spread", type=float, default=DEFAULT_SPREAD, help="SD of the true scores on the Elo scale (150)"
         )
+        parser.add_argument(
+            "--truth-metric",
+            help="hidden scores follow this metric (scored beforehand with compute_scores) instead of random "
+            "ones, so the judgments carry a known signal, e.g. ms_ssim",
+        )
         parser.add_argument("--random-raters", type=float, default=0.0, help="share of raters who click at random")
         parser.add_argument("--one-side-raters", type=float, default=0.0, help="share who always pick the left image")
 
-    def handle(self, *args, slug, judgments_per_image, seed, spread, random_raters, one_side_raters, **options):
+    def handle(
+        self, *args, slug, judgments_per_image, seed, spread, random_raters, one_side_raters, truth_metric, **options
+    ):
         if judgments_per_image <= 0:
             raise CommandError("--judgments-per-image must be positive")
         if min(random_raters, one_side_raters) < 0 or random_raters + one_side_raters > 1:
@@ -40,6 +47,7 @@ class Command(StudyCommand):
                 spread=spread,
                 mix=RaterMix(random=random_raters, one_side=one_side_raters),
                 progress=bar.update,
+                truth_metric=truth_metric,
             )
         a = report.agreement
         self.stdout.write(
