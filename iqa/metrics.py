@@ -68,8 +68,10 @@ for _scale in (2, 3, 4, 8):
 
 def register(info: MetricInfo, factory: Callable[[str, Path], tuple[Any, str]]) -> None:
     """Add a project metric (anti-aliased LPIPS, Rankers) under its own name."""
-    if info.name in _pyiqa_configs() or info.name in _ALIASES:
-        raise ValueError(f"metric name {info.name!r} is taken by pyiqa")
+    # Not checked against pyiqa's names here: that would import pyiqa (and torch) at start-up;
+    # tests/test_iqa.py checks that no project name shadows a pyiqa metric.
+    if info.name in _ALIASES or info.name in _PROJECT:
+        raise ValueError(f"metric name {info.name!r} is taken")
     _PROJECT[info.name] = ProjectMetric(info, factory)
 
 
@@ -236,3 +238,7 @@ def stack(images: Sequence) -> Any:
     import torch
 
     return torch.stack(list(images))
+
+
+# The platform's own metrics with published weights (RankSRGAN's Rankers) register here.
+from .learned import official  # noqa: E402, F401

@@ -125,6 +125,24 @@ def test_every_pyiqa_metric_is_registered_with_its_direction():
     assert metrics.metric_info("fsim_gray").options == {"chromatic": False}
 
 
+def test_no_project_metric_or_alias_shadows_a_pyiqa_metric():
+    from pyiqa.default_model_configs import DEFAULT_CONFIGS
+
+    own = metrics.builtin_names() - set(DEFAULT_CONFIGS)
+    assert {"ranker_niqe", "ranker_ma", "ranker_pi", "fsim_gray", "psnr_sr_x4"} <= own
+    assert metrics.metric_info("ranker_niqe").source == "project"
+
+
+def test_starting_django_does_not_import_torch():
+    """Registering the platform's metrics must not load pyiqa or torch (seconds at every start-up)."""
+    import subprocess
+    import sys
+
+    code = "import django, sys; django.setup(); import iqa.metrics; print('torch' in sys.modules)"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "False"
+
+
 def test_unknown_metric_names_are_refused_with_suggestions():
     with pytest.raises(metrics.UnknownMetric, match="did you mean psnr"):
         metrics.metric_info("psnrr")

@@ -21,7 +21,6 @@ import numpy as np
 
 from . import store
 
-
 # Settings a resumed run may change: a longer run, checkpoints more or less often.
 RESUMABLE_CHANGES = ("iterations", "checkpoint_every")
 
