@@ -108,6 +108,17 @@ def _learned() -> dict[str, ProjectMetric]:
     return found
 
 
+def weights_stamp(name: str) -> tuple:
+    """Changes when a trained metric's ``model.pt`` is rewritten (retrained or resumed under the same
+    name), so a process that keeps loaded metrics knows to load it again; () for other metrics."""
+    if _learned_root is None or name not in _learned():
+        return ()
+    from .learned import store
+
+    stat = (_learned_root / name / store.MODEL_FILE).stat()
+    return (stat.st_mtime_ns, stat.st_size)
+
+
 def builtin_names() -> set[str]:
     """Names no trained folder may take: pyiqa's, the aliases and the platform's own."""
     return {*_pyiqa_configs(), *_ALIASES, *_PROJECT}

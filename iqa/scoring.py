@@ -43,20 +43,22 @@ class ScoreJob:
         return [self.metric, self.version, self.device, self.batch, self.reference_id, list(self.image_ids)]
 
 
-_loaded: dict[tuple[str, str], metrics.LoadedMetric] = {}
+_loaded: dict[tuple[str, str], tuple[tuple, metrics.LoadedMetric]] = {}
 _loading = threading.Lock()
 
 
 def metric_load(name: str, device: str | None = None) -> metrics.LoadedMetric:
-    """A metric built once per process and device (workers keep theirs between jobs)."""
+    """A metric built once per process and device (workers keep theirs between jobs); a trained
+    metric whose model.pt was rewritten since is built again."""
     try:
         device = metrics.check_device(device)
         with _loading:
-            if (name, device) not in _loaded:
-                _loaded[(name, device)] = metrics.load_metric(
-                    name, device=device, weights_dir=settings.PIPAL_WEIGHTS_DIR
-                )
-            return _loaded[(name, device)]
+            stamp = metrics.weights_stamp(name)  # a retrained learned metric is loaded again
+            cached = _loaded.get((name, device))
+            if cached is None or cached[0] != stamp:
+                loaded = metrics.load_metric(name, device=device, weights_dir=settings.PIPAL_WEIGHTS_DIR)
+                _loaded[(name, device)] = cached = (stamp, loaded)
+            return cached[1]
     except (metrics.UnknownMetric, WeightsMissing, ValueError) as error:
         raise ScoringError(f"{name}: {error}") from error
 

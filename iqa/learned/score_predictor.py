@@ -1,0 +1,570 @@
+"""4PP-EUSR's subjective-score predictor (Choi et al., 003 §3.4 and §4.2; NIMA's recipe), trained here (no Django).
+
+Network. torchvision's MobileNetV2, width multiplier 1.0, its classifier replaced by
+dropout + ``Linear(1280, 10)`` + softmax: a distribution over the score bins 1..10. The
+predicted score is the mean of that distribution (§3.4: "we use only the mean values of the
+predicted score distributions"). The paper gives no dropout rate; the default 0.75 is NIMA's
+(titu1994/neural-image-assessment, the Keras code the NIMA recipe is usually run with). The
+input is ``(255·x − 127.5) / 127.5`` = ``2x − 1`` (the paper's TensorFlow MobileNetV2 input;
+``input_norm="paper"``). torchvision's ImageNet weights were trained on ``(x − mean) / std``
+instead; ``input_norm="imagenet"`` feeds them that.
+
+Loss. The squared earth mover's distance of 003 Eq. 1 (Hou et al. 2016):
+``Σ_i (CDF_p(i) − CDF_q(i))²`` over the 10 bins, averaged over the batch (no 1/N, no root).
+
+Targets. TID2013 gives each image a mean and a standard deviation; the paper turned them into
+Gaussians over the bins after shifting [0, 9] to [1, 10]. An Elo MOS is identified only within
+a reference (SPEC §6), so each reference's MOS range is mapped linearly onto [1, 10]:
+``μ = 1 + 9·(mos − min_ref) / (max_ref − min_ref)``. The spread is the population standard
+deviation of the image's ``recent_elo`` (the last Elo values whose mean is its MOS: how much the
+rating still moves) scaled by the same ``9 / (max_ref − min_ref)``, floored at ``sigma_floor``
+bins (0.5 by default) so a target is never a one-bin spike. The Gaussian is evaluated at the
+bin centres 1..10 and normalised to sum 1 (a truncated, discretised Gaussian: its mean is pulled
+inwards when μ is within ~2σ of 1 or 10). A reference with fewer than two judged images, or whose
+images all have the same MOS, carries no ranking and is left out (listed as skipped).
+
+Schedule (003 §4.2, SPEC §6). Phase 1 trains only the new layer (Adam lr 1e-3, batch 128) with
+the backbone frozen: its BatchNorm layers keep their running statistics (eval mode), as a frozen
+Keras model does. Phase 2 trains everything (Adam lr 1e-5, batch 32). Adam β = (0.9, 0.999),
+ε = 1e-7, constant learning rates. The paper counts epochs (100 + 100 on TID2013's 2,640 training
+images); here both phases count steps (``head_iterations``, ``iterations``), each step a batch of
+distinct images drawn at random (with replacement only when the set is smaller than the batch).
+
+From scratch (no ImageNet file on the machine) the same schedule runs, recorded as ``scratch``:
+phase 1 then only fits the new layer on random features, so a short phase 1 suits it, and in eval
+mode the network gives nearly one score to every image until BatchNorm's running statistics have
+caught up with the trained weights (about 100 phase-2 steps on the tests' tiny study).
+
+Crops. Training takes a random ``crop``×``crop`` (192) window of each image, never rescaled
+(§4.2: the predictor judges patches); validation and the metric take the centre window. An image
+smaller than the crop is refused with its name (lower ``crop``): padding would add content the
+raters never saw and rescaling is what the paper avoids. As a metric, an image smaller than the
+crop is scored whole (MobileNetV2 takes any size).
+
+Evaluation: SRCC/KRCC of the predicted scores against the MOS of the held-out references, pooled
+and averaged per reference (SPEC §6 "MOS scale per reference"), and the mean squared EMD to the
+targets, all on centre crops — exactly what ``as_metric`` computes.
+
+Determinism: one seed sets the initial weights (torch), the batches and crops (numpy), and
+dropout (torch); every random state is in the checkpoint, so a run resumed from its checkpoint
+continues exactly as the uninterrupted run would have (on the same machine and thread count).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .training import TrainingError, TrainingRun
+
+KIND = "score_predictor"
+BINS = 10
+SCORES = (1.0, 10.0)  # the score of bin 1 and of bin BINS
+FEATURES = 1280  # MobileNetV2 width 1.0: channels of the pooled representation
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-7
+INPUT_NORMS = ("paper", "imagenet")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageClassification preset
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MIN_CROP = 32  # MobileNetV2 downsamples 32 times
+TARGETS = (
+    "per reference, MOS range linearly onto 1..10 (mu = 1 + 9 (mos - min) / (max - min)); sigma = population "
+    "std of recent_elo times the same 9 / (max - min), floored at sigma_floor; Gaussian at the bin centres "
+    "1..10, normalised to sum 1; references with < 2 judged images or one MOS value skipped"
+)
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A torchvision ImageNet checkpoint of MobileNetV2 (torchvision 0.29, ``MobileNet_V2_Weights``)."""
+
+    weights: str  # the enum member
+    file: str
+    url: str
+    top1: float  # ImageNet-1K acc@1, torchvision's meta
+
+    @property
+    def hash_prefix(self) -> str:
+        return self.file.rsplit("-", 1)[1].split(".")[0]
+
+
+BACKBONES = {
+    "pretrained": Backbone(
+        "IMAGENET1K_V1",
+        "mobilenet_v2-b0353104.pth",
+        "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+        71.878,
+    ),
+    "pretrained-v2": Backbone(
+        "IMAGENET1K_V2",
+        "mobilenet_v2-7ebf99e0.pth",
+        "https://download.pytorch.org/models/mobilenet_v2-7ebf99e0.pth",
+        72.154,
+    ),
+}
+BACKBONE_CHOICES = ("scratch", *BACKBONES)
+
+
+class BackboneMissing(TrainingError):
+    """``--backbone pretrained`` without the torchvision file in the weights directory."""
+
+
+# --- the network ----------------------------------------------------------------------------------
+
+
+class ScorePredictor(nn.Module):
+    """MobileNetV2 with a 10-bin softmax head. Input (N, 3, H, W) RGB in [0, 1]; output (N, 10) probabilities.
+
+    The key layout is torchvision's (``features.*``, ``classifier.1.*``), so ImageNet weights load by name."""
+
+    def __init__(self, *, dropout: float = 0.75, crop: int = 192, input_norm: str = "paper", width_mult: float = 1.0):
+        super().__init__()
+        from torchvision.models import mobilenet_v2
+
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, not {input_norm!r}")
+        base = mobilenet_v2(weights=None, width_mult=width_mult)
+        self.features = base.features
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(base.last_channel, BINS))
+        self.crop = crop
+        self.input_norm = input_norm
+        if input_norm == "paper":
+            mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)  # (255 x - 127.5) / 127.5
+        else:
+            mean, std = IMAGENET_MEAN, IMAGENET_STD
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled 1280-vector (4PP-EUSR's "global average pooling" output)."""
+        x = (x - self.mean) / self.std
+        return nn.functional.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
+
+    def head(self, pooled: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.classifier(pooled), dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.representation(x))
+
+
+def build(config: dict) -> ScorePredictor:
+    return ScorePredictor(
+        dropout=float(config.get("dropout", 0.75)),
+        crop=int(config.get("crop", 192)),
+        input_norm=str(config.get("input_norm", "paper")),
+        width_mult=float(config.get("width_mult", 1.0)),
+    )
+
+
+def mean_score(probabilities: torch.Tensor) -> torch.Tensor:
+    """The mean of each distribution over the bins, on the 1..10 scale: (N, 10) -> (N,)."""
+    scores = torch.linspace(*SCORES, BINS, dtype=probabilities.dtype, device=probabilities.device)
+    return probabilities @ scores
+
+
+def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre ``size``×``size`` window of (N, C, H, W); a side shorter than ``size`` is kept whole."""
+    height, width = images.shape[-2:]
+    top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
+    return images[..., top : top + min(size, height), left : left + min(size, width)]
+
+
+def as_metric(network: ScorePredictor) -> Callable:
+    """No-reference metric: the predicted mean score (1..10, higher is better) of each image's centre crop."""
+    network.eval()
+
+    def score(images: torch.Tensor, references: torch.Tensor | None = None) -> torch.Tensor:
+        return mean_score(network(center_crop(images, network.crop)))
+
+    return score
+
+
+# --- loss and targets -----------------------------------------------------------------------------
+
+
+def squared_emd(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """003 Eq. 1 per row: Σ_i (CDF_predicted(i) − CDF_target(i))², i over the bins. (N, B) x (N, B) -> (N,)."""
+    return ((predicted.cumsum(-1) - target.cumsum(-1)) ** 2).sum(-1)
+
+
+def gaussian_target(mean: float, sigma: float, bins: int = BINS) -> np.ndarray:
+    """A Gaussian at the bin centres 1..bins, normalised to sum 1 (float64)."""
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, not {sigma}")
+    centres = np.arange(1, bins + 1, dtype=np.float64)
+    weights = np.exp(-0.5 * ((centres - mean) / sigma) ** 2)
+    return weights / weights.sum()
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    reference: str
+    mos: float
+    mean: float  # on 1..10
+    sigma: float  # in bins, after the floor
+    elo_std: float  # population std of recent_elo, Elo points
+
+
+def mos_targets(items: Sequence, *, sigma_floor: float = 0.5) -> tuple[list[Target], list[str]]:
+    """(targets in the order of ``items``, skipped reference names). Items need ``name``, ``reference``,
+    ``mos`` and ``recent_elo`` (``iqa.learned_data.MosImage``)."""
+    if not sigma_floor > 0:
+        raise TrainingError(f"sigma_floor must be positive, not {sigma_floor}")
+    by_reference: dict[str, list] = defaultdict(list)
+    for item in items:
+        by_reference[item.reference].append(item)
+    ranges, skipped = {}, []
+    for reference, members in sorted(by_reference.items()):
+        values = [float(member.mos) for member in members]
+        if len(members) < 2 or max(values) == min(values):
+            skipped.append(reference)
+        else:
+            ranges[reference] = (min(values), max(values))
+    span = SCORES[1] - SCORES[0]
+    targets = []
+    for item in items:
+        if item.reference not in ranges:
+            continue
+        low, high = ranges[item.reference]
+        scale = span / (high - low)
+        elo_std = float(np.std(item.recent_elo)) if len(item.recent_elo) > 1 else 0.0
+        targets.append(
+            Target(
+                name=item.name,
+                reference=item.reference,
+                mos=float(item.mos),
+                mean=SCORES[0] + (float(item.mos) - low) * scale,
+                sigma=max(sigma_floor, elo_std * scale),
+                elo_std=elo_std,
+            )
+        )
+    return targets, skipped
+
+
+# --- pretrained backbone --------------------------------------------------------------------------
+
+
+def backbone_state(choice: str, weights_dir: Path) -> tuple[dict | None, dict]:
+    """(``features.*`` state dict or None, a record of where the initial weights came from).
+
+    ``scratch``: None (torch's random initialisation, recorded as such). A pretrained choice reads
+    torchvision's file from ``weights_dir`` only — never a download, never random weights in its place."""
+    if choice == "scratch":
+        return None, {"init": "scratch", "note": "random initial weights (torchvision's initialisation), no ImageNet"}
+    if choice not in BACKBONES:
+        raise TrainingError(f"--backbone must be one of {', '.join(BACKBONE_CHOICES)}, not {choice!r}")
+    from ..weights import file_sha256
+
+    backbone = BACKBONES[choice]
+    path = Path(weights_dir) / backbone.file
+    if not path.is_file():
+        raise BackboneMissing(
+            f"--backbone {choice}: {backbone.file} (torchvision MobileNet_V2_Weights.{backbone.weights}, ImageNet) "
+            f"is not in {weights_dir} (PIPAL_WEIGHTS_DIR). Get it from {backbone.url} and run: "
+            f"python manage.py import_weights /path/to/{backbone.file} — or train with --backbone scratch "
+            "(random initial weights, recorded as such)"
+        )
+    sha256 = file_sha256(path)
+    if not sha256.startswith(backbone.hash_prefix):
+        raise TrainingError(
+            f"{path}: its SHA-256 starts {sha256[:8]}, not {backbone.hash_prefix} as torchvision's name says; "
+            f"a damaged copy? Get it again from {backbone.url}"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many types for a damaged file
+        raise TrainingError(f"{path} is not a readable torch checkpoint: {error}") from None
+    features = {key[len("features.") :]: value for key, value in state.items() if key.startswith("features.")}
+    others = sorted(key for key in state if not key.startswith("features.") and not key.startswith("classifier."))
+    if others or not features:
+        raise TrainingError(f"{path} does not hold torchvision's MobileNetV2 keys (unexpected: {others[:5]})")
+    record = {"init": backbone.weights, "file": backbone.file, "url": backbone.url, "sha256": sha256}
+    return features, record
+
+
+# --- training -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every hyper-parameter that changes the result (a resume must repeat them; only ``iterations`` may grow)."""
+
+    iterations: int = 8000  # phase 2 steps: ≈100 epochs of TID2013's 2,640 training images at batch 32
+    head_iterations: int = 2000  # phase 1 steps: ≈100 epochs at batch 128
+    batch: int = 32
+    head_batch: int = 128
+    lr: float = 1e-5
+    head_lr: float = 1e-3
+    adam_eps: float = ADAM_EPS
+    crop: int = 192
+    dropout: float = 0.75
+    input_norm: str = "paper"
+    backbone: str = "scratch"
+    sigma_floor: float = 0.5
+    holdout: float = 0.2
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "adam_betas": list(ADAM_BETAS), "targets": TARGETS}
+
+    def check(self) -> None:
+        problems = []
+        if self.iterations < 0 or self.head_iterations < 0 or self.iterations + self.head_iterations < 1:
+            problems.append("--iterations and --head-iterations must be 0 or more, and not both 0")
+        if self.batch < 2 or self.head_batch < 1:
+            problems.append("--batch must be at least 2 (BatchNorm trains in phase 2) and --head-batch at least 1")
+        if not (self.lr > 0 and self.head_lr > 0 and self.adam_eps > 0):
+            problems.append("learning rates and Adam's epsilon must be positive")
+        if self.crop < MIN_CROP:
+            problems.append(f"--crop must be at least {MIN_CROP} (MobileNetV2 downsamples 32 times)")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"--dropout must be in [0, 1), not {self.dropout}")
+        if self.input_norm not in INPUT_NORMS:
+            problems.append(f"--input-norm must be one of {', '.join(INPUT_NORMS)}")
+        if self.backbone not in BACKBONE_CHOICES:
+            problems.append(f"--backbone must be one of {', '.join(BACKBONE_CHOICES)}")
+        if not self.sigma_floor > 0:
+            problems.append("--sigma-floor must be positive")
+        if problems:
+            raise TrainingError("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training or validation image: where it is, its size, its MOS and its Gaussian target."""
+
+    name: str
+    path: str
+    reference: str
+    width: int
+    height: int
+    mos: float
+    mean: float
+    sigma: float
+
+
+def run_settings(settings: Settings, backbone: dict) -> dict:
+    """The run's recorded settings: the hyper-parameters and the SHA-256 of a pretrained backbone file."""
+    return {**settings.as_dict(), "backbone_sha256": backbone.get("sha256")}
+
+
+def model_config(settings: Settings, backbone: dict) -> dict:
+    return {
+        "arch": "mobilenet_v2",
+        "width_mult": 1.0,
+        "bins": BINS,
+        "dropout": settings.dropout,
+        "crop": settings.crop,
+        "input_norm": settings.input_norm,
+        "backbone": backbone,
+        "score": "mean of the predicted distribution over bins 1..10, on the centre crop",
+    }
+
+
+class ImageCache:
+    """uint8 HxWx3 arrays by path, read with ``read`` and kept up to ``max_bytes`` (least recently used out)."""
+
+    def __init__(self, read: Callable[[str], np.ndarray], max_bytes: int = 1 << 30):
+        self.read, self.max_bytes, self.bytes = read, max_bytes, 0
+        self._kept: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def __call__(self, path: str) -> np.ndarray:
+        if path in self._kept:
+            self._kept.move_to_end(path)
+            return self._kept[path]
+        pixels = self.read(path)
+        self._kept[path] = pixels
+        self.bytes += pixels.nbytes
+        while self.bytes > self.max_bytes and len(self._kept) > 1:
+            self.bytes -= self._kept.popitem(last=False)[1].nbytes
+        return pixels
+
+
+def check_sizes(samples: Sequence[Sample], crop: int) -> None:
+    small = [s for s in samples if min(s.width, s.height) < crop]
+    if small:
+        first = small[0]
+        raise TrainingError(
+            f"{len(small)} image(s) smaller than the {crop}x{crop} crop, e.g. {first.name} ({first.width}x"
+            f"{first.height}): lower --crop (the paper crops, it never rescales or pads)"
+        )
+
+
+def to_tensor(crops: Sequence[np.ndarray]) -> torch.Tensor:
+    """uint8 HxWx3 crops -> (N, 3, H, W) float32 in [0, 1]."""
+    stacked = torch.from_numpy(np.stack(crops))
+    return stacked.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+
+
+def sample_batch(
+    samples: Sequence[Sample], images: Callable[[str], np.ndarray], crop: int, size: int, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``size`` images (distinct when there are enough), a random crop of each, and their targets."""
+    chosen = rng.choice(len(samples), size=size, replace=len(samples) < size)
+    crops, targets = [], []
+    for index in chosen:
+        sample = samples[int(index)]
+        pixels = images(sample.path)
+        top = int(rng.integers(0, pixels.shape[0] - crop + 1))
+        left = int(rng.integers(0, pixels.shape[1] - crop + 1))
+        crops.append(pixels[top : top + crop, left : left + crop])
+        targets.append(gaussian_target(sample.mean, sample.sigma))
+    return to_tensor(crops), torch.from_numpy(np.stack(targets)).float()
+
+
+class Optimizers:
+    """Phase 1's Adam (the new layer) and phase 2's (everything), checkpointed as one."""
+
+    def __init__(self, model: ScorePredictor, settings: Settings):
+        common = {"betas": ADAM_BETAS, "eps": settings.adam_eps}
+        self.head = torch.optim.Adam(model.classifier.parameters(), lr=settings.head_lr, **common)
+        self.all = torch.optim.Adam(model.parameters(), lr=settings.lr, **common)
+
+    def state_dict(self) -> dict:
+        return {"head": self.head.state_dict(), "all": self.all.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.head.load_state_dict(state["head"])
+        self.all.load_state_dict(state["all"])
+
+
+def train_step(model: ScorePredictor, optimizers: Optimizers, phase: str, x: torch.Tensor, target: torch.Tensor):
+    """One optimiser step; returns the batch's mean squared EMD before the step."""
+    if phase == "head":
+        model.eval()  # frozen backbone: BatchNorm keeps its statistics
+        model.classifier.train()
+        with torch.no_grad():
+            pooled = model.representation(x)
+        predicted, optimizer = model.head(pooled), optimizers.head
+    else:
+        model.train()
+        predicted, optimizer = model(x), optimizers.all
+    loss = squared_emd(predicted, target).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+@torch.no_grad()
+def evaluate(
+    model: ScorePredictor, samples: Sequence[Sample], images: Callable[[str], np.ndarray], batch: int = 32
+) -> dict:
+    """Held-out figures on centre crops: SRCC/KRCC vs MOS (pooled, per-reference mean) and the squared EMD."""
+    from scipy.stats import ConstantInputWarning
+
+    from ..correlation import rank_agreement
+
+    model.eval()
+    predicted, distances = [], []
+    for start in range(0, len(samples), batch):
+        chunk = samples[start : start + batch]
+        x = to_tensor([_center(images(sample.path), model.crop) for sample in chunk])
+        probabilities = model(center_crop(x, model.crop))  # as_metric's computation, keeping the distribution
+        targets = torch.from_numpy(np.stack([gaussian_target(s.mean, s.sigma) for s in chunk])).float()
+        distances += squared_emd(probabilities, targets).tolist()
+        predicted += mean_score(probabilities).tolist()
+    mos = [sample.mos for sample in samples]
+    with warnings.catch_warnings():  # a constant prediction (an untrained net) has no rank correlation: None
+        warnings.simplefilter("ignore", ConstantInputWarning)
+        agreement = rank_agreement(predicted, mos, [sample.reference for sample in samples])
+    return {
+        "srcc": _finite(agreement.srcc),
+        "krcc": _finite(agreement.krcc),
+        "srcc_per_reference": _finite(agreement.srcc_per_group),
+        "krcc_per_reference": _finite(agreement.krcc_per_group),
+        "references_in_per_reference_mean": agreement.groups,
+        "images": agreement.n,
+        "references": len({sample.reference for sample in samples}),
+        "squared_emd": float(np.mean(distances)),
+        "predicted_score_range": [min(predicted), max(predicted)],
+        "protocol": "centre crop, predicted mean score vs Elo MOS; per-reference mean over references with >= 3 images",
+    }
+
+
+def _center(pixels: np.ndarray, crop: int) -> np.ndarray:
+    top, left = max(0, (pixels.shape[0] - crop) // 2), max(0, (pixels.shape[1] - crop) // 2)
+    return pixels[top : top + crop, left : left + crop]
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass
+class TrainResult:
+    model: ScorePredictor
+    results: dict
+    sha256: str
+    steps_before: int  # steps a resumed run found done
+
+
+def train(
+    *,
+    train_samples: Sequence[Sample],
+    validation_samples: Sequence[Sample],
+    settings: Settings,
+    run: TrainingRun,
+    read: Callable[[str], np.ndarray],
+    backbone: tuple[dict | None, dict] = (None, {"init": "scratch"}),
+    metric_description: str = "",
+    progress: Callable[[int, int, str, float], None] | None = None,
+    checkpoint_every: int = 100,
+) -> TrainResult:
+    """Run (or resume) the two phases, checkpoint, evaluate on the held-out references and finish the run."""
+    settings.check()
+    check_sizes([*train_samples, *validation_samples], settings.crop)
+    if not train_samples or not validation_samples:
+        raise TrainingError("training needs images on both sides of the split")
+    features, backbone_record = backbone
+    torch.manual_seed(settings.seed)
+    model = build(model_config(settings, backbone_record))
+    if features is not None:
+        try:
+            model.features.load_state_dict(features, strict=True)
+        except RuntimeError as error:
+            file = backbone_record.get("file")
+            raise TrainingError(f"the {file} backbone does not fit MobileNetV2: {error}") from None
+    optimizers = Optimizers(model, settings)
+    rng = np.random.default_rng([settings.seed, 1])
+    done = run.restore(model, optimizers, None, rng)
+    total = settings.head_iterations + settings.iterations
+    if done > total:
+        raise TrainingError(f"{run.name} has done {done} steps already, more than the {total} asked for")
+    run.start()
+    images = ImageCache(read)
+    for step in range(done + 1, total + 1):
+        phase = "head" if step <= settings.head_iterations else "all"
+        size = settings.head_batch if phase == "head" else settings.batch
+        x, target = sample_batch(train_samples, images, settings.crop, size, rng)
+        loss = train_step(model, optimizers, phase, x, target)
+        run.history.append({"step": step, "phase": phase, "loss": loss})
+        if progress:
+            progress(step, total, phase, loss)
+        if step % checkpoint_every == 0 or step == total:
+            run.checkpoint(step, model, optimizers, None, rng)
+    model.eval()
+    validation = evaluate(model, validation_samples, images)
+    losses = [entry["loss"] for entry in run.history]
+    results = {
+        "validation": validation,
+        "steps": total,
+        "train_loss_first": losses[0] if losses else None,
+        "train_loss_last10": float(np.mean(losses[-10:])) if losses else None,
+    }
+    sha256 = run.finish(
+        config=model_config(settings, backbone_record),
+        state_dict=model.state_dict(),
+        results=results,
+        metric={"higher_is_better": True, "full_reference": False, "description": metric_description},
+    )
+    return TrainResult(model=model, results=results, sha256=sha256, steps_before=done)
