@@ -29,6 +29,7 @@ from .models import (
     DistortedImage,
     DistortionType,
     Judgment,
+    LabelImport,
     Rater,
     ReferenceImage,
     Study,
@@ -53,11 +54,40 @@ def _count_of(model, **filters):
 # --- studies ---------------------------------------------------------------------
 
 
+class LabelImportInline(admin.TabularInline):
+    """Where an imported study's labels came from (import_labels); read-only."""
+
+    model = LabelImport
+    extra = 0
+    can_delete = False
+    fields = ("format", "source", "label_files", "options", "references", "images", "judgments", "left_out")
+    readonly_fields = fields
+    verbose_name_plural = "label imports (import_labels)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
-    list_display = ("slug", "name", "references", "images", "raters", "judgments", "progress_link", "created_at")
+    list_display = (
+        "slug",
+        "name",
+        "references",
+        "images",
+        "raters",
+        "judgments",
+        "mos_source",
+        "progress_link",
+        "created_at",
+    )
+    list_filter = ("mos_source",)
     search_fields = ("slug", "name")
     filter_horizontal = ("owners",)
+    inlines = [LabelImportInline]
     actions = ["generate_catalogue_distortions"]
     # The MOS of every image is a replay of the log under these: changing them
     # once images exist makes the stored ratings disagree with any recompute.
@@ -76,9 +106,10 @@ class StudyAdmin(admin.ModelAdmin):
         )
 
     def get_readonly_fields(self, request, obj=None):
+        # mos_source is set by import_labels only: flipping it would let votes overwrite labels.
         if obj is not None and obj.images.exists():
-            return (*self.elo_fields, "created_at")
-        return ("created_at",)
+            return (*self.elo_fields, "mos_source", "created_at")
+        return ("mos_source", "created_at")
 
     @admin.display(description="references", ordering="n_references")
     def references(self, obj):
@@ -298,6 +329,8 @@ class DistortedImageAdmin(UploadAdmin):
         "height",
         "elo",
         "mos",
+        "mos_std",
+        "label_value",
         "judgment_count",
         "recent_elo",
         "shuffle_key",

@@ -113,6 +113,7 @@ class PairNextApi(APIView):
             401: ERROR,
             403: ERROR,
             404: ERROR,
+            409: ERROR,
         },
         summary="The next pair to judge",
     )

@@ -197,6 +197,7 @@ def study_dashboard(request, slug):
         "raters_total": len(rows),
         "raters_flagged": sum(q.flagged for _, q in rows),
         "benchmark_runs": study.benchmark_runs.all()[:5],
+        "label_import": study.label_imports.order_by("-id").first(),
         "admin_progress_url": (
             reverse("admin:annotation_study_progress", args=[study.pk]) if request.user.is_staff else None
         ),
@@ -234,6 +235,7 @@ def admin_study_progress(model_admin, request, object_id):
         "generation": generation_figures(study),
         "scores": iqa_selectors.score_coverage(study),
         "benchmark_runs": study.benchmark_runs.all()[:5],
+        "label_import": study.label_imports.order_by("-id").first(),
     }
     return render(request, "admin/annotation/study/progress.html", context)
 

@@ -38,3 +38,10 @@ class Conflict(ApplicationError):
 class Gone(ApplicationError):
     status_code = 410
     code = "expired"
+
+
+class LabelsStudy(Conflict):
+    """A study whose MOS comes from imported labels: it takes no votes and has
+    no judgment log to replay."""
+
+    code = "imported_labels"

@@ -16,6 +16,7 @@ import csv
 import hashlib
 import io
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from .exceptions import ApplicationError
-from .imaging import CheckedImage, ImageRejected, check_image, checked_png
+from .imaging import EXTENSIONS, CheckedImage, ImageRejected, check_image, checked_png
 from .models import Category, DistortedImage, DistortionType, ReferenceImage, Study
 
 DISTORTED_NAME = re.compile(r"^(?P<reference>[^_/\\]+)_(?P<type>[^_/\\]+)_(?P<level>\d+)\.(?P<ext>[A-Za-z0-9]+)$")
@@ -53,8 +54,8 @@ class TypeRow:
 
 @dataclass
 class ImportPlan:
-    references: dict[str, tuple[Path, CheckedImage]] = field(default_factory=dict)
-    distorted: dict[str, tuple[Path, CheckedImage, str, str, int]] = field(default_factory=dict)
+    references: dict[str, tuple[Path, CheckedFile]] = field(default_factory=dict)
+    distorted: dict[str, tuple[Path, CheckedFile, str, str, int]] = field(default_factory=dict)
     types: dict[str, TypeRow] = field(default_factory=dict)
     skipped: int = 0
 
@@ -111,21 +112,58 @@ def check_upload(data: bytes, label: str) -> CheckedImage:
     )
 
 
-def _check_file(path: Path, errors: list[str]) -> CheckedImage | None:
+@dataclass(frozen=True)
+class CheckedFile:
+    """A checked image file that is read again when stored, so a plan of
+    thousands of images (PIPAL: 23,200) does not hold every file in memory.
+    The bytes must still have the hash they were checked with."""
+
+    path: Path
+    format: str
+    width: int
+    height: int
+    sha256: str
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.format]
+
+    @property
+    def data(self) -> bytes:
+        data = self.path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise ImportFailed([f"{self.path}: the file changed while it was being imported"])
+        return data
+
+
+def _check_file(path: Path, errors: list[str]) -> CheckedFile | None:
     try:
         data = path.read_bytes()
     except OSError as error:
         errors.append(f"{path}: cannot be read ({error})")
         return None
     try:
-        return check_upload(data, str(path))
+        checked = check_upload(data, str(path))
     except ImageRejected as error:
         errors.append(str(error))
         return None
+    return CheckedFile(path, checked.format, checked.width, checked.height, checked.sha256)
 
 
 def folder_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+@dataclass(frozen=True)
+class ListedImage:
+    """A distorted image to import whose name, reference, type and level its
+    caller decided (a label file lists it), rather than its folder."""
+
+    name: str
+    path: Path
+    reference: str
+    type_code: str
+    level: int
 
 
 def plan_folder_import(study: Study, folder: Path) -> ImportPlan:
@@ -133,28 +171,66 @@ def plan_folder_import(study: Study, folder: Path) -> ImportPlan:
     every problem, or return what is new."""
     folder = Path(folder)
     errors: list[str] = []
-    plan = ImportPlan()
     ref_dir, dis_dir = folder / "Ref", folder / "Dis"
     if not ref_dir.is_dir() and not dis_dir.is_dir():
         raise ImportFailed([f"{folder}: expected the PIPAL layout with folders Ref/ and Dis/"])
+    types: dict[str, TypeRow] = {}
     types_csv = folder / "distortion_types.csv"
     if types_csv.exists():
-        plan.types, type_errors = read_type_csv(types_csv)
+        types, type_errors = read_type_csv(types_csv)
         errors += type_errors
-
-    stored_refs = {ref.name: ref for ref in ReferenceImage.objects.filter(study=study)}
-    stored_images = dict(DistortedImage.objects.filter(study=study).values_list("name", "sha256"))
-
+    references: dict[str, Path] = {}
     for path in folder_files(ref_dir) if ref_dir.is_dir() else []:
-        match = REFERENCE_NAME.match(path.name)
-        if not match:
-            errors.append(f"{path}: a reference must be named <id>.<ext> with no '_' (e.g. A0001.bmp)")
+        name = reference_name(path, errors)
+        if name is None:
             continue
-        name = match["reference"]
-        if name in plan.references:
+        if name in references:
             errors.append(f"{path}: reference {name} appears twice in Ref/")
             continue
+        references[name] = path
+    distorted = []
+    for path in folder_files(dis_dir) if dis_dir.is_dir() else []:
+        match = DISTORTED_NAME.match(path.name)
+        if not match:
+            errors.append(f"{path}: a distorted image must be named <ref>_<type>_<level>.<ext> (e.g. A0001_10_02.bmp)")
+            continue
+        distorted.append(ListedImage(path.name, path, match["reference"], match["type"], int(match["level"])))
+    return plan_listed_import(study, references=references, distorted=distorted, types=types, errors=errors)
+
+
+def reference_name(path: Path, errors: list[str]) -> str | None:
+    """The reference id of a file in Ref/ (its name without extension), or None
+    with the problem appended to ``errors``."""
+    match = REFERENCE_NAME.match(path.name)
+    if not match:
+        errors.append(f"{path}: a reference must be named <id>.<ext> with no '_' (e.g. A0001.bmp)")
+        return None
+    return match["reference"]
+
+
+def plan_listed_import(
+    study: Study | None,
+    *,
+    references: dict[str, Path],
+    distorted: list[ListedImage],
+    types: dict[str, TypeRow] | None = None,
+    errors: list[str] | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> ImportPlan:
+    """Check named image files against a study (``None``: a study still to be
+    made) and return what is new, or raise ImportFailed listing every problem
+    (``errors`` found by the caller included). Every file is read, hashed and
+    fully decoded; ``progress(1)`` is called per file."""
+    errors = [] if errors is None else errors
+    plan = ImportPlan(types=dict(types or {}))
+    saved = study is not None and study.pk is not None
+    stored_refs = {ref.name: ref for ref in ReferenceImage.objects.filter(study=study)} if saved else {}
+    stored_images = dict(DistortedImage.objects.filter(study=study).values_list("name", "sha256")) if saved else {}
+    tick = progress or (lambda count: None)
+
+    for name, path in references.items():
         checked = _check_file(path, errors)
+        tick(1)
         if checked is None:
             continue
         if name in stored_refs:
@@ -167,20 +243,18 @@ def plan_folder_import(study: Study, folder: Path) -> ImportPlan:
 
     sizes = {name: (ref.width, ref.height) for name, ref in stored_refs.items()}
     sizes.update({name: (c.width, c.height) for name, (_, c) in plan.references.items()})
-    for path in folder_files(dis_dir) if dis_dir.is_dir() else []:
-        match = DISTORTED_NAME.match(path.name)
-        if not match:
-            errors.append(f"{path}: a distorted image must be named <ref>_<type>_<level>.<ext> (e.g. A0001_10_02.bmp)")
-            continue
-        reference = match["reference"]
+    for item in distorted:
+        path, reference = item.path, item.reference
         if reference not in sizes:
+            tick(1)
             errors.append(f"{path}: its reference {reference} is neither in Ref/ nor already in the study")
             continue
         checked = _check_file(path, errors)
+        tick(1)
         if checked is None:
             continue
-        if path.name in stored_images:
-            if stored_images[path.name] != checked.sha256:
+        if item.name in stored_images:
+            if stored_images[item.name] != checked.sha256:
                 errors.append(f"{path}: already stored with different content; refusing to replace")
             else:
                 plan.skipped += 1
@@ -191,7 +265,7 @@ def plan_folder_import(study: Study, folder: Path) -> ImportPlan:
                 f"{path}: {checked.width}x{checked.height} does not match its reference {reference} ({ref_w}x{ref_h})"
             )
             continue
-        plan.distorted[path.name] = (path, checked, reference, match["type"], int(match["level"]))
+        plan.distorted[item.name] = (path, checked, reference, item.type_code, item.level)
     if errors:
         raise ImportFailed(errors)
     return plan
@@ -204,7 +278,7 @@ def _stored_sha256(path: str) -> str | None:
         return hashlib.sha256(handle.read()).hexdigest()
 
 
-def store_image(study: Study, checked: CheckedImage, written: list[str]) -> str:
+def store_image(study: Study, checked: CheckedImage | CheckedFile, written: list[str]) -> str:
     """Store image bytes under their content hash and return the path.
 
     Server-chosen, content-addressed names: uploads never pick paths, and
@@ -234,7 +308,7 @@ def joining_image(
     distortion_type: DistortionType,
     level: int,
     name: str,
-    checked: CheckedImage,
+    checked: CheckedImage | CheckedFile,
     written: list[str],
 ) -> DistortedImage:
     """An unsaved image whose file is stored. New images join a running study
@@ -261,7 +335,7 @@ def images_import(*, study: Study, plan: ImportPlan) -> ImportReport:
     written: list[str] = []
     try:
         with transaction.atomic():
-            report = _write_plan(study, plan, written)
+            report = write_plan(study, plan, written)
     except BaseException:
         for path in written:
             default_storage.delete(path)
@@ -269,7 +343,19 @@ def images_import(*, study: Study, plan: ImportPlan) -> ImportReport:
     return report
 
 
-def _write_plan(study: Study, plan: ImportPlan, written: list[str]) -> ImportReport:
+def write_plan(
+    study: Study,
+    plan: ImportPlan,
+    written: list[str],
+    *,
+    image_fields: Mapping[str, Mapping[str, object]] | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> ImportReport:
+    """Store a checked plan inside the caller's transaction; the paths of files
+    written are appended to ``written`` (the caller removes them if the
+    transaction fails). ``image_fields`` sets fields of new images by name
+    (imported labels: their MOS) instead of the initial rating."""
+    tick = progress or (lambda count: None)
     types = {t.code: t for t in DistortionType.objects.select_for_update(no_key=True).filter(study=study)}
     created = updated = 0
     for row in plan.types.values():
@@ -299,10 +385,14 @@ def _write_plan(study: Study, plan: ImportPlan, written: list[str]) -> ImportRep
             width=checked.width,
             height=checked.height,
         )
-    new_images = [
-        joining_image(study, references[reference], types[code], level, name, checked, written)
-        for name, (_, checked, reference, code, level) in sorted(plan.distorted.items())
-    ]
+        tick(1)
+    new_images = []
+    for name, (_, checked, reference, code, level) in sorted(plan.distorted.items()):
+        image = joining_image(study, references[reference], types[code], level, name, checked, written)
+        for key, value in (image_fields or {}).get(name, {}).items():
+            setattr(image, key, value)
+        new_images.append(image)
+        tick(1)
     duplicate_levels = _duplicate_levels(new_images)
     if duplicate_levels:
         raise ImportFailed(duplicate_levels)
@@ -338,7 +428,7 @@ def _duplicate_levels(new_images: list[DistortedImage]) -> list[str]:
 class ReferencePatch:
     name: str
     source: Path
-    checked: CheckedImage
+    checked: CheckedImage | CheckedFile
     box: tuple[int, int, int, int]  # left, top, right, bottom in the source
 
 

@@ -15,6 +15,10 @@ from . import elo
 
 
 class Study(models.Model):
+    class MosSource(models.TextChoices):
+        ELO = "elo", "Elo from judgments"
+        LABELS = "labels", "Imported labels"
+
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -50,6 +54,15 @@ class Study(models.Model):
         default=300, help_text="A rater cannot vote again sooner than this (enforced atomically)"
     )
     owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="owned_studies")
+    # Where the MOS comes from: the Elo engine over the judgment log (live or
+    # replayed votes), or labels imported from a dataset (import_labels), which
+    # no vote, replay or recompute may touch.
+    mos_source = models.CharField(
+        max_length=16,
+        choices=MosSource.choices,
+        default=MosSource.ELO,
+        help_text="elo: MOS from judgments; labels: MOS imported from a labelled dataset (takes no votes)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -63,6 +76,10 @@ class Study(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def mos_from_labels(self) -> bool:
+        return self.mos_source == self.MosSource.LABELS
 
     @property
     def elo_params(self) -> elo.EloParams:
@@ -144,6 +161,10 @@ class DistortedImage(models.Model):
     judgment_count = models.PositiveIntegerField(default=0)
     recent_elo = models.JSONField(default=list, help_text="The last mos_window Elo values")
     mos = models.FloatField()
+    # Imported labels only (import_labels): the value as written in the label
+    # file (before a DMOS is turned round) and the MOS's standard deviation.
+    label_value = models.FloatField(null=True, blank=True, help_text="The imported label as written in its file")
+    mos_std = models.FloatField(null=True, blank=True, help_text="Standard deviation of the imported MOS")
     provenance = models.JSONField(
         default=dict, blank=True, help_text="How a generated image was made: generator, parameters, seed, versions"
     )
@@ -302,3 +323,30 @@ class Judgment(models.Model):
     @property
     def a_wins(self) -> bool:
         return self.winner_id == self.image_a_id
+
+
+class LabelImport(models.Model):
+    """The record of one import_labels run: which files, in which format, read
+    with which direction and range (the MOS's provenance for a labels study)."""
+
+    class Format(models.TextChoices):
+        PIPAL = "pipal", "PIPAL label files"
+        MOS_CSV = "mos-csv", "MOS CSV"
+        TWO_AFC = "2afc", "2AFC triplets"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="label_imports")
+    format = models.CharField(max_length=16, choices=Format.choices)
+    source = models.CharField(max_length=500, help_text="The folder or file given to import_labels")
+    label_files = models.JSONField(default=list, help_text="Label files read, relative to the source")
+    options = models.JSONField(default=dict, blank=True, help_text="Direction, range, votes and other flags")
+    references = models.PositiveIntegerField(default=0)
+    images = models.PositiveIntegerField(default=0)
+    judgments = models.PositiveIntegerField(default=0, help_text="2AFC: judgments stored from the triplets")
+    left_out = models.PositiveIntegerField(default=0, help_text="Unlabelled images left out (--allow-unlabelled)")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}: {self.format} labels from {self.source}"

@@ -31,7 +31,7 @@ from django.utils import timezone
 from . import elo, scheduler
 from .controls import control_pictures
 from .db import atomic_with_retry
-from .exceptions import ApplicationError, Conflict, Forbidden, Gone, NotFound
+from .exceptions import ApplicationError, Conflict, Forbidden, Gone, LabelsStudy, NotFound
 from .models import Assignment, ControlTrial, DistortedImage, Judgment, Rater, ReferenceImage, Study
 
 
@@ -84,6 +84,22 @@ def study_create(
     return study
 
 
+LABELS_REFUSALS = {
+    "vote": "takes no votes: its MOS comes from imported labels (import_labels), not from judgments; "
+    "collect votes in a study of its own",
+    "replay": "takes no judgments: its MOS comes from imported labels (import_labels), which a replay would overwrite",
+    "recompute": "has no judgment log to recompute: its MOS comes from imported labels (import_labels), which "
+    "a replay would overwrite",
+}
+
+
+def study_require_judgments(study: Study, *, action: str = "vote") -> None:
+    """Refuse to vote on, replay into or recompute a study whose MOS comes from
+    imported labels (``action``: vote, replay or recompute)."""
+    if study.mos_source == Study.MosSource.LABELS:
+        raise LabelsStudy(f"study {study.slug!r} {LABELS_REFUSALS[action]}")
+
+
 # --- raters --------------------------------------------------------------------
 
 
@@ -91,6 +107,7 @@ def rater_create(
     *, study: Study, external_id: str, synthetic: bool = False, consented: bool = False
 ) -> tuple[Rater, str]:
     """A new rater and their API token (returned once; only its hash is kept)."""
+    study_require_judgments(study)
     external_id = external_id.strip()
     if not external_id:
         raise ApplicationError("external_id must not be empty", fields={"external_id": ["must not be empty"]})
@@ -243,6 +260,7 @@ def pair_next(*, study: Study, rater: Rater, rng: random.Random | None = None) -
     """
     if rater.study_id != study.id:
         raise Forbidden("this rater belongs to another study")
+    study_require_judgments(study)
     if rater.excluded:
         return None
     rng = rng or random.Random()
@@ -446,6 +464,7 @@ def _vote_locked(
 ) -> tuple[Judgment | None, dict | None]:
     """Locks, in this order: the assignment (or control trial), the rater
     (rate limit), then both images in id order."""
+    study_require_judgments(study)
     if choice not in ("left", "right"):
         raise ApplicationError("choice must be 'left' or 'right'", fields={"choice": ["must be 'left' or 'right'"]})
     item = (
@@ -508,6 +527,7 @@ def judgment_record(
 ) -> Judgment:
     """Apply one judgment on two images directly (no assignment): the engine
     under live votes, used by tools and the concurrency tests."""
+    study_require_judgments(study, action="replay")
     return _apply_judgment(study=study, image_a_id=image_a_id, image_b_id=image_b_id, a_wins=a_wins, rater=rater)
 
 
@@ -536,6 +556,7 @@ def judgments_replay(*, study: Study, rows: Sequence[ReplayRow]) -> int:
     Holds all of the study's image rows locked (in id order, as votes do) so
     live votes wait rather than interleave.
     """
+    study_require_judgments(study, action="replay")
     images = {image.name: image for image in _lock_study_images(study)}
     errors = []
     for row in rows:
@@ -640,6 +661,7 @@ def replayed_states(
 def study_recompute_mos(*, study: Study, write: bool = True) -> RecomputeReport:
     """Rebuild every image's Elo and MOS by replaying the log; report where the
     live values differ. Locks the study's images so no vote interleaves."""
+    study_require_judgments(study, action="recompute")
     images = {image.id: image for image in _lock_study_images(study)}
     states, count = replayed_states(study, images.values())
     differences = [

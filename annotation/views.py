@@ -32,6 +32,9 @@ def _session_rater(request, study: Study) -> Rater | None:
 @require_http_methods(["GET", "POST"])
 def study_welcome(request, slug):
     study = get_object_or_404(Study, slug=slug)
+    if study.mos_from_labels:
+        # Imported labels are the MOS: no one can join or vote (services refuse it too).
+        return render(request, "annotation/welcome.html", {"study": study, "closed": True}, status=409)
     if _session_rater(request, study):
         return redirect("annotation:rate", slug=slug)
     form = JoinForm(request.POST or None, initial={"external_id": request.GET.get("rater", "")})
@@ -50,7 +53,7 @@ def study_welcome(request, slug):
 
 def study_rate(request, slug):
     study = get_object_or_404(Study, slug=slug)
-    if not _session_rater(request, study):
+    if study.mos_from_labels or not _session_rater(request, study):
         return redirect("annotation:welcome", slug=slug)
     return render(
         request,
