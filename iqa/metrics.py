@@ -10,6 +10,8 @@ one from other weights. Images are read exactly as pyiqa reads them (RGB,
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,12 +59,14 @@ _ALIASES = {
 }
 # The SR papers' convention (4PP-EUSR Sec. 5, ESRGAN Sec. 4.2; SPEC §6): PSNR and SSIM on the Y channel
 # of YCbCr with `scale` pixels cropped at each border. For SR tables; IQA-vs-MOS keeps pyiqa's defaults.
+# pyiqa's test_y_channel takes the Y of YIQ unless color_space says "ycbcr" (then MATLAB's rgb2ycbcr).
+_Y_OF_YCBCR = {"test_y_channel": True, "color_space": "ycbcr"}
 for _scale in (2, 3, 4, 8):
     _ALIASES[f"psnr_sr_x{_scale}"] = (
-        "psnr", {"test_y_channel": True, "crop_border": _scale}, f"PSNR on Y, {_scale} border pixels cropped"
+        "psnr", {**_Y_OF_YCBCR, "crop_border": _scale}, f"PSNR on Y, {_scale} border pixels cropped"
     )
     _ALIASES[f"ssim_sr_x{_scale}"] = (
-        "ssim", {"test_y_channel": True, "crop_border": _scale}, f"SSIM on Y, {_scale} border pixels cropped"
+        "ssim", {**_Y_OF_YCBCR, "crop_border": _scale}, f"SSIM on Y, {_scale} border pixels cropped"
     )
 
 
@@ -234,6 +238,8 @@ def load_metric(name: str, *, device: str, weights_dir: Path) -> LoadedMetric:
             checksum = ""
     checksum = checksum or weights.weights_checksum(opened)
     base = f"{info.source}-{pyiqa_version()}" if info.source == "pyiqa" else info.source
+    if info.options:  # an alias: its options are part of what the score means
+        base += "-o" + hashlib.sha256(json.dumps(info.options, sort_keys=True).encode()).hexdigest()[:8]
     version = f"{base}+{checksum}" if checksum else base
     return LoadedMetric(info=info, version=version, device=device, model=model)
 

@@ -190,8 +190,10 @@ def test_niqe_works_offline_from_basicsr_pristine_parameters(tmp_path, basicsr_s
         MetricScore.objects.get(metric="niqe", image_sha256=study.images.get(name=f"{s}_01_01.bmp").sha256).value
         for s in ("I03", "I04", "I06", "I08", "I19")
     ]
-    # pyiqa's published NIQE with its own copy of the MATLAB parameters: the same model.
-    assert values == pytest.approx(PUBLISHED["niqe"], abs=1e-3)
+    # pyiqa's published NIQE with its own copy of the MATLAB parameters: the same model. Plain pyiqa
+    # gives 15.6558 for I03 (published 15.6538) on some machines and within 1e-3 on others: NIQE's
+    # covariance inversion amplifies CPU-dependent float rounding on this heavily distorted image.
+    assert values == pytest.approx(PUBLISHED["niqe"], rel=2e-4, abs=1e-3)
     version = MetricScore.objects.filter(metric="niqe").values_list("version", flat=True).distinct()
     assert list(version) == [f"pyiqa-{metrics.pyiqa_version()}+{weights.weights_checksum([str(path)])}"]
 
@@ -424,4 +426,17 @@ def test_sr_convention_metrics_use_y_and_crop_the_border(weights_dir):
     damaged = reference.clone()
     damaged[..., :4, :] = 0  # only inside the cropped border
     assert psnr.score(damaged, reference)[0] > 60 > plain.score(damaged, reference)[0]
-    assert metrics.metric_info("ssim_sr_x4").options == {"test_y_channel": True, "crop_border": 4}
+    options = metrics.metric_info("ssim_sr_x4").options
+    assert options == {"test_y_channel": True, "color_space": "ycbcr", "crop_border": 4}
+    # Y of YCbCr as MATLAB's rgb2ycbcr (the papers' convention), not pyiqa's default Y of YIQ:
+    # the same figure as sr_models.training's independent numpy PSNR.
+    from sr_models import training
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-20, 20, a.shape), 0, 255).astype(np.uint8)
+
+    def tensor(x):
+        return torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255
+
+    assert psnr.score(tensor(b), tensor(a))[0] == pytest.approx(training.psnr_y(a, b, 4), abs=1e-3)
