@@ -36,6 +36,42 @@ GROUPS = (
 )
 
 
+# PIPAL Table 3's IQA methods (Sec. 4.1) and what the platform computes for each: (label, the
+# platform's metric or None, note). pyiqa 0.1.16 has no NQM, UQI, IFC, VSNR, RFSIM, GSM, SR-SIM,
+# SFF or SCQI. PIPAL ran the authors' own implementations; pyiqa's are ports, calibrated on its images.
+PIPAL_TABLE3 = (
+    ("PSNR", "psnr", "RGB (pyiqa default)"),
+    ("NQM", None, ""),
+    ("UQI", None, ""),
+    ("SSIM", "ssim", "pyiqa: Y channel of YIQ"),
+    ("MS-SSIM", "ms_ssim", ""),
+    ("IFC", None, ""),
+    ("VIF", "vif", ""),
+    ("VSNR-FR", None, ""),
+    ("RFSIM", None, ""),
+    ("GSM", None, ""),
+    ("SRSIM", None, ""),
+    ("FSIM", "fsim_gray", "FSIM on luminance (pyiqa fsim, chromatic=False)"),
+    ("FSIM_c", "fsim", "pyiqa's fsim is the chromatic FSIM_c"),
+    ("SFF", None, ""),
+    ("VSI", "vsi", ""),
+    ("SCQI", None, ""),
+    ("LPIPS-Alex", "lpips", "needs torchvision AlexNet + LPIPS lin weights"),
+    ("LPIPS-VGG", "lpips-vgg", "needs torchvision VGG16 + LPIPS lin weights"),
+    ("PieAPP", "pieapp", "needs its weight file"),
+    ("WaDIQaM", "wadiqam_fr", "needs its weight file"),
+    ("DISTS", "dists", "needs its weight file"),
+    ("NIQE", "niqe", "fetch_weights niqe builds its parameters"),
+    ("Ma", "nrqm", "needs its weight file"),
+    ("PI", "pi", "= ((10 - Ma) + NIQE) / 2"),
+)
+
+
+def table3_metrics() -> list[str]:
+    """The platform names of PIPAL Table 3's methods it can compute, in the table's order."""
+    return [name for _, name, _ in PIPAL_TABLE3 if name]
+
+
 @dataclass(frozen=True)
 class Cell:
     """One correlation cell; ``agreement`` is None when the group has too few images."""
@@ -71,6 +107,8 @@ class BenchmarkResult:
     sr_methods: pd.DataFrame  # Table 4: one row per SR method
     significance: list[SignificanceTest] = field(default_factory=list)
     min_images: int = stats.MIN_IMAGES
+    types: list[str] = field(default_factory=list)  # "<code> <name>" of every distortion type
+    by_type: dict[str, dict[str, Cell]] = field(default_factory=dict)  # metric -> type label -> cell
 
 
 def _cell(
@@ -131,7 +169,11 @@ def run(
     if len(frame) < 3:
         raise ValueError(f"only {len(frame)} image(s) have a MOS and every metric's score: nothing to correlate")
     columns = group_labels(frame)
-    overall, table3 = {}, {}
+    type_masks = [
+        (f"{code} {name}".strip(), frame["type_code"] == code)
+        for code, name in frame[["type_code", "type_name"]].drop_duplicates().sort_values("type_code").to_numpy()
+    ]
+    overall, table3, by_type = {}, {}, {}
     for info in metrics:
         overall[info.name] = _cell(
             frame, info, "All", min_images=min_images, resamples=resamples, seed=seed, logistic=logistic
@@ -141,6 +183,11 @@ def run(
                 frame[mask], info, label, min_images=min_images, resamples=resamples, seed=seed, logistic=logistic
             )
             for label, mask in columns
+        }
+        by_type[info.name] = {
+            label: _cell(frame[mask], info, label, min_images=min_images, resamples=resamples, seed=seed,
+                         logistic=logistic)
+            for label, mask in type_masks
         }
         if progress:
             progress(info.name)
@@ -170,4 +217,6 @@ def run(
         sr_methods=sr_method_table(frame, metrics),
         significance=significance,
         min_images=min_images,
+        types=[label for label, _ in type_masks],
+        by_type=by_type,
     )

@@ -28,13 +28,35 @@ def benchmark_run(
     seed: int = 0,
     logistic: int = 5,
     progress=None,
+    type_pair: tuple[str, str] | None = None,
+    type_pair_metric: str | None = None,
 ) -> BenchmarkRun:
     """Correlate stored scores with the MOS over the study's judged images and write the
-    report (CSV, Markdown, HTML, PNG) under MEDIA_ROOT (and to ``out_dir`` when given)."""
+    report (CSV, Markdown, HTML, PNG) under MEDIA_ROOT (and to ``out_dir`` when given).
+
+    ``metric_names`` "table3" means every PIPAL Table 3 method the platform computes.
+    ``type_pair``: two distortion type codes for a Fig. 5-style plot against ``type_pair_metric``
+    (default: the first metric)."""
+    if metric_names.strip() == "table3":
+        metric_names = ",".join(benchmark.table3_metrics())
     try:
         infos = parse_metric_list(metric_names)
     except UnknownMetric as error:
         raise ScoringError(str(error)) from error
+    pair = None
+    if type_pair is not None:
+        chosen = type_pair_metric or infos[0].name
+        matching = [info for info in infos if info.name == chosen]
+        if not matching:
+            raise ScoringError(f"--type-pair-metric {chosen} is not one of the benchmarked metrics")
+        known = set(study.distortion_types.values_list("code", flat=True))
+        unknown = [code for code in type_pair if code not in known]
+        if unknown or len(type_pair) != 2 or type_pair[0] == type_pair[1]:
+            raise ScoringError(
+                f"--type-pair needs two different distortion type codes of {study.slug}"
+                + (f" (unknown: {', '.join(unknown)}; known: {', '.join(sorted(known))})" if unknown else "")
+            )
+        pair = (matching[0], tuple(type_pair))
     frame, versions = study_score_frame(study, infos, min_judgments=min_judgments)
     if frame.empty:
         raise ScoringError(f"{study.slug} has no image with at least {min_judgments} judgment(s): no MOS to compare")
@@ -55,7 +77,10 @@ def benchmark_run(
     relative = Path("benchmarks") / study.slug / created.strftime("%Y%m%d-%H%M%S-%f")
     folder = Path(settings.MEDIA_ROOT) / relative
     title = f"IQA benchmark: {study.name} ({study.slug})"
-    files = report.write(frame, result, folder, title)
+    try:
+        files = report.write(frame, result, folder, title, type_pair=pair)
+    except ValueError as error:
+        raise ScoringError(str(error)) from error
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in files:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ def long_rows(result: BenchmarkResult) -> pd.DataFrame:
     rows = []
     for info in result.metrics:
         cells = [result.overall[info.name], *result.table3[info.name].values()]
+        cells += [replace(cell, group=f"type: {cell.group}") for cell in result.by_type.get(info.name, {}).values()]
         for cell in cells:
             row = {"metric": info.name, "direction": info.arrow, "group": cell.group, "n": cell.n}
             if cell.agreement is not None:
@@ -42,6 +44,7 @@ def long_rows(result: BenchmarkResult) -> pd.DataFrame:
                     plcc=a.plcc,
                     rmse=a.rmse,
                     srcc_per_reference=a.srcc_per_group,
+                    krcc_per_reference=a.krcc_per_group,
                     references=a.groups,
                     fit=a.fit,
                 )
@@ -56,12 +59,14 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _overall_rows(result: BenchmarkResult) -> tuple[list[str], list[list[str]]]:
-    header = ["Metric", "n", "SRCC", "SRCC 95% CI", "KRCC", "PLCC", "RMSE", "SRCC per reference", "fit"]
+    header = [
+        "Metric", "n", "SRCC", "SRCC 95% CI", "KRCC", "PLCC", "RMSE", "SRCC per reference", "KRCC per reference", "fit"
+    ]
     rows = []
     for info in result.metrics:
         cell: Cell = result.overall[info.name]
         if cell.agreement is None:
-            rows.append([f"{info.name} {info.arrow}", str(cell.n), cell.text(), "", "", "", "", "", ""])
+            rows.append([f"{info.name} {info.arrow}", str(cell.n), cell.text(), "", "", "", "", "", "", ""])
             continue
         a = cell.agreement
         rows.append(
@@ -74,6 +79,7 @@ def _overall_rows(result: BenchmarkResult) -> tuple[list[str], list[list[str]]]:
                 _number(a.plcc),
                 _number(a.rmse, 2),
                 _number(a.srcc_per_group),
+                _number(a.krcc_per_group),
                 a.fit,
             ]
         )
@@ -85,6 +91,14 @@ def _grid_rows(result: BenchmarkResult, field_name: str) -> tuple[list[str], lis
     rows = [
         [f"{info.name} {info.arrow}", *(result.table3[info.name][group].text(field_name) for group in result.groups)]
         for info in result.metrics
+    ]
+    return header, rows
+
+
+def _type_rows(result: BenchmarkResult) -> tuple[list[str], list[list[str]]]:
+    header = ["Distortion type", *(f"{info.name} {info.arrow}" for info in result.metrics)]
+    rows = [
+        [label, *(result.by_type[info.name][label].text("srcc") for info in result.metrics)] for label in result.types
     ]
     return header, rows
 
@@ -119,7 +133,7 @@ def _sections(result: BenchmarkResult) -> list[tuple[str, str, tuple[list[str], 
             "Whole study",
             "Signed so that agreement with the MOS is positive whatever the metric's direction; "
             "PLCC and RMSE after the VQEG logistic fit (PLCC of the fitted prediction, so positive by construction); "
-            "SRCC per reference is the mean over references "
+            "SRCC and KRCC per reference are means over references "
             "(Elo MOS is identified only within a reference).",
             _overall_rows(result),
         ),
@@ -131,6 +145,15 @@ def _sections(result: BenchmarkResult) -> list[tuple[str, str, tuple[list[str], 
         ("KRCC per distortion group", "", _grid_rows(result, "krcc")),
         ("PLCC per distortion group", "", _grid_rows(result, "plcc")),
     ]
+    if result.types:
+        sections.append(
+            (
+                "SRCC per distortion type",
+                "Pooled over the type's images of every reference (levels and references mixed); types with fewer "
+                f"than {result.min_images} images show their count.",
+                _type_rows(result),
+            )
+        )
     if not result.sr_methods.empty:
         sections.append(
             (
@@ -239,6 +262,33 @@ def scatter_plots(frame: pd.DataFrame, result: BenchmarkResult, folder: Path) ->
     return names
 
 
+def type_pair_plot(frame: pd.DataFrame, info, types: tuple[str, str], folder: Path, logistic: int = 5) -> str:
+    """PIPAL Fig. 5 style: the images of two distortion types (by code), MOS against one metric, each
+    type with its own fitted VQEG logistic curve: do the two types sit on one curve?"""
+    from . import stats
+
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 4.5), dpi=100)
+    for code, colour in zip(types, ("#d62728", "#1f77b4"), strict=True):
+        part = frame[frame["type_code"] == code]
+        if part.empty:
+            raise ValueError(f"no judged image of distortion type {code!r} to plot")
+        x, y = part[info.name].to_numpy(float), part["mos"].to_numpy(float)
+        name = part["type_name"].iloc[0]
+        axis.scatter(x, y, s=12, alpha=0.75, color=colour, label=f"{code} {name} (n={len(part)})")
+        if len(part) >= 5 and np.ptp(x) > 0 and np.ptp(y) > 0:  # five parameters need five points
+            fit = stats.logistic_fit(x, y, logistic)
+            grid = np.linspace(x.min(), x.max(), 200)
+            axis.plot(grid, fit.predict(grid), color=colour, linewidth=1.5)
+    axis.set(xlabel=f"{info.name} {info.arrow}", ylabel="MOS", title=f"{info.name}: type {types[0]} vs {types[1]}")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    name = f"types_{_safe(types[0])}_{_safe(types[1])}_{_safe(info.name)}.png"
+    figure.savefig(folder / name)
+    plt.close(figure)
+    return name
+
+
 def _srcc_bars(result: BenchmarkResult, folder: Path, plt) -> str:
     usable = [info for info in result.metrics if result.overall[info.name].agreement is not None]
     figure, axis = plt.subplots(figsize=(max(4, 0.8 * len(usable) + 2), 3.5), dpi=100)
@@ -262,13 +312,16 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
 
 
-def write(frame: pd.DataFrame, result: BenchmarkResult, folder: Path, title: str) -> list[str]:
-    """Write every file of the report into ``folder``; returns their names."""
+def write(frame: pd.DataFrame, result: BenchmarkResult, folder: Path, title: str, type_pair=None) -> list[str]:
+    """Write every file of the report into ``folder``; returns their names. ``type_pair``:
+    (metric info, (type code, type code)) for a Fig. 5-style plot."""
     folder.mkdir(parents=True, exist_ok=True)
     long_rows(result).to_csv(folder / "benchmark.csv", index=False)
     if not result.sr_methods.empty:
         result.sr_methods.to_csv(folder / "sr_methods.csv", index=False)
     (folder / "benchmark.md").write_text(markdown(result, title), encoding="utf-8")
     plots = scatter_plots(frame, result, folder)
+    if type_pair is not None:
+        plots.insert(0, type_pair_plot(frame, type_pair[0], type_pair[1], folder))
     (folder / "index.html").write_text(html_page(result, title, plots), encoding="utf-8")
     return [*FILES, *(["sr_methods.csv"] if not result.sr_methods.empty else []), *plots]

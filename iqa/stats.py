@@ -186,6 +186,7 @@ class Agreement:
     srcc_per_group: float  # mean SRCC over groups (references) with >= 3 items and non-constant x and y; nan if none
     groups: int  # how many groups went into srcc_per_group
     fit: str  # LogisticFit.kind used for plcc/rmse
+    krcc_per_group: float = float("nan")  # mean KRCC over the same groups
 
 
 def _checked(name: str, values: ArrayLike) -> np.ndarray:
@@ -237,10 +238,10 @@ def agreement(
     predicted = fit.predict(signed)
     plcc = float(stats.pearsonr(mos, predicted).statistic) if np.ptp(predicted) > 0 else float("nan")
     rmse = float(np.sqrt(np.mean((mos - predicted) ** 2)))
-    per_group, used = float("nan"), 0
+    per_group, per_group_krcc, used = float("nan"), float("nan"), 0
     if groups is not None:
         by_group = rank_agreement(signed, mos, groups)
-        per_group, used = by_group.srcc_per_group, by_group.groups
+        per_group, per_group_krcc, used = by_group.srcc_per_group, by_group.krcc_per_group, by_group.groups
     return Agreement(
         n=len(values),
         srcc=srcc(signed, mos),
@@ -250,6 +251,7 @@ def agreement(
         srcc_per_group=per_group,
         groups=used,
         fit=fit.kind,
+        krcc_per_group=per_group_krcc,
     )
 
 

@@ -340,7 +340,22 @@ def test_run_benchmark_writes_tables_that_equal_scipy(tmp_path, settings, capsys
     # MOS follows the distortion strength, and so do PSNR and GMSD: strong agreement.
     assert table[(table.group == "All")].srcc.min() > 0.3
     # Groups: the categories present and the subtypes; 15 images each, so numbers, not counts.
-    assert set(table.group) == {"All", "Traditional", "SR full", "Traditional SR", "subtype: gaussian_noise"}
+    assert set(table.group) == {
+        "All", "Traditional", "SR full", "Traditional SR", "subtype: gaussian_noise",
+        "type: 01 Gaussian noise", "type: 02 Bicubic up-sampling",
+    }
+    # Per distortion type: pooled over the type's images, as scipy computes it.
+    values = np.array([MetricScore.objects.get(metric="psnr", image_sha256=i.sha256).value for i in images])
+    noise = np.array([i.distortion_type.code == "01" for i in images])
+    cell = table[(table.metric == "psnr") & (table.group == "type: 01 Gaussian noise")].iloc[0]
+    assert cell.srcc == pytest.approx(scipy_stats.spearmanr(values[noise], mos[noise]).statistic, abs=1e-12)
+    # KRCC per reference beside SRCC per reference (MOS is identified only within a reference).
+    references = np.array([i.reference_id for i in images])
+    expected = np.mean([scipy_stats.kendalltau(values[references == r], mos[references == r]).statistic
+                        for r in sorted(set(references))])
+    row = table[(table.metric == "psnr") & (table.group == "All")].iloc[0]
+    assert row.krcc_per_reference == pytest.approx(expected, abs=1e-12)
+    assert "SRCC per distortion type" in printed and "KRCC per reference" in printed
     sr_methods = pd.read_csv(out / "sr_methods.csv")
     assert list(sr_methods.type_code) == [2] and sr_methods.mos_rank.tolist() == [1]
     for name in ("benchmark.md", "index.html", "scatter_psnr.png", "scatter_gmsd.png", "srcc.png"):
@@ -349,6 +364,33 @@ def test_run_benchmark_writes_tables_that_equal_scipy(tmp_path, settings, capsys
     run = BenchmarkRun.objects.get(study=study)
     assert run.metrics["psnr"].startswith("pyiqa-") and run.images == 30
     assert (Path(settings.MEDIA_ROOT) / run.folder / "index.html").is_file()
+
+
+def test_run_benchmark_plots_two_types_and_lists_pipal_table3(tmp_path, capsys):
+    study = graded_study(tmp_path)
+    call_command("compute_scores", study.slug, "--metrics", "psnr,gmsd", "--device", "cpu")
+    out = tmp_path / "report"
+    call_command(
+        "run_benchmark", study.slug, "--metrics", "psnr,gmsd", "--out", str(out), "--resamples", "50",
+        "--type-pair", "01,02", "--type-pair-metric", "gmsd",
+    )
+    plot = out / "types_01_02_gmsd.png"
+    assert plot.stat().st_size > 0 and Image.open(plot).size[0] >= 400
+    assert "types_01_02_gmsd.png" in (out / "index.html").read_text()
+    with pytest.raises(CommandError, match="unknown: 99"):
+        call_command("run_benchmark", study.slug, "--metrics", "psnr", "--type-pair", "01,99")
+    with pytest.raises(CommandError, match="--type-pair-metric ssim is not one of the benchmarked metrics"):
+        call_command("run_benchmark", study.slug, "--metrics", "psnr", "--type-pair", "01,02",
+                     "--type-pair-metric", "ssim")
+    capsys.readouterr()
+    call_command("run_benchmark", study.slug, "--list-table3")
+    listing = capsys.readouterr().out
+    assert "FSIM_c      fsim" in listing and "FSIM        fsim_gray" in listing
+    assert "NQM         —  not available" in listing and "PSNR        psnr        30/30 images scored" in listing
+    assert "Ma          nrqm        not scored yet" in listing
+    # "table3" names every available method; unscored ones are named with the command to run.
+    with pytest.raises(CommandError, match="scores missing for ssim .*compute_scores graded --metrics ssim,ms_ssim"):
+        call_command("run_benchmark", study.slug, "--metrics", "table3")
 
 
 def test_a_group_with_too_few_images_shows_its_count(tmp_path):

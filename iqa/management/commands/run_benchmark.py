@@ -5,7 +5,8 @@ from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from annotation.management.commands._base import StudyCommand
-from iqa import benchmarking, stats
+from iqa import benchmark, benchmarking, selectors, stats
+from iqa.metrics import pyiqa_version
 
 
 class Command(StudyCommand):
@@ -18,7 +19,19 @@ class Command(StudyCommand):
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
-        parser.add_argument("--metrics", required=True, help="comma-separated metric names (scored beforehand)")
+        parser.add_argument(
+            "--metrics",
+            help="comma-separated metric names (scored beforehand), or 'table3': every PIPAL Table 3 method the "
+            "platform has (see --list-table3)",
+        )
+        parser.add_argument(
+            "--list-table3", action="store_true", help="list PIPAL Table 3's methods and what the platform has; exit"
+        )
+        parser.add_argument(
+            "--type-pair", help="two distortion type codes, e.g. 10,33: a PIPAL Fig. 5-style plot of both against one "
+            "metric with each type's fitted logistic curve"
+        )
+        parser.add_argument("--type-pair-metric", help="the metric of the --type-pair plot (default: the first)")
         parser.add_argument("--out", help="also copy the report files into this folder")
         parser.add_argument("--min-images", type=int, default=stats.MIN_IMAGES, help="fewest images for a cell")
         parser.add_argument("--min-judgments", type=int, default=1, help="leave out images judged fewer times")
@@ -28,10 +41,20 @@ class Command(StudyCommand):
             "--logistic", type=int, choices=[4, 5], default=5, help="VQEG logistic fitted before PLCC and RMSE"
         )
 
-    def handle(self, *args, slug, metrics, out, min_images, min_judgments, resamples, seed, logistic, **options):
+    def handle(
+        self, *args, slug, metrics, out, min_images, min_judgments, resamples, seed, logistic, list_table3,
+        type_pair, type_pair_metric, **options,
+    ):
         study = self.study(slug)
+        if list_table3:
+            self._list_table3(study)
+            return
+        if not metrics:
+            raise CommandError("give --metrics a,b,... (or --metrics table3), or --list-table3")
         if min_images < 3 or resamples < 10:
             raise CommandError("--min-images must be at least 3 and --resamples at least 10")
+        if metrics.strip() == "table3":
+            metrics = ",".join(benchmark.table3_metrics())
         count = len([name for name in metrics.split(",") if name.strip()])
         with tqdm(total=count, unit="metric", disable=None) as bar:
             run = benchmarking.benchmark_run(
@@ -42,9 +65,29 @@ class Command(StudyCommand):
                 min_judgments=min_judgments,
                 resamples=resamples,
                 seed=seed,
+                logistic=logistic,
                 progress=lambda name: bar.update(1),
+                type_pair=tuple(code.strip() for code in type_pair.split(",")) if type_pair else None,
+                type_pair_metric=type_pair_metric,
             )
         folder = Path(settings.MEDIA_ROOT) / run.folder
         self.stdout.write((folder / "benchmark.md").read_text(encoding="utf-8"))
         self.stdout.write(f"report: {folder / 'index.html'}" + (f" (copied to {out})" if out else ""))
         self.stdout.write(f"on the web: /study/{study.slug}/benchmark/")
+
+    def _list_table3(self, study) -> None:
+        coverage = {row["metric"]: row for row in selectors.score_coverage(study)}
+        self.stdout.write(f"PIPAL Table 3's IQA methods (Sec. 4.1), the platform's names, scores on {study.slug}:")
+        for label, name, note in benchmark.PIPAL_TABLE3:
+            if name is None:
+                self.stdout.write(f"  {label:11} —  not available (not in pyiqa {pyiqa_version()})")
+                continue
+            row = coverage.get(name)
+            scored = f"{row['scored']}/{row['total']} images scored" if row else "not scored yet"
+            self.stdout.write(f"  {label:11} {name:11} {scored}{'; ' + note if note else ''}")
+        have = benchmark.table3_metrics()
+        self.stdout.write(
+            f"{len(have)} of {len(benchmark.PIPAL_TABLE3)} available. Score and benchmark them all with:\n"
+            f"  python manage.py compute_scores {study.slug} --metrics {','.join(have)}\n"
+            f"  python manage.py run_benchmark {study.slug} --metrics table3"
+        )
