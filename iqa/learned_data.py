@@ -43,6 +43,7 @@ class MosImage:
     category: str = ""
     subtype: str = ""
     distortion_type: str = ""
+    mos_std: float | None = None  # a labelled dataset's published standard deviation (import_labels)
 
 
 def study_triplets(study: Study) -> list[Triplet]:
@@ -100,6 +101,7 @@ def study_mos_images(study: Study, *, min_judgments: int = 1) -> list[MosImage]:
             category=image.distortion_type.category,
             subtype=image.distortion_type.subtype,
             distortion_type=image.distortion_type.code,
+            mos_std=image.mos_std,
         )
         for image in images
     ]

@@ -103,6 +103,13 @@ def test_mos_targets_map_each_reference_range_onto_1_to_10():
     assert (by_name["B_2"].mean, by_name["B_1"].mean) == pytest.approx((1.0, 10.0))
     assert by_name["B_1"].sigma == pytest.approx(210 * 9 / 20)
     assert sp.mos_targets(items, sigma_floor=2.0)[0][2].sigma == pytest.approx(2.0)
+    # Imported labels with a published std (TID2013-style): that std, mapped the same way, is the sigma.
+    labelled = [
+        SimpleNamespace(name="T_1", reference="T", mos=2.0, recent_elo=[2.0], mos_std=0.4),
+        SimpleNamespace(name="T_2", reference="T", mos=6.0, recent_elo=[6.0], mos_std=0.8),
+    ]
+    labelled_targets, _ = sp.mos_targets(labelled, sigma_floor=0.5)
+    assert [t.sigma for t in labelled_targets] == pytest.approx([0.5, 0.8 * 9 / 4])
 
 
 def test_network_is_torchvision_mobilenet_v2_with_a_10_bin_head():

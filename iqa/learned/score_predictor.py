@@ -216,7 +216,8 @@ class Target:
 
 def mos_targets(items: Sequence, *, sigma_floor: float = 0.5) -> tuple[list[Target], list[str]]:
     """(targets in the order of ``items``, skipped reference names). Items need ``name``, ``reference``,
-    ``mos`` and ``recent_elo`` (``iqa.learned_data.MosImage``)."""
+    ``mos`` and ``recent_elo`` (``iqa.learned_data.MosImage``); an item's ``mos_std``, when set (imported
+    labels with a published standard deviation), is its uncertainty instead of the Elo values' spread."""
     if not sigma_floor > 0:
         raise TrainingError(f"sigma_floor must be positive, not {sigma_floor}")
     by_reference: dict[str, list] = defaultdict(list)
@@ -236,7 +237,11 @@ def mos_targets(items: Sequence, *, sigma_floor: float = 0.5) -> tuple[list[Targ
             continue
         low, high = ranges[item.reference]
         scale = span / (high - low)
-        elo_std = float(np.std(item.recent_elo)) if len(item.recent_elo) > 1 else 0.0
+        published = getattr(item, "mos_std", None)  # a labelled dataset's own std (as 4PP-EUSR used TID2013's)
+        if published is not None:
+            elo_std = float(published)
+        else:
+            elo_std = float(np.std(item.recent_elo)) if len(item.recent_elo) > 1 else 0.0
         targets.append(
             Target(
                 name=item.name,
