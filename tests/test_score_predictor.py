@@ -109,7 +109,7 @@ def test_mos_targets_map_each_reference_range_onto_1_to_10():
         SimpleNamespace(name="T_2", reference="T", mos=6.0, recent_elo=[6.0], mos_std=0.8),
     ]
     labelled_targets, _ = sp.mos_targets(labelled, sigma_floor=0.5)
-    assert [t.sigma for t in labelled_targets] == pytest.approx([0.5, 0.8 * 9 / 4])
+    assert [t.sigma for t in labelled_targets] == pytest.approx([0.4 * 9 / 4, 0.8 * 9 / 4])
 
 
 def test_network_is_torchvision_mobilenet_v2_with_a_10_bin_head():
