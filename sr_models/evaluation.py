@@ -125,7 +125,13 @@ def evaluate(
                 cropped = shave(output, crop)
                 row = {"dataset": dataset, "image": image_name, "method": method.name, "label": method.label}
                 for scorer in scorers:
-                    row[scorer.name] = float(scorer.score(cropped, reference))
+                    try:
+                        row[scorer.name] = float(scorer.score(cropped, reference))
+                    except (RuntimeError, ValueError) as error:  # e.g. NIQE's 96-px blocks on a tiny image
+                        size = f"{cropped.shape[1]}x{cropped.shape[0]}"
+                        raise EvaluationError(
+                            f"{scorer.name} failed on {dataset}/{image_name} ({size} after cropping): {error}"
+                        ) from error
                 rows.append(row)
                 if progress is not None:
                     progress()

@@ -4,6 +4,7 @@ the figures test the path, not any model's quality)."""
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,11 @@ from .sr_fixtures import install_random_checkpoint
 
 
 @pytest.fixture
-def weights_dir(settings, tmp_path) -> Path:
+def weights_dir(settings, tmp_path, monkeypatch) -> Path:
+    from pyiqa.utils import download_util
+
+    # pyiqa also finds weights in its own cache, which other tests may have filled (NIQE's parameters).
+    monkeypatch.setattr(download_util, "DEFAULT_CACHE_DIR", str(tmp_path / "pyiqa-cache"))
     settings.PIPAL_WEIGHTS_DIR = tmp_path / "weights"
     return settings.PIPAL_WEIGHTS_DIR
 
@@ -75,6 +80,17 @@ def test_benchmark_sr_runs_the_protocol_and_names_what_is_missing(weights_dir, h
     assert "left out (weights missing): esrgan_x4" in text
 
 
+def niqe_parameter_file(tmp_path) -> Path:
+    """A file under NIQE's parameter name in the MATLAB layout (random statistics: enough to run)."""
+    import scipy.io
+
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(36, 36))
+    path = tmp_path / "niqe_modelparameters.mat"
+    scipy.io.savemat(path, {"mu_prisparam": rng.normal(size=(1, 36)), "cov_prisparam": matrix @ matrix.T})
+    return path
+
+
 def test_benchmark_sr_refuses_clearly(weights_dir, hr_folders, tmp_path):
     with pytest.raises(CommandError, match="unknown checkpoint\\(s\\) nope"):
         call_command("benchmark_sr", "nope", str(hr_folders[0]))
@@ -86,5 +102,11 @@ def test_benchmark_sr_refuses_clearly(weights_dir, hr_folders, tmp_path):
         call_command("benchmark_sr", "srresnet_x4", str(hr_folders[0]), "--no-bicubic", stderr=io.StringIO())
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "broken.png").write_bytes(b"not a png")
+    # A metric that cannot score an image says which and why (NIQE needs 96-px blocks).
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(niqe_parameter_file(tmp_path), weights_dir / "niqe_modelparameters.mat")
+    with pytest.raises(CommandError, match="niqe failed on SetA/img0.png \\(32x40 after cropping\\)"):
+        call_command("benchmark_sr", "srresnet_x4", str(hr_folders[0]), "--metrics", "psnr,niqe",
+                     stderr=io.StringIO(), stdout=io.StringIO())
     with pytest.raises(CommandError, match="broken.png: cannot be read as an image"):
         call_command("benchmark_sr", "srresnet_x4", str(tmp_path / "bad"), "--metrics", "psnr", stderr=io.StringIO())
