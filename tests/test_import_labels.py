@@ -528,3 +528,23 @@ def test_reading_is_pure_and_lists_every_problem(tmp_path):
         labels.labels_read(folder, labels.LabelOptions(format="pipal"))
     assert error.value.errors[0] == "Train_Label/R0002.txt line 1: expected <image>,<mos>, got 'R0002_01_01.png'"
     assert len(error.value.errors) == 5  # the bad line and R0002's four images without a label now
+
+
+def test_a_pipal_download_is_a_table3_report_in_two_commands(db, tmp_path, monkeypatch, settings):
+    """import_labels, then run_benchmark --metrics table3 --compute-missing (issue 10's 'done when')."""
+    from pyiqa.utils import download_util
+
+    monkeypatch.setattr(download_util, "DEFAULT_CACHE_DIR", str(tmp_path / "pyiqa-cache"))  # no cached weights
+    settings.PIPAL_WEIGHTS_DIR = tmp_path / "weights"
+    folder = pipal_set(tmp_path / "PIPAL", references=2, size=(176, 176))
+    run("import_labels", "pipal", str(folder), "--format", "pipal")
+    out, err = io.StringIO(), io.StringIO()
+    call_command(
+        "run_benchmark", "pipal", "--metrics", "table3", "--compute-missing", "--min-images", "3",
+        "--resamples", "20", "--out", str(tmp_path / "report"), stdout=out, stderr=err,
+    )
+    assert "left out: lpips:" in err.getvalue() and "alexnet-owt-7be5be79.pth" in err.getvalue()
+    report = (tmp_path / "report" / "benchmark.md").read_text()
+    for name in ("psnr", "ssim", "ms_ssim", "vif", "fsim_gray", "fsim", "vsi"):
+        assert f"| {name} ↑ | 8 |" in report, name
+    assert "lpips" not in report

@@ -391,6 +391,10 @@ def test_run_benchmark_plots_two_types_and_lists_pipal_table3(tmp_path, capsys):
     # "table3" names every available method; unscored ones are named with the command to run.
     with pytest.raises(CommandError, match="scores missing for ssim .*compute_scores graded --metrics ssim,ms_ssim"):
         call_command("run_benchmark", study.slug, "--metrics", "table3")
+    # --compute-missing with a named metric whose weights are missing: refused by name, nothing computed.
+    with pytest.raises(CommandError, match="lpips: .*alexnet-owt-7be5be79.pth"):
+        call_command("run_benchmark", study.slug, "--metrics", "psnr,lpips", "--compute-missing")
+    assert not MetricScore.objects.filter(metric="lpips").exists()
 
 
 def test_a_group_with_too_few_images_shows_its_count(tmp_path):

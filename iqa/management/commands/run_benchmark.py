@@ -1,11 +1,12 @@
 from pathlib import Path
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from annotation.management.commands._base import StudyCommand
-from iqa import benchmark, benchmarking, selectors, stats
+from iqa import benchmark, benchmarking, scoring, selectors, stats
 from iqa.metrics import pyiqa_version
 
 
@@ -32,6 +33,12 @@ class Command(StudyCommand):
             "metric with each type's fitted logistic curve"
         )
         parser.add_argument("--type-pair-metric", help="the metric of the --type-pair plot (default: the first)")
+        parser.add_argument(
+            "--compute-missing",
+            action="store_true",
+            help="first compute the scores the study lacks (as compute_scores does); with --metrics table3, methods "
+            "whose weights are missing are named and left out",
+        )
         parser.add_argument("--out", help="also copy the report files into this folder")
         parser.add_argument("--min-images", type=int, default=stats.MIN_IMAGES, help="fewest images for a cell")
         parser.add_argument("--min-judgments", type=int, default=1, help="leave out images judged fewer times")
@@ -53,8 +60,11 @@ class Command(StudyCommand):
             raise CommandError("give --metrics a,b,... (or --metrics table3), or --list-table3")
         if min_images < 3 or resamples < 10:
             raise CommandError("--min-images must be at least 3 and --resamples at least 10")
-        if metrics.strip() == "table3":
+        table3 = metrics.strip() == "table3"
+        if table3:
             metrics = ",".join(benchmark.table3_metrics())
+        if options["compute_missing"]:
+            metrics = self._compute_missing(slug, metrics, leave_out_unavailable=table3)
         count = len([name for name in metrics.split(",") if name.strip()])
         with tqdm(total=count, unit="metric", disable=None) as bar:
             run = benchmarking.benchmark_run(
@@ -74,6 +84,22 @@ class Command(StudyCommand):
         self.stdout.write((folder / "benchmark.md").read_text(encoding="utf-8"))
         self.stdout.write(f"report: {folder / 'index.html'}" + (f" (copied to {out})" if out else ""))
         self.stdout.write(f"on the web: /study/{study.slug}/benchmark/")
+
+    def _compute_missing(self, slug: str, metrics: str, *, leave_out_unavailable: bool) -> str:
+        usable = []
+        for name in [part.strip() for part in metrics.split(",") if part.strip()]:
+            try:
+                scoring.metric_load(name)
+            except scoring.ScoringError as error:
+                if not leave_out_unavailable:
+                    raise CommandError(str(error)) from None
+                self.stderr.write(f"left out: {error}")
+                continue
+            usable.append(name)
+        if not usable:
+            raise CommandError("no metric can be computed here (see the lines above)")
+        call_command("compute_scores", slug, "--metrics", ",".join(usable), stdout=self.stdout, stderr=self.stderr)
+        return ",".join(usable)
 
     def _list_table3(self, study) -> None:
         coverage = {row["metric"]: row for row in selectors.score_coverage(study)}
