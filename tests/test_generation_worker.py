@@ -118,9 +118,10 @@ class Worker:
     def children(self) -> list[int]:
         return children(self.process.pid)
 
-    def kill_children(self) -> list[int]:
+    def kill_children(self, already: list[int]) -> list[int]:
+        """SIGKILL the children not killed before (a killed child may linger a moment on a busy machine)."""
         killed = []
-        for pid in self.children():
+        for pid in set(self.children()) - set(already):
             try:
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
@@ -200,8 +201,9 @@ def test_generation_survives_killed_children_and_a_restart(redis_url, media_root
         killed: list[int] = []
         for share in KILL_AT:
             wait_until(lambda s=share: made(study) >= s * total, f"{share:.0%} of {total} images", deadline, logs)
-            wait_until(lambda: len(first.children()) == 2, "two pool children", deadline, logs)
-            killed += first.kill_children()
+            done = set(killed)
+            wait_until(lambda d=done: len(set(first.children()) - d) == 2, "two new pool children", deadline, logs)
+            killed += first.kill_children(killed)
         wait_until(lambda: made(study) >= STOP_AT * total, f"{STOP_AT:.0%} of {total} images", deadline, logs)
         first.stop()
         after_stop = made(study)

@@ -16,7 +16,6 @@ weights never mix with older ones. Listing reads only the manifests (no torch).
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
@@ -24,6 +23,8 @@ import re
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from ..weights import file_sha256
 
 MODEL_FILE = "model.pt"
 MANIFEST_FILE = "manifest.json"
@@ -64,14 +65,6 @@ def check_name(name: str) -> str:
     if name in metrics.builtin_names():
         raise LearnedModelError(f"name {name!r} is a metric already (pyiqa's or the platform's): choose another")
     return name
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def atomic_write_bytes(path: Path, write) -> None:
