@@ -3,7 +3,10 @@
 * ``study_triplets``: the judgment log as BAPPS-style 2AFC triplets
   (reference, p0, p1, judge), judge = the share of votes that found p1 more
   similar to the reference — LPIPS's training data has exactly this shape.
-  Votes of excluded raters are left out, as they are from the MOS.
+  Votes of excluded raters are left out, as they are from the MOS. A study
+  whose MOS comes from imported labels has no votes: every pair of a
+  reference's images becomes a triplet whose judge is what the labels imply
+  (``label_triplets``).
 * ``study_mos_images``: every judged image with its Elo MOS and the Elo values
   it is the mean of (its variability is the MOS's uncertainty).
 
@@ -46,8 +49,44 @@ class MosImage:
     mos_std: float | None = None  # a labelled dataset's published standard deviation (import_labels)
 
 
+def label_triplets(study: Study) -> list[Triplet]:
+    """Every pair of a labels study's images of one reference (p0 = the smaller id), judge implied by
+    the labels: for PIPAL's Elo MOS, Eq. 1's probability that p1 wins, 1/(1 + 10^((MOS0 − MOS1)/M));
+    for other scales (a MOS CSV) the order alone — 1 when p1's MOS is higher, 0 when lower, 0.5 on ties."""
+    from annotation import elo
+
+    elo_scale = study.label_imports.filter(format="pipal").exists()
+    by_reference: dict[int, list] = defaultdict(list)
+    for image in study.images.select_related("reference").order_by("id"):
+        by_reference[image.reference_id].append(image)
+    triplets = []
+    for images in by_reference.values():
+        for i, first in enumerate(images):
+            for second in images[i + 1 :]:
+                if elo_scale:
+                    judge = elo.win_probability(second.mos, first.mos, study.elo_m)
+                else:
+                    judge = 0.5 if second.mos == first.mos else float(second.mos > first.mos)
+                triplets.append(
+                    Triplet(
+                        reference=first.reference.name,
+                        reference_path=first.reference.file.path,
+                        p0=first.name,
+                        p1=second.name,
+                        p0_path=first.file.path,
+                        p1_path=second.file.path,
+                        judge=judge,
+                        votes=1,
+                    )
+                )
+    return triplets
+
+
 def study_triplets(study: Study) -> list[Triplet]:
-    """One triplet per unordered pair judged at least once (p0 = the image with the smaller id)."""
+    """One triplet per unordered pair judged at least once (p0 = the image with the smaller id); for a
+    study whose MOS comes from imported labels, the pairs the labels imply (``label_triplets``)."""
+    if study.mos_from_labels:
+        return label_triplets(study)
     votes: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])  # (p0, p1) -> [votes p0, votes p1]
     rows = (
         Judgment.objects.filter(study=study)

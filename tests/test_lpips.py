@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -241,3 +242,23 @@ def test_a_worker_loads_a_retrained_metric_again(tmp_path, weights_dir):
     assert second.version != first.version
     assert second.version == "learned+" + store.file_sha256(weights_dir / "learned" / "lpips_again" / "model.pt")
     scoring._loaded.clear()
+
+
+@pytest.mark.django_db
+def test_a_study_of_imported_labels_trains_on_the_pairs_its_labels_imply(tmp_path, weights_dir):
+    from annotation import elo
+    from annotation.models import Study
+    from iqa import learned_data
+    from tests.test_import_labels import pipal_set
+
+    folder = pipal_set(tmp_path / "PIPAL", references=3, size=(48, 48))
+    call_command("import_labels", "labelled", str(folder), "--format", "pipal", stdout=io.StringIO())
+    study = Study.objects.get(slug="labelled")
+    triplets = learned_data.study_triplets(study)
+    assert len(triplets) == 3 * 6  # every pair of each reference's 4 images
+    mos = dict(study.images.values_list("name", "mos"))
+    for t in triplets:
+        assert t.judge == pytest.approx(elo.win_probability(mos[t.p1], mos[t.p0], study.elo_m))
+    call_command("train_lpips", "labelled", "--name", "lpips_labels", "--backbone", "scratch", "--iterations", "2",
+                 "--batch", "4", "--holdout", "0.34", stdout=io.StringIO())
+    assert metrics.metric_info("lpips_labels").full_reference
