@@ -13,14 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from annotation.models import Study
 
 from . import learned_data
 from .learned import lpips, store
-from .learned.training import TrainingError, TrainingRun, split_references, torch_threads
+from .learned.training import TrainingError, TrainingRun, read_rgb, split_references, torch_threads
 from .weights import WeightsMissing, file_sha256
 
 
@@ -34,14 +31,6 @@ class Outcome:
     validation_references: list[str]
     train_triplets: int
     validation_triplets: int
-
-
-def read_rgb(path: str) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            return np.array(image.convert("RGB"))  # a writable copy: torch.from_numpy wants one
-    except (OSError, ValueError) as error:
-        raise TrainingError(f"{path} cannot be read as an image: {error}") from None
 
 
 def alexnet_file(weights_dir: Path) -> Path:

@@ -12,19 +12,9 @@ from django.conf import settings
 
 from annotation.models import Study
 from iqa.learned.rank_dataset import PatchMetric, RankDatasetError, StudyImage, Upscaler
+from iqa.learned.training import read_rgb
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm")
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB; an unreadable file is named in the error."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB")).copy()
-    except (OSError, ValueError) as error:
-        raise RankDatasetError(f"{path}: cannot read the image ({error})") from None
 
 
 def hr_folder_images(folder: Path) -> list[tuple[str, np.ndarray]]:

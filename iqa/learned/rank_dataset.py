@@ -61,6 +61,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .training import TrainingError
+
 LABELS_FILE = "labels.csv"
 MANIFEST_FILE = "manifest.json"
 PATCH_FOLDER = "patches"
@@ -85,7 +87,7 @@ SCALE = 4
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class RankDatasetError(ValueError):
+class RankDatasetError(TrainingError):
     """A rank dataset that cannot be built or read, with a message that names the file or option."""
 
 

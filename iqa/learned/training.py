@@ -29,6 +29,17 @@ class TrainingError(ValueError):
     """Inputs or settings a training run refuses, with a message that says why."""
 
 
+def read_rgb(path) -> np.ndarray:
+    """HxWx3 uint8 RGB, writable (torch.from_numpy wants that); an unreadable file is named."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return np.array(image.convert("RGB"))
+    except (OSError, ValueError) as error:
+        raise TrainingError(f"{path}: cannot read the image ({error})") from None
+
+
 def split_references(names: Sequence[str], holdout: float, seed: int) -> tuple[list[str], list[str]]:
     """(train, validation) reference names: a seeded shuffle of the sorted names, ``holdout``
     of them (at least one, at most all but one) kept for validation."""

@@ -5,6 +5,7 @@ from tqdm import tqdm
 
 from iqa import rank_datasets
 from iqa.learned import rank_dataset as rd
+from iqa.learned.training import TrainingError
 
 SOURCES = ("distortion", "interpolation", "sr", "study")
 
@@ -120,7 +121,7 @@ class Command(BaseCommand):
                     bar.set_postfix_str(name, refresh=False)
 
                 summary = self._build(source, out_dir, inputs, slug, patch_options, progress, options)
-        except rd.RankDatasetError as error:
+        except TrainingError as error:  # RankDatasetError and unreadable images
             raise CommandError(str(error)) from None
         counts = summary.counts
         self.stdout.write(

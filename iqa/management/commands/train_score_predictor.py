@@ -1,7 +1,6 @@
 import time
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings as django_settings
 from django.core.management.base import CommandError
 from PIL import Image
@@ -10,7 +9,7 @@ from tqdm import tqdm
 from annotation.management.commands._base import StudyCommand
 from iqa.learned import score_predictor as sp
 from iqa.learned import store
-from iqa.learned.training import TrainingError, TrainingRun, split_references, torch_threads
+from iqa.learned.training import TrainingError, TrainingRun, read_rgb, split_references, torch_threads
 from iqa.learned_data import data_fingerprint, study_mos_images
 
 SETTINGS = (
@@ -28,11 +27,6 @@ SETTINGS = (
     "holdout",
     "seed",
 )
-
-
-def read_rgb(path: str) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB")).copy()
 
 
 class Command(StudyCommand):
