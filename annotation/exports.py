@@ -13,12 +13,26 @@ from pathlib import Path
 
 from .models import DistortedImage, Study
 
-CSV_COLUMNS = ("reference", "image", "distortion_type", "category", "subtype", "level", "elo", "mos", "judgments")
+CSV_COLUMNS = (
+    "reference",
+    "image",
+    "distortion_type",
+    "category",
+    "subtype",
+    "level",
+    "elo",
+    "mos",
+    "judgments",
+    # The latest Bradley–Terry fit (fit_bradley_terry); empty for an image it did not measure.
+    "mos_bt",
+    "ci_low",
+    "ci_high",
+)
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float | None) -> str:
     # PIPAL's label files carry four decimals (e.g. A0001_00_00.bmp,1520.0648).
-    return f"{value:.4f}"
+    return "" if value is None else f"{value:.4f}"
 
 
 def mos_rows(study: Study) -> list[tuple]:
@@ -38,6 +52,9 @@ def mos_rows(study: Study) -> list[tuple]:
             _fmt(image.elo),
             _fmt(image.mos),
             image.judgment_count,
+            _fmt(image.mos_bt),
+            _fmt(image.bt_ci_low),
+            _fmt(image.bt_ci_high),
         )
         for image in images
     ]
@@ -55,7 +72,7 @@ def write_pipal_labels(study: Study, folder: Path) -> list[Path]:
     """One ``<ref>.txt`` per reference with lines ``<image>,<mos>`` (PIPAL's label format)."""
     folder.mkdir(parents=True, exist_ok=True)
     by_reference: dict[str, list[str]] = {}
-    for reference, image, *_, mos, _judgments in mos_rows(study):
+    for reference, image, *_, mos, _judgments, _bt, _low, _high in mos_rows(study):
         by_reference.setdefault(reference, []).append(f"{image},{mos}\n")
     written = []
     for reference, lines in by_reference.items():

@@ -11,13 +11,21 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from . import elo
+from . import bradley_terry, elo
 
 
 class Study(models.Model):
     class MosSource(models.TextChoices):
         ELO = "elo", "Elo from judgments"
         LABELS = "labels", "Imported labels"
+
+    class PairPolicy(models.TextChoices):
+        BALANCED = "balanced", "Balanced: least-judged pairs, partners at random"
+        ACTIVE = "active", "Active: the most informative partner (expected information gain)"
+
+    class BtScope(models.TextChoices):
+        REFERENCE = "reference", "Per reference"
+        GLOBAL = "global", "Global (cross-reference pairs link references)"
 
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
@@ -63,6 +71,32 @@ class Study(models.Model):
         default=MosSource.ELO,
         help_text="elo: MOS from judgments; labels: MOS imported from a labelled dataset (takes no votes)",
     )
+    # --- pairing and the Bradley–Terry fit beside Elo ---
+    pair_policy = models.CharField(
+        max_length=16,
+        choices=PairPolicy.choices,
+        default=PairPolicy.BALANCED,
+        help_text="How the next pair is chosen: balanced (PIPAL-like) or active (fewer judgments for the same "
+        "ranking accuracy)",
+    )
+    bt_scope = models.CharField(
+        max_length=16,
+        choices=BtScope.choices,
+        default=BtScope.REFERENCE,
+        help_text="Fit Bradley–Terry per reference (pairs never cross references) or over the whole study",
+    )
+    bt_rounds = models.PositiveIntegerField(
+        default=bradley_terry.DEFAULT_ROUNDS, help_text="Bootstrap rounds for the 95% confidence intervals (>= 100)"
+    )
+    target_ci_width = models.FloatField(
+        default=100.0,
+        help_text="Precision goal: the study is done when every image's 95% CI is at most this wide (Elo points)",
+    )
+    target_kendall = models.FloatField(
+        default=0.05,
+        help_text="Precision goal: and two bootstrap replicates order at most this share of a reference's pairs "
+        "differently",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -72,6 +106,8 @@ class Study(models.Model):
             models.CheckConstraint(condition=Q(elo_k__gt=0), name="study_elo_k_positive"),
             models.CheckConstraint(condition=Q(mos_window__gte=1), name="study_mos_window_positive"),
             models.CheckConstraint(condition=Q(trials_per_rater__gte=1), name="study_trials_positive"),
+            models.CheckConstraint(condition=Q(bt_rounds__gte=100), name="study_bt_rounds_at_least_100"),
+            models.CheckConstraint(condition=Q(target_ci_width__gt=0), name="study_target_ci_width_positive"),
         ]
 
     def __str__(self) -> str:
@@ -165,6 +201,10 @@ class DistortedImage(models.Model):
     # file (before a DMOS is turned round) and the MOS's standard deviation.
     label_value = models.FloatField(null=True, blank=True, help_text="The imported label as written in its file")
     mos_std = models.FloatField(null=True, blank=True, help_text="Standard deviation of the imported MOS")
+    # The latest Bradley–Terry fit (fit_bradley_terry): score and bootstrap 95% CI on the Elo scale.
+    mos_bt = models.FloatField(null=True, blank=True, help_text="Bradley–Terry MOS (Elo scale) of the latest fit")
+    bt_ci_low = models.FloatField(null=True, blank=True, help_text="Lower end of its bootstrap 95% CI")
+    bt_ci_high = models.FloatField(null=True, blank=True, help_text="Upper end of its bootstrap 95% CI")
     provenance = models.JSONField(
         default=dict, blank=True, help_text="How a generated image was made: generator, parameters, seed, versions"
     )
@@ -350,3 +390,32 @@ class LabelImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.study.slug}: {self.format} labels from {self.source}"
+
+
+class BradleyTerryFit(models.Model):
+    """One Bradley–Terry fit of a study's judgment log (the per-image results
+    are on DistortedImage), with its convergence figures."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="bt_fits")
+    scope = models.CharField(max_length=16, choices=Study.BtScope.choices)
+    judgments = models.PositiveIntegerField(help_text="Judgments fitted (excluded raters' votes left out)")
+    last_judgment_id = models.BigIntegerField(default=0, help_text="The newest judgment the fit saw")
+    images = models.PositiveIntegerField()
+    rounds = models.PositiveIntegerField()
+    seed = models.BigIntegerField()
+    level = models.FloatField(default=bradley_terry.DEFAULT_LEVEL)
+    widest_ci = models.FloatField()
+    median_ci = models.FloatField()
+    images_too_wide = models.PositiveIntegerField()
+    kendall = models.FloatField(help_text="Mean Kendall distance between bootstrap replicates (per reference)")
+    target_ci_width = models.FloatField()
+    target_kendall = models.FloatField()
+    done = models.BooleanField(help_text="Every CI within the target width and the ranking stable enough")
+    seconds = models.FloatField(help_text="Time the fit and its bootstrap took")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}: Bradley–Terry fit of {self.judgments} judgments"

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from . import generation, services
+from . import bt_fit, generation, services
 from .models import Study
 
 
@@ -27,3 +27,10 @@ def generate_distortions(jobs: list[list[int]]) -> int:
     for reference_id, type_id, level in jobs:
         generation.distortion_generate(reference_id=reference_id, distortion_type_id=type_id, level=level)
     return len(jobs)
+
+
+@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def fit_bradley_terry(study_id: int, seed: int = 0) -> dict:
+    """Fit Bradley–Terry with bootstrap CIs and store it (a re-run stores a new fit of the same log)."""
+    fit = bt_fit.study_fit_bradley_terry(study=Study.objects.get(pk=study_id), seed=seed)
+    return {"fit": fit.pk, "judgments": fit.judgments, "done": fit.done}
