@@ -126,7 +126,8 @@ def _newton(table, wins_first, wins_second, *, m, center, prior_sd, start) -> np
     for _ in range(MAX_ITERATIONS):
         p = 1.0 / (1.0 + np.exp(-c * (scores[table.first] - scores[table.second])))
         flow = c * (wins_first - total * p)  # ∂ log L / ∂ s_first per pair
-        gradient = np.bincount(table.first, flow, n) - np.bincount(table.second, flow, n)
+        # (bincount of an empty log returns integers: the float cast keeps the prior's gradient)
+        gradient = (np.bincount(table.first, flow, n) - np.bincount(table.second, flow, n)).astype(float)
         gradient -= precision * (scores - center)
         # The negative Hessian: a Laplacian weighted by each pair's Fisher information, plus the prior.
         information = c * c * total * p * (1.0 - p)

@@ -13,10 +13,12 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import Assignment, DistortedImage
+from . import active
+from .models import Assignment, DistortedImage, Judgment, Study
 
 # How many of the least-judged images to draw the first image from. Drawing at
 # random from a small head of the queue (rather than always its first row)
@@ -81,15 +83,52 @@ def least_judged_partner(reference_id: int, image_id: int, exclude: set[int], rn
     return rng.choice([image for count, image in effective if count == fewest])
 
 
-def choose_pair(study_id: int, rater_id: int, rng: random.Random) -> PairChoice | None:
-    """The least-judged pair of one reference that this rater has not had, or
-    None when the rater has had every pair of the study."""
+def informative_partner(study: Study, reference_id: int, image_id: int, exclude: set[int], rng: random.Random):
+    """The active policy's partner for ``image_id``: drawn from its reference's
+    images in proportion to the expected information gain of the comparison
+    under the Bradley–Terry posterior of the reference's counted judgments
+    (``active``). Reads one reference's images and judgments: its cost does not
+    grow with the study (bench/next_pair.py)."""
+    image_ids = list(
+        DistortedImage.objects.filter(reference_id=reference_id).order_by("id").values_list("id", flat=True)
+    )
+    position = {image: index for index, image in enumerate(image_ids)}
+    rows = (
+        Judgment.objects.filter(image_a__reference_id=reference_id, image_b__reference_id=reference_id)
+        .exclude(rater__excluded=True)
+        .values_list("image_a_id", "image_b_id", "winner_id")
+    )
+    log = np.array([(position[a], position[b], winner == a) for a, b, winner in rows], dtype=np.int64).reshape(-1, 3)
+    a_wins = log[:, 2].astype(bool)
+    mean, covariance = active.reference_posterior(
+        np.where(a_wins, log[:, 0], log[:, 1]),
+        np.where(a_wins, log[:, 1], log[:, 0]),
+        len(image_ids),
+        m=study.elo_m,
+        center=study.elo_initial,
+    )
+    first = position[image_id]
+    allowed = np.array([image not in exclude and image != image_id for image in image_ids])
+    partner = active.draw_partner(active.information_gain(mean, covariance, first, m=study.elo_m), allowed, rng)
+    return None if partner is None else image_ids[partner]
+
+
+def choose_pair(study: Study, rater_id: int, rng: random.Random) -> PairChoice | None:
+    """A pair of one reference that this rater has not had, or None when the
+    rater has had every pair of the study. The first image is the least-judged
+    one; its partner is the least-judged of its reference (the balanced
+    policy) or the most informative one, drawn by expected information gain
+    (the active policy)."""
     offset = 0
-    while head := least_judged(study_id, offset=offset, limit=FIRST_POOL):
+    while head := least_judged(study.id, offset=offset, limit=FIRST_POOL):
         pending = open_counts([row[0] for row in head])
         # Least-judged first, counting pairs issued but not yet answered; ties in random order.
         for image_id, reference_id, _ in sorted(head, key=lambda row: (row[2] + pending[row[0]], rng.random())):
-            partner = least_judged_partner(reference_id, image_id, partners_seen(rater_id, image_id), rng)
+            seen = partners_seen(rater_id, image_id)
+            if study.pair_policy == Study.PairPolicy.ACTIVE:
+                partner = informative_partner(study, reference_id, image_id, seen, rng)
+            else:
+                partner = least_judged_partner(reference_id, image_id, seen, rng)
             if partner is not None:
                 return PairChoice(reference_id=reference_id, first_id=image_id, second_id=partner)
         offset += FIRST_POOL

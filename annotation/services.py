@@ -282,7 +282,7 @@ def _expiry(now):
 
 def _issue_pair(study, rater, rng, now, progress) -> IssuedTrial | None:
     for _ in range(3):  # a concurrent request of the same rater may take the same pair first
-        choice = scheduler.choose_pair(study.id, rater.id, rng)
+        choice = scheduler.choose_pair(study, rater.id, rng)
         if choice is None:
             return None
         left, right = (choice.first_id, choice.second_id)

@@ -146,10 +146,13 @@ def test_export_mos_csv_is_deterministic(small_study, tmp_path):
     record_some(small_study)
     text = run("export_mos", "s1")
     lines = text.splitlines()
-    assert lines[0] == "reference,image,distortion_type,category,subtype,level,elo,mos,judgments"
+    assert lines[0] == "reference,image,distortion_type,category,subtype,level,elo,mos,judgments,mos_bt,ci_low,ci_high"
     assert len(lines) == 9 and lines[1].startswith("R0001,R0001_01_01.png,01,traditional,sub01,1,")
     image = DistortedImage.objects.get(name="R0001_01_01.png")
-    assert lines[1].split(",")[6:] == [f"{image.elo:.4f}", f"{image.mos:.4f}", str(image.judgment_count)]
+    assert lines[1].split(",")[6:9] == [f"{image.elo:.4f}", f"{image.mos:.4f}", str(image.judgment_count)]
+    # The export fitted Bradley–Terry first (the log had changed); R0002 was never judged: no BT score.
+    assert lines[1].split(",")[9:] == [f"{image.mos_bt:.4f}", f"{image.bt_ci_low:.4f}", f"{image.bt_ci_high:.4f}"]
+    assert lines[-1].endswith(",,,")
     run("export_mos", "s1", "--out", str(tmp_path / "a.csv"))
     run("export_mos", "s1", "--out", str(tmp_path / "b.csv"))
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes() == text.encode()
