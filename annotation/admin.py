@@ -12,19 +12,21 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db import transaction
+from django.db.models import BigIntegerField, Count, IntegerField, Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from sr_models import distortions
 
-from . import admin_services, dashboard, generation, selectors, services
+from . import admin_services, bt_fit, dashboard, generation, selectors, services, tasks
 from .exceptions import ApplicationError
 from .imaging import CheckedImage, ImageRejected
 from .importing import check_upload
 from .models import (
     Assignment,
+    BradleyTerryFit,
     ControlTrial,
     DistortedImage,
     DistortionType,
@@ -49,6 +51,18 @@ def _count_of(model, **filters):
     # multiply their rows (judgments x images x raters) before counting.
     counts = model.objects.filter(study=OuterRef("pk"), **filters).order_by().values("study")
     return Coalesce(Subquery(counts.annotate(n=Count("pk")).values("n"), output_field=IntegerField()), 0)
+
+
+def _latest_fit(field: str):
+    """One field of the study's latest Bradley–Terry fit (NULL without a fit)."""
+    fits = BradleyTerryFit.objects.filter(study=OuterRef("pk")).order_by("-id")
+    return Subquery(fits.values(field)[:1])
+
+
+def _counted_judgments(aggregate, output_field):
+    """``aggregate`` over the judgments a fit counts (bt_fit.counted_judgments), per study."""
+    counted = Judgment.objects.filter(study=OuterRef("pk")).exclude(rater__excluded=True).order_by().values("study")
+    return Coalesce(Subquery(counted.annotate(v=aggregate).values("v"), output_field=output_field), 0)
 
 
 # --- studies ---------------------------------------------------------------------
@@ -81,6 +95,7 @@ class StudyAdmin(admin.ModelAdmin):
         "raters",
         "judgments",
         "mos_source",
+        "precision",
         "progress_link",
         "created_at",
     )
@@ -88,7 +103,7 @@ class StudyAdmin(admin.ModelAdmin):
     search_fields = ("slug", "name")
     filter_horizontal = ("owners",)
     inlines = [LabelImportInline]
-    actions = ["generate_catalogue_distortions"]
+    actions = ["generate_catalogue_distortions", "fit_bradley_terry"]
     # The MOS of every image is a replay of the log under these: changing them
     # once images exist makes the stored ratings disagree with any recompute.
     elo_fields = ("elo_m", "elo_k", "elo_initial", "mos_window")
@@ -102,6 +117,12 @@ class StudyAdmin(admin.ModelAdmin):
                 n_images=_count_of(DistortedImage),
                 n_raters=_count_of(Rater),
                 n_judgments=_count_of(Judgment),
+                # The precision column: the latest fit and what bt_fit.fit_is_current compares it with.
+                bt_done=_latest_fit("done"),
+                bt_log_judgments=_latest_fit("log_judgments"),
+                bt_last_judgment=_latest_fit("last_judgment_id"),
+                n_counted=_counted_judgments(Count("pk"), IntegerField()),
+                last_counted=_counted_judgments(Max("pk"), BigIntegerField()),
             )
         )
 
@@ -144,6 +165,39 @@ class StudyAdmin(admin.ModelAdmin):
                 )
             else:
                 self.message_user(request, f"{study}: every catalogue image exists already.", messages.INFO)
+
+    @admin.display(description="precision")
+    def precision(self, obj):
+        """The latest Bradley–Terry fit's verdict on the precision goal, from the
+        list's annotations (no query per row); "stale" as bt_fit.fit_is_current."""
+        if obj.bt_done is None:
+            return "no fit"
+        verdict = "done" if obj.bt_done else "not done"
+        current = obj.bt_last_judgment == obj.last_counted and obj.bt_log_judgments == obj.n_counted
+        return verdict if current else f"{verdict} (stale)"
+
+    @admin.action(description="Fit Bradley–Terry (bootstrap CIs)", permissions=["change"])
+    def fit_bradley_terry(self, request, queryset):
+        for study in queryset:
+            # The task would fail on a study without counted judgments: say so here instead.
+            if not bt_fit.counted_judgments(study).exists():
+                self.message_user(request, f"Nothing to fit in {study}: it has no judgments yet.", messages.WARNING)
+                continue
+            # After the commit, so the worker reads what this request wrote.
+            transaction.on_commit(lambda study_id=study.pk: tasks.fit_bradley_terry.delay(study_id))
+            link = reverse("admin:annotation_study_progress", args=[study.pk])
+            self.message_user(
+                request,
+                format_html(
+                    # The slug comes second: the admin capitalises a message's first letter.
+                    'Bradley–Terry fit of {} with {} bootstrap round(s) queued; <a href="{}">its figures show on the '
+                    "progress page</a> when it is done.",
+                    study,
+                    study.bt_rounds,
+                    link,
+                ),
+                messages.SUCCESS,
+            )
 
     @admin.display(description="progress")
     def progress_link(self, obj):

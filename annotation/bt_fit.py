@@ -63,7 +63,7 @@ def fit_is_current(study: Study, fit: BradleyTerryFit | None = None) -> bool:
     if fit is None:
         return False
     counted = counted_judgments(study).aggregate(last=Max("id"))
-    return fit.last_judgment_id == (counted["last"] or 0) and fit.judgments == counted_judgments(study).count()
+    return fit.last_judgment_id == (counted["last"] or 0) and fit.log_judgments == counted_judgments(study).count()
 
 
 def study_fit_bradley_terry(
@@ -131,6 +131,7 @@ def _store_fit(*, study, log, judged, scores, low, high, status, judgments, roun
         study=study,
         scope=study.bt_scope,
         judgments=judgments,
+        log_judgments=int(log.winners.size),
         last_judgment_id=log.last_judgment_id,
         images=int(judged.sum()),
         rounds=rounds,

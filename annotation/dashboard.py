@@ -17,7 +17,7 @@ from datetime import datetime
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.db.models.functions import TruncHour
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -26,9 +26,9 @@ from django.views.decorators.cache import never_cache
 
 from iqa import selectors as iqa_selectors
 
-from . import generation, selectors
+from . import bt_fit, generation, selectors
 from .exports import mos_csv
-from .models import Category, DistortedImage, Judgment, Study
+from .models import BradleyTerryFit, Category, DistortedImage, Judgment, Study
 
 RATER_TABLE_LIMIT = 500  # rows; the chart still shows every rater
 
@@ -95,6 +95,17 @@ def study_judgments_per_hour(study: Study) -> list[tuple[datetime, int]]:
     return list(rows)
 
 
+UNCATEGORISED = "uncategorised"
+# The chart legends' order: PIPAL's categories as in the paper, then images of no category.
+CATEGORY_ORDER = (*Category.labels, UNCATEGORISED)
+
+
+def category_label(value: str) -> str:
+    if value in Category.values:
+        return Category(value).label
+    return value or UNCATEGORISED
+
+
 def mos_by_category(images: list[ImageFigures]) -> dict[str, list[float]]:
     """MOS of judged images per PIPAL category, in the paper's order."""
     groups: dict[str, list[float]] = defaultdict(list)
@@ -104,7 +115,7 @@ def mos_by_category(images: list[ImageFigures]) -> dict[str, list[float]]:
     labels = {choice.value: choice.label for choice in Category}
     ordered = {labels[value]: groups[value] for value in labels if groups.get(value)}
     if groups.get(""):
-        ordered["uncategorised"] = groups[""]
+        ordered[UNCATEGORISED] = groups[""]
     return ordered
 
 
@@ -114,6 +125,89 @@ def mos_by_subtype(images: list[ImageFigures]) -> dict[str, list[float]]:
         if image.judgments:
             groups[image.subtype or "(none)"].append(image.mos)
     return dict(sorted(groups.items()))
+
+
+# --- the Bradley–Terry fit beside Elo ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FitFigure:
+    """One convergence figure of a Bradley–Terry fit, with what it means in plain words."""
+
+    label: str
+    value: str
+    target: str  # the study's goal for it, "" when it has none
+    meaning: str
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    fit: BradleyTerryFit
+    current: bool  # False: judgments were added or raters excluded since the fit
+    figures: list[FitFigure]
+
+
+def fit_figures(fit: BradleyTerryFit) -> list[FitFigure]:
+    within = "within a reference" if fit.scope == Study.BtScope.REFERENCE else "of the study"
+    return [
+        FitFigure(
+            "Median 95% CI width",
+            f"{fit.median_ci:.1f} Elo points",
+            "",
+            f"Half the fitted images have a narrower interval: their MOS is known to about "
+            f"±{fit.median_ci / 2:.0f} points.",
+        ),
+        FitFigure(
+            "Widest 95% CI",
+            f"{fit.widest_ci:.1f} Elo points",
+            f"≤ {fit.target_ci_width:g}",
+            "The least certain fitted image; the goal is every interval at most the target wide.",
+        ),
+        FitFigure(
+            "Images wider than the target",
+            str(fit.images_too_wide),
+            "0",
+            f"Images whose interval is wider than {fit.target_ci_width:g} points, images not judged yet "
+            "included: these need more judgments.",
+        ),
+        FitFigure(
+            "Ranking stability (Kendall distance)",
+            f"{fit.kendall:.4f}",
+            f"≤ {fit.target_kendall:g}",
+            f"The share of image pairs {within} that two bootstrap replicates order differently: "
+            "0 means the ranking no longer depends on which judgments happened to be drawn.",
+        ),
+        FitFigure(
+            "Precision goal",
+            "DONE" if fit.done else "not done yet",
+            "",
+            "Done when no image is wider than the target and the ranking is at least as stable as its target; "
+            "until then the study needs more judgments.",
+        ),
+    ]
+
+
+def bt_fit_summary(study: Study) -> FitSummary | None:
+    """The latest Bradley–Terry fit with its convergence figures; None before the first fit."""
+    fit = study.bt_fits.first()
+    if fit is None:
+        return None
+    return FitSummary(fit=fit, current=bt_fit.fit_is_current(study, fit), figures=fit_figures(fit))
+
+
+def reference_bt_rows(study: Study, reference: str) -> list[tuple[str, float, float, float, str, float]]:
+    """(name, Bradley–Terry MOS, CI low, CI high, category, Elo MOS) of the reference's fitted images."""
+    rows = DistortedImage.objects.filter(study=study, reference__name=reference, mos_bt__isnull=False).values_list(
+        "name", "mos_bt", "bt_ci_low", "bt_ci_high", "distortion_type__category", "mos"
+    )
+    return list(rows)
+
+
+def bt_ci_widths(study: Study) -> list[float]:
+    rows = DistortedImage.objects.filter(study=study, mos_bt__isnull=False).annotate(
+        ci_width=F("bt_ci_high") - F("bt_ci_low")
+    )
+    return list(rows.values_list("ci_width", flat=True).iterator(chunk_size=10_000))
 
 
 def _plots():
@@ -146,6 +240,59 @@ def _judgments_per_hour_chart(study: Study) -> str:
 
 
 # --- owner dashboard ---------------------------------------------------------------
+
+
+def _bt_charts(study: Study, summary: FitSummary, reference: str | None) -> dict[str, str]:
+    plots = _plots()
+    rows = reference_bt_rows(study, reference) if reference else []
+    points = [
+        plots.IntervalPoint(name, score, low, high, category_label(category), mos)
+        for name, score, low, high, category, mos in rows
+    ]
+    target = summary.fit.target_ci_width
+    return {
+        "bt_intervals": png_data_uri(
+            plots.intervals(
+                points,
+                title=f"Bradley–Terry MOS and 95% CI: {reference or 'no reference'}",
+                xlabel="images, from lowest to highest Bradley–Terry MOS",
+                ylabel="MOS (Elo scale)",
+                groups=CATEGORY_ORDER,
+                other_label="imported MOS" if study.mos_from_labels else "Elo MOS",
+                empty_text="no fitted image in this reference",
+            )
+        ),
+        "bt_ci_widths": png_data_uri(
+            plots.histogram(
+                bt_ci_widths(study),
+                title="Width of the 95% confidence intervals (Bradley–Terry)",
+                xlabel="CI width (Elo points)",
+                ylabel="images",
+                mark=target,
+                mark_label=f"target: {target:g}",
+            )
+        ),
+    }
+
+
+def bt_dashboard_section(study: Study, reference: str | None) -> dict:
+    """The Bradley–Terry part of the dashboard for one reference (default: the
+    first by name); a name the study does not have is a 404."""
+    names = list(study.references.order_by("name").values_list("name", flat=True))
+    if reference and reference not in names:
+        raise Http404(f"study {study.slug!r} has no reference named {reference!r}")
+    reference = reference or (names[0] if names else None)
+    summary = bt_fit_summary(study)
+    position = names.index(reference) if reference else 0
+    return {
+        "summary": summary,
+        "references": names,
+        "reference": reference,
+        "previous": names[position - 1] if reference and position > 0 else None,
+        "next": names[position + 1] if reference and position + 1 < len(names) else None,
+        # No fit, nothing to draw: the page says how to make one instead.
+        "charts": _bt_charts(study, summary, reference) if summary else {},
+    }
 
 
 def _dashboard_charts(study: Study, images: list[ImageFigures], rater_rows) -> dict[str, str]:
@@ -185,6 +332,8 @@ def study_dashboard(request, slug):
     if not can_view_dashboard(request.user, study):
         raise PermissionDenied("only the study's owners and staff see its dashboard")
 
+    # First: a link to a reference the study lacks fails before the costly figures.
+    bt = bt_dashboard_section(study, request.GET.get("reference") or None)
     images = study_image_figures(study)
     raters = list(study.raters.order_by("external_id"))
     qualities = selectors.rater_qualities(study, raters)
@@ -198,6 +347,7 @@ def study_dashboard(request, slug):
         "raters_flagged": sum(q.flagged for _, q in rows),
         "benchmark_runs": study.benchmark_runs.all()[:5],
         "label_import": study.label_imports.order_by("-id").first(),
+        "bt": bt,
         "admin_progress_url": (
             reverse("admin:annotation_study_progress", args=[study.pk]) if request.user.is_staff else None
         ),
@@ -233,6 +383,7 @@ def admin_study_progress(model_admin, request, object_id):
         },
         "csv_url": reverse("admin:annotation_study_mos_csv", args=[study.pk]),
         "generation": generation_figures(study),
+        "bt": {"summary": bt_fit_summary(study)},
         "scores": iqa_selectors.score_coverage(study),
         "benchmark_runs": study.benchmark_runs.all()[:5],
         "label_import": study.label_imports.order_by("-id").first(),

@@ -399,6 +399,10 @@ class BradleyTerryFit(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="bt_fits")
     scope = models.CharField(max_length=16, choices=Study.BtScope.choices)
     judgments = models.PositiveIntegerField(help_text="Judgments fitted (excluded raters' votes left out)")
+    log_judgments = models.PositiveIntegerField(
+        default=0,
+        help_text="Counted judgments in the log when fitted (a per-reference fit leaves cross-reference ones out)",
+    )
     last_judgment_id = models.BigIntegerField(default=0, help_text="The newest judgment the fit saw")
     images = models.PositiveIntegerField()
     rounds = models.PositiveIntegerField()

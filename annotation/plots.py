@@ -29,6 +29,12 @@ from matplotlib.figure import Figure  # noqa: E402
 NO_DATA = "no data yet"
 ACCENT = "#1d5fbf"
 FLAGGED = "#b3261e"
+MUTED = "#555"
+# One colour per group in the order the caller lists the groups (PIPAL's four
+# categories, then "uncategorised"); colour-blind-safe (Okabe–Ito).
+GROUP_COLORS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#999999")
+# Up to this many images on one axis, each gets its name as a tick label.
+MAX_NAMED_TICKS = 30
 SIZE = (6.4, 3.6)  # inches; at 100 dpi a 640x360 image fits a dashboard column
 DPI = 100
 
@@ -41,6 +47,19 @@ class RaterPoint:
     trials: int
     agreement: float | None  # share of clear pairs decided like the consensus; None without clear pairs
     flagged: bool
+
+
+@dataclass(frozen=True)
+class IntervalPoint:
+    """One image on the confidence-interval chart: a score with its interval,
+    and optionally a second estimate drawn beside it for comparison."""
+
+    label: str
+    score: float
+    low: float
+    high: float
+    group: str  # picks the colour (the distortion category)
+    other: float | None = None  # e.g. the Elo MOS
 
 
 def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Figure, object]:
@@ -65,9 +84,19 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def histogram(values: Sequence[float], *, title: str, xlabel: str, ylabel: str = "count", bins: int = 30) -> bytes:
+def histogram(
+    values: Sequence[float],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str = "count",
+    bins: int = 30,
+    mark: float | None = None,
+    mark_label: str = "",
+) -> bytes:
     """Distribution of ``values``. Whole numbers get one bar per value (up to
-    ``bins`` distinct values), so counts such as judgments per image read exactly."""
+    ``bins`` distinct values), so counts such as judgments per image read exactly.
+    ``mark`` draws a dashed vertical line there (a target, say), labelled ``mark_label``."""
     figure, axes = _figure(title, xlabel, ylabel)
     values = [float(v) for v in values]
     if not values:
@@ -81,6 +110,17 @@ def histogram(values: Sequence[float], *, title: str, xlabel: str, ylabel: str =
     else:
         edges = bins
     axes.hist(values, bins=edges, color=ACCENT, edgecolor="white")
+    if mark is not None:
+        span = max(high - low, 1.0)
+        if low - span <= mark <= high + span:
+            axes.axvline(mark, color=FLAGGED, linestyle="--", linewidth=1.2, label=mark_label or None)
+            if mark_label:
+                axes.legend(loc="upper left", fontsize=8)
+        elif mark_label:  # a line far off would squeeze every bar into a sliver: name it instead
+            side = "right" if mark > high else "left"
+            axes.text(
+                0.01, 0.97, f"{mark_label} (off the chart, {side})", transform=axes.transAxes, va="top", fontsize=8
+            )
     axes.yaxis.get_major_locator().set_params(integer=True)
     axes.margins(y=0.15)  # headroom so the summary below never covers a bar
     axes.text(
@@ -158,4 +198,61 @@ def rater_agreement(points: Sequence[RaterPoint], *, title: str = "Raters: agree
         axes.text(
             0.01, 0.01, f"{unplaced} without a clear pair yet", transform=axes.transAxes, fontsize=8, color="#555"
         )
+    return _png(figure)
+
+
+def intervals(
+    points: Sequence[IntervalPoint],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    groups: Sequence[str] = (),
+    other_label: str = "other estimate",
+    empty_text: str = NO_DATA,
+) -> bytes:
+    """Each point's score with its interval as an error bar, sorted by score
+    from worst to best, coloured by group (``groups`` fixes the colour order;
+    groups not listed follow in the order they first appear). Points with an
+    ``other`` value also get a grey marker there, so two estimates of the
+    same image can be compared at a glance."""
+    figure, axes = _figure(title, xlabel, ylabel)
+    if not points:
+        _no_data(axes, empty_text)
+        return _png(figure)
+    points = sorted(points, key=lambda p: (p.score, p.label))
+    order = [g for g in groups if any(p.group == g for p in points)]
+    order += [g for g in dict.fromkeys(p.group for p in points) if g not in order]
+    for index, group in enumerate(order):
+        members = [(x, p) for x, p in enumerate(points) if p.group == group]
+        axes.errorbar(
+            [x for x, _ in members],
+            [p.score for _, p in members],
+            # Distances below and above the score; max() guards against rounding putting a bound past it.
+            yerr=[[max(p.score - p.low, 0.0) for _, p in members], [max(p.high - p.score, 0.0) for _, p in members]],
+            fmt="o",
+            markersize=4,
+            capsize=2,
+            elinewidth=1,
+            color=GROUP_COLORS[index % len(GROUP_COLORS)],
+            label=f"{group} ({len(members)})",
+        )
+    others = [(x, p.other) for x, p in enumerate(points) if p.other is not None]
+    if others:
+        axes.scatter(
+            [x for x, _ in others],
+            [y for _, y in others],
+            marker="x",
+            s=18,
+            color=MUTED,
+            linewidths=1,
+            label=other_label,
+            zorder=3,
+        )
+    if len(points) <= MAX_NAMED_TICKS:
+        axes.set_xticks(range(len(points)), [p.label for p in points], rotation=60, ha="right", fontsize=7)
+    else:  # names would overlap: the order itself is what matters
+        axes.set_xticks([])
+    axes.set_xlim(-0.75, len(points) - 0.25)
+    axes.legend(loc="upper left", fontsize=7)
     return _png(figure)

@@ -99,7 +99,9 @@ def test_cross_reference_judgments_count_only_in_a_global_fit(small_study):
         Judgment.objects.create(
             study=small_study, image_a=one, image_b=two, winner=one, **dict.fromkeys(ELO_COLUMNS, 1400.0)
         )
-    assert bt_fit.study_fit_bradley_terry(study=small_study).judgments == 100
+    per_reference = bt_fit.study_fit_bradley_terry(study=small_study)
+    assert (per_reference.judgments, per_reference.log_judgments) == (100, 110)
+    assert bt_fit.fit_is_current(small_study)  # the pairs left out do not make it look stale
     Study.objects.filter(pk=small_study.pk).update(bt_scope="global")
     small_study.refresh_from_db()
     fit = bt_fit.study_fit_bradley_terry(study=small_study)
