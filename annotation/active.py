@@ -18,7 +18,7 @@ order the study does not know yet.
 
 The scheduler keeps PIPAL's balance for the first image of a pair (the
 least-judged image, so every image keeps being compared: "among under-sampled
-images") and draws its partner in proportion to the gain.
+images") and draws its partner in proportion to the gain squared.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ from . import bradley_terry
 # for the expected entropy of Φ under a Gaussian, in bits.
 _PROBIT = math.sqrt(math.pi / 8.0)
 _BALD_C = math.sqrt(math.pi * math.log(2.0) / 2.0)
+# Partners are drawn with probability ∝ gain ** SHARPNESS: 1 spreads votes too evenly,
+# the greedy limit (∞) only compares neighbours; 2 ranked best in simulation at both
+# truth spreads tried (bench/active_sampling.py, docs/benchmarks.md §8).
+SHARPNESS = 2.0
 
 
 def _entropy_bits(p: np.ndarray) -> np.ndarray:
@@ -68,8 +72,8 @@ def reference_posterior(
 
 
 def draw_partner(gain: np.ndarray, allowed: np.ndarray, rng: random.Random) -> int | None:
-    """A partner drawn with probability proportional to its expected gain, or
-    None when no partner is allowed.
+    """A partner drawn with probability proportional to its expected gain
+    squared (``SHARPNESS``), or None when no partner is allowed.
 
     Drawing rather than taking the largest gain keeps some comparisons between
     distant images: in simulation (bench/active_sampling.py) the greedy choice
@@ -79,7 +83,7 @@ def draw_partner(gain: np.ndarray, allowed: np.ndarray, rng: random.Random) -> i
     candidates = np.flatnonzero(allowed)
     if candidates.size == 0:
         return None
-    weights = gain[candidates]
+    weights = gain[candidates] ** SHARPNESS
     if not np.any(weights > 0):
         return int(candidates[rng.randrange(candidates.size)])
     return int(rng.choices(candidates.tolist(), weights=weights.tolist())[0])

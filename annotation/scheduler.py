@@ -85,7 +85,7 @@ def least_judged_partner(reference_id: int, image_id: int, exclude: set[int], rn
 
 def informative_partner(study: Study, reference_id: int, image_id: int, exclude: set[int], rng: random.Random):
     """The active policy's partner for ``image_id``: drawn from its reference's
-    images in proportion to the expected information gain of the comparison
+    images in proportion to the squared expected information gain of the comparison
     under the Bradley–Terry posterior of the reference's counted judgments
     (``active``). Reads one reference's images and judgments: its cost does not
     grow with the study (bench/next_pair.py)."""

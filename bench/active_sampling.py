@@ -6,7 +6,7 @@ pieces (``annotation.active``): each step takes the reference's least-judged
 image (random ties, as ``scheduler.choose_pair``) and pairs it with
 
 * balanced: the least-judged other image (random ties) — PIPAL-like random pairing;
-* active: a partner drawn in proportion to the expected information gain under
+* active: a partner drawn in proportion to the squared expected information gain under
   the Bradley–Terry Laplace posterior of the judgments so far.
 
 A synthetic rater picks with PIPAL Eq. 1's probability of the hidden scores.
