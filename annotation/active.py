@@ -28,6 +28,7 @@ import random
 
 import numpy as np
 from scipy.special import ndtr
+from threadpoolctl import threadpool_limits
 
 from . import bradley_terry
 
@@ -66,8 +67,11 @@ def reference_posterior(
     """MAP scores and their Laplace covariance for one reference's judgments
     (local image indices 0..n_items-1)."""
     table = bradley_terry.PairTable.from_judgments(winners, losers, n_items)
-    scores = bradley_terry.fit(table, m=m, center=center)
-    covariance = np.linalg.inv(bradley_terry.information(table, scores, m=m))
+    # One BLAS thread: a 116 x 116 inverse takes under a millisecond, but with
+    # OpenBLAS's threads on a busy 2-core machine it waited ~110 ms for a core.
+    with threadpool_limits(limits=1, user_api="blas"):
+        scores = bradley_terry.fit(table, m=m, center=center)
+        covariance = np.linalg.inv(bradley_terry.information(table, scores, m=m))
     return scores, covariance
 
 
