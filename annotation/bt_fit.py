@@ -38,14 +38,13 @@ def counted_judgments(study: Study):
 
 
 def judgment_log(study: Study) -> JudgmentLog:
-    images = DistortedImage.objects.filter(study=study).order_by("reference_id", "id")
+    images = DistortedImage.objects.filter(study=study).order_by("id")
     pairs = np.array(list(images.values_list("id", "reference_id")), dtype=np.int64).reshape(-1, 2)
     image_ids, reference_ids = pairs[:, 0], pairs[:, 1]
     rows = counted_judgments(study).values_list("id", "image_a_id", "image_b_id", "winner_id")
     log = np.array(list(rows.iterator(chunk_size=50_000)), dtype=np.int64).reshape(-1, 4)
-    position = {image: index for index, image in enumerate(image_ids.tolist())}
-    a = np.array([position[i] for i in log[:, 1].tolist()], dtype=np.int64)
-    b = np.array([position[i] for i in log[:, 2].tolist()], dtype=np.int64)
+    # image_ids is sorted: a binary search turns ids into indices for the whole log at once.
+    a, b = np.searchsorted(image_ids, log[:, 1]), np.searchsorted(image_ids, log[:, 2])
     a_wins = log[:, 3] == log[:, 1]
     return JudgmentLog(
         image_ids=image_ids,
