@@ -8,6 +8,7 @@ are constraints here as well.
 import random
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -86,7 +87,9 @@ class Study(models.Model):
         help_text="Fit Bradley–Terry per reference (pairs never cross references) or over the whole study",
     )
     bt_rounds = models.PositiveIntegerField(
-        default=bradley_terry.DEFAULT_ROUNDS, help_text="Bootstrap rounds for the 95% confidence intervals (>= 100)"
+        default=bradley_terry.DEFAULT_ROUNDS,
+        validators=[MinValueValidator(100)],
+        help_text="Bootstrap rounds for the 95% confidence intervals (>= 100)",
     )
     target_ci_width = models.FloatField(
         default=100.0,
@@ -94,6 +97,7 @@ class Study(models.Model):
     )
     target_kendall = models.FloatField(
         default=0.05,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
         help_text="Precision goal: and two bootstrap replicates order at most this share of a reference's pairs "
         "differently",
     )

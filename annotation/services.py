@@ -50,6 +50,11 @@ STUDY_OPTIONS = (
     "min_vote_interval_ms",
     "completion_code",
     "instructions",
+    "pair_policy",
+    "bt_scope",
+    "bt_rounds",
+    "target_ci_width",
+    "target_kendall",
 )
 
 

@@ -161,3 +161,32 @@ def test_the_fit_runs_as_a_celery_task(small_study):
     result = fit_bradley_terry.delay(small_study.id).get()
     fit = BradleyTerryFit.objects.get()
     assert result == {"fit": fit.pk, "judgments": 100, "done": fit.done}
+
+
+def test_create_study_sets_the_policy_and_the_precision_goal(db):
+    output = run(
+        "create_study",
+        "goal",
+        "--pair-policy",
+        "active",
+        "--bt-rounds",
+        "250",
+        "--target-ci-width",
+        "80",
+        "--target-kendall",
+        "0.02",
+        "--bt-scope",
+        "global",
+    )
+    assert "created study goal" in output
+    study = Study.objects.get(slug="goal")
+    assert (study.pair_policy, study.bt_rounds, study.target_ci_width, study.target_kendall, study.bt_scope) == (
+        "active",
+        250,
+        80,
+        0.02,
+        "global",
+    )
+    with pytest.raises(CommandError, match="greater than or equal to 100"):
+        run("create_study", "few", "--bt-rounds", "50")
+    assert not Study.objects.filter(slug="few").exists()

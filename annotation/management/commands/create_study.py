@@ -24,6 +24,21 @@ class Command(StudyCommand):
         parser.add_argument("--min-response-ms", type=int, help="faster votes count as too fast (default 500)")
         parser.add_argument("--min-vote-interval-ms", type=int, help="per-rater vote rate limit (default 300)")
         parser.add_argument("--completion-code", help="one code for every rater (default: one per rater)")
+        parser.add_argument(
+            "--pair-policy",
+            choices=["balanced", "active"],
+            help="balanced (default, PIPAL-like) or active: partners drawn by expected information gain",
+        )
+        parser.add_argument(
+            "--bt-scope", choices=["reference", "global"], help="Bradley–Terry fit per reference (default) or global"
+        )
+        parser.add_argument("--bt-rounds", type=int, help="bootstrap rounds of the Bradley–Terry CIs (>= 100; 100)")
+        parser.add_argument(
+            "--target-ci-width", type=float, help="precision goal: every 95%% CI at most this wide, Elo points (100)"
+        )
+        parser.add_argument(
+            "--target-kendall", type=float, help="precision goal: Kendall distance between bootstrap replicates (0.05)"
+        )
 
     def handle(self, *args, slug, name, elo_m, elo_k, elo_initial, mos_window, **options):
         chosen = {key: options[key] for key in services.STUDY_OPTIONS if options.get(key) is not None}
