@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -87,19 +85,7 @@ def add_judgments(study, per_image: float, rng: random.Random) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="pipal-bench-active-pair-"))
-    try:
-        return run(args, tmp)
-    finally:
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:  # Django may not be set up yet
-            pass
-        if args.postgres:
-            benchlib.pg_drop(args.pg_db, args.pg_admin_url)
-        shutil.rmtree(tmp, ignore_errors=True)
+    return benchlib.in_throwaway_database(args, "pipal-bench-active-pair-", run)
 
 
 def run(args, tmp: Path) -> int:

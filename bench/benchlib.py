@@ -12,11 +12,13 @@ import io
 import math
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -234,3 +236,22 @@ def stop_workers(state: dict, redis_url: str) -> None:
 
         keys = [k for q in state["queues"] for k in (q, f"_kombu.binding.{q}", f"_kombu.binding_permanent.{q}")]
         redis.Redis.from_url(redis_url).delete(*keys)
+
+
+def in_throwaway_database(args, prefix: str, run: Callable[[object, Path], int]) -> int:
+    """``run(args, tmp)`` with a temporary folder, then close Django's connections,
+    drop the benchmark's PostgreSQL database (``args.postgres``, ``args.pg_db``,
+    ``args.pg_admin_url``) and remove the folder, whatever happened."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return run(args, tmp)
+    finally:
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # Django may not be set up yet
+            pass
+        if args.postgres:
+            pg_drop(args.pg_db, args.pg_admin_url)
+        shutil.rmtree(tmp, ignore_errors=True)

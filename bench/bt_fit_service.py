@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -50,19 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="pipal-bench-bt-fit-"))
-    try:
-        return run(args, tmp)
-    finally:
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:  # Django may not be set up yet
-            pass
-        if args.postgres:
-            benchlib.pg_drop(args.pg_db, args.pg_admin_url)
-        shutil.rmtree(tmp, ignore_errors=True)
+    return benchlib.in_throwaway_database(args, "pipal-bench-bt-fit-", run)
 
 
 def run(args, tmp: Path) -> int:

@@ -36,9 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -166,19 +164,7 @@ def build_study(slug: str, references: int, per_reference: int, max_count: int, 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="pipal-bench-next-pair-"))
-    try:
-        return run(args, tmp)
-    finally:
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:  # Django may not be set up yet
-            pass
-        if args.postgres:
-            benchlib.pg_drop(args.pg_db, args.pg_admin_url)
-        shutil.rmtree(tmp, ignore_errors=True)
+    return benchlib.in_throwaway_database(args, "pipal-bench-next-pair-", run)
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:
