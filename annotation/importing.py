@@ -25,6 +25,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from .dataset_paths import OutsideDataset, dataset_files, inside
 from .exceptions import ApplicationError
 from .imaging import EXTENSIONS, CheckedImage, ImageRejected, check_image, checked_png
 from .models import Category, DistortedImage, DistortionType, ReferenceImage, Study
@@ -150,8 +151,22 @@ def _check_file(path: Path, errors: list[str]) -> CheckedFile | None:
     return CheckedFile(path, checked.format, checked.width, checked.height, checked.sha256)
 
 
-def folder_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+def folder_files(folder: Path, errors: list[str], *, root: Path | None = None, recursive: bool = False) -> list[Path]:
+    """The files in ``folder`` (below it with ``recursive``), sorted, hidden names left out; an entry
+    that resolves outside ``root`` (default: ``folder``), through a symlink, is refused in ``errors``."""
+    files, problems = dataset_files(folder, root=root, recursive=recursive)
+    errors += problems
+    return files
+
+
+def dataset_file(root: Path, name: str, errors: list[str]) -> Path | None:
+    """``root / name`` when it exists and stays inside ``root``; a link out of it is refused in ``errors``."""
+    try:
+        path = inside(root, name)
+    except OutsideDataset as error:
+        errors.append(str(error))
+        return None
+    return path if path.exists() else None
 
 
 @dataclass(frozen=True)
@@ -175,12 +190,12 @@ def plan_folder_import(study: Study, folder: Path) -> ImportPlan:
     if not ref_dir.is_dir() and not dis_dir.is_dir():
         raise ImportFailed([f"{folder}: expected the PIPAL layout with folders Ref/ and Dis/"])
     types: dict[str, TypeRow] = {}
-    types_csv = folder / "distortion_types.csv"
-    if types_csv.exists():
+    types_csv = dataset_file(folder, "distortion_types.csv", errors)
+    if types_csv is not None:
         types, type_errors = read_type_csv(types_csv)
         errors += type_errors
     references: dict[str, Path] = {}
-    for path in folder_files(ref_dir) if ref_dir.is_dir() else []:
+    for path in folder_files(ref_dir, errors, root=folder) if ref_dir.is_dir() else []:
         name = reference_name(path, errors)
         if name is None:
             continue
@@ -189,7 +204,7 @@ def plan_folder_import(study: Study, folder: Path) -> ImportPlan:
             continue
         references[name] = path
     distorted = []
-    for path in folder_files(dis_dir) if dis_dir.is_dir() else []:
+    for path in folder_files(dis_dir, errors, root=folder) if dis_dir.is_dir() else []:
         match = DISTORTED_NAME.match(path.name)
         if not match:
             errors.append(f"{path}: a distorted image must be named <ref>_<type>_<level>.<ext> (e.g. A0001_10_02.bmp)")
@@ -430,6 +445,29 @@ class ReferencePatch:
     source: Path
     checked: CheckedImage | CheckedFile
     box: tuple[int, int, int, int]  # left, top, right, bottom in the source
+
+
+REFERENCE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+
+
+def reference_files(paths: list[Path]) -> list[Path]:
+    """The image files ``import_references`` was given: files as named, and the image files
+    directly in each folder named, where a symlink must not lead out of that folder; raise
+    ImportFailed listing every problem."""
+    errors: list[str] = []
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found, problems = dataset_files(path, suffixes=REFERENCE_SUFFIXES)
+            files += found
+            errors += problems
+        elif path.is_file():
+            files.append(path)
+        else:
+            errors.append(f"{path} does not exist")
+    if errors:
+        raise ImportFailed(errors)
+    return files
 
 
 def plan_reference_patches(study: Study, files: list[Path], *, crop: int, select: str) -> list[ReferencePatch]:

@@ -41,6 +41,7 @@ from django.core.validators import validate_slug
 from django.db import transaction
 
 from . import services
+from .dataset_paths import OutsideDataset, inside
 from .exceptions import ApplicationError, Conflict
 from .importing import (
     DISTORTED_NAME,
@@ -48,6 +49,7 @@ from .importing import (
     ImportPlan,
     ListedImage,
     TypeRow,
+    dataset_file,
     folder_files,
     plan_listed_import,
     read_type_csv,
@@ -268,12 +270,21 @@ def _one_folder(root: Path, names: tuple[str, ...], what: str, errors: list[str]
     return None
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(
-        path
-        for path in folder.rglob("*")
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-    )
+def _named_files(root: Path, row: dict, bases: dict[str, Path], where: str, errors: list[str]) -> dict | None:
+    """The files a CSV row names in ``bases``' columns (each relative to its base folder, which
+    lies in ``root``), or None when one leaves ``root`` (every such column in ``errors``)."""
+    paths, outside = {}, []
+    for column, base in bases.items():
+        if not row[column]:
+            continue
+        try:
+            paths[column] = inside(root, row[column], base=base)
+        except OutsideDataset as error:
+            outside.append(f"{column} {error}")
+    if outside:
+        errors.append(f"{where}: {'; '.join(outside)}")
+        return None
+    return paths
 
 
 # --- pipal ---------------------------------------------------------------------------
@@ -302,13 +313,13 @@ def _read_pipal(source: Path, options: LabelOptions, errors: list[str]) -> Label
         return plan
 
     references: dict[str, Path] = {}
-    for path in folder_files(ref_dir):
+    for path in folder_files(ref_dir, errors, root=source):
         name = reference_name(path, errors)
         if name is not None and references.setdefault(name, path) != path:
             errors.append(f"{_shown(path, source)}: reference {name} appears twice in {ref_dir.name}/")
     distorted: dict[str, Path] = {}
     for folder in dis_dirs:
-        for path in _image_files(folder):
+        for path in folder_files(folder, errors, root=source, recursive=True):
             if distorted.setdefault(path.name, path) != path:
                 errors.append(f"{_shown(path, source)}: {path.name} is also {_shown(distorted[path.name], source)}")
 
@@ -342,8 +353,8 @@ def _read_pipal(source: Path, options: LabelOptions, errors: list[str]) -> Label
     plan.left_out = len(unlabelled)
     used = {item.reference for item in plan.distorted}
     plan.references = {name: path for name, path in references.items() if name in used}
-    types_csv = source / "distortion_types.csv"
-    if types_csv.exists():
+    types_csv = dataset_file(source, "distortion_types.csv", errors)
+    if types_csv is not None:
         plan.types, type_errors = read_type_csv(types_csv)
         errors += type_errors
     plan.options = {"allow_unlabelled": options.allow_unlabelled, "direction": "higher_is_better (Elo MOS)"}
@@ -351,6 +362,8 @@ def _read_pipal(source: Path, options: LabelOptions, errors: list[str]) -> Label
 
 
 def _pipal_labels(source: Path, given: Path | None, plan: LabelPlan, errors: list[str]) -> list[_PipalLabel]:
+    # --labels is named on the command line, so it may be anywhere; the files in it (or in the
+    # dataset's own label folder) must stay inside that folder.
     where = Path(given) if given is not None else _one_folder(source, LABEL_FOLDERS, "label", errors)
     if where is None:
         return []
@@ -360,7 +373,8 @@ def _pipal_labels(source: Path, given: Path | None, plan: LabelPlan, errors: lis
     if not where.is_dir():
         errors.append(f"{where}: --labels must be a folder of <ref>.txt files or a pyiqa CSV (no such file)")
         return []
-    files = [path for path in folder_files(where) if path.suffix.lower() == ".txt"]
+    root = where if given is not None else source
+    files = [path for path in folder_files(where, errors, root=root) if path.suffix.lower() == ".txt"]
     if not files:
         errors.append(f"{where}: no <ref>.txt label file")
     plan.label_files = [_shown(path, source) for path in files]
@@ -412,14 +426,15 @@ def _label_fields(mos: float, written: float, std: float | None = None) -> dict:
 # --- mos-csv ---------------------------------------------------------------------------
 
 
-def _image_roots(csv_path: Path, images: Path | None, errors: list[str]) -> tuple[Path, Path]:
-    """Where reference and distorted files are: Ref/ and Dis/ when both exist, else one flat folder."""
+def _image_roots(csv_path: Path, images: Path | None, errors: list[str]) -> tuple[Path, Path, Path]:
+    """The dataset folder every named file must stay in, and where reference and distorted files
+    are named from: its Ref/ and Dis/ when both exist, else the folder itself."""
     root = Path(images) if images is not None else csv_path.parent
     if not root.is_dir():
         errors.append(f"{root}: --images must be a folder")
     if (root / "Ref").is_dir() and (root / "Dis").is_dir():
-        return root / "Ref", root / "Dis"
-    return root, root
+        return root, root / "Ref", root / "Dis"
+    return root, root, root
 
 
 def _read_mos_csv(source: Path, options: LabelOptions, errors: list[str]) -> LabelPlan:
@@ -427,7 +442,7 @@ def _read_mos_csv(source: Path, options: LabelOptions, errors: list[str]) -> Lab
     if not source.is_file():
         errors.append(f"{source}: --format mos-csv takes the CSV file (reference,image,mos[,std][,distortion_type])")
         return plan
-    ref_root, dis_root = _image_roots(source, options.images, errors)
+    root, ref_root, dis_root = _image_roots(source, options.images, errors)
     header, rows = _csv_rows(source, source.name, errors, MOS_COLUMNS, MOS_OPTIONAL)
     plan.label_files = [source.name]
     low, high = options.range or (None, None)
@@ -457,7 +472,10 @@ def _read_mos_csv(source: Path, options: LabelOptions, errors: list[str]) -> Lab
         if problems:
             errors.append(f"{where}: {'; '.join(problems)}")
             continue
-        ref_path, image_path = ref_root / row["reference"], dis_root / row["image"]
+        paths = _named_files(root, row, {"reference": ref_root, "image": dis_root}, where, errors)
+        if paths is None:
+            continue
+        ref_path, image_path = paths["reference"], paths["image"]
         reference = Path(row["reference"]).stem.replace("_", "-")
         name = re.sub(r"[/\\]+", "-", row["image"].strip("/\\"))
         if not ref_path.is_file():
@@ -486,8 +504,8 @@ def _read_mos_csv(source: Path, options: LabelOptions, errors: list[str]) -> Lab
             plan.distorted.append(ListedImage(name, image_path, reference, code, level))
             plan.labels[name] = _label_fields(_platform_mos(value, options), value, std)
     plan.references = {name: reference_paths[name] for name in sorted({item.reference for item in plan.distorted})}
-    types_csv = source.parent / "distortion_types.csv"
-    if "distortion_type" in header and types_csv.exists():
+    types_csv = dataset_file(source.parent, "distortion_types.csv", errors) if "distortion_type" in header else None
+    if types_csv is not None:
         plan.types, type_errors = read_type_csv(types_csv)
         errors += type_errors
     if UNKNOWN_TYPE in {item.type_code for item in plan.distorted}:
@@ -596,8 +614,11 @@ def _judgment_votes(judge: float, votes: int) -> int | None:
 def _afc_folder(folder: Path, code: str, source: Path, votes: int, errors: list[str]) -> list[_Triplet]:
     import numpy as np
 
-    refs = {path.stem: path for path in folder_files(folder / "ref")}
-    parts = {name: {path.stem: path for path in folder_files(folder / name)} for name in ("p0", "p1", "judge")}
+    refs = {path.stem: path for path in folder_files(folder / "ref", errors, root=source)}
+    parts = {
+        name: {path.stem: path for path in folder_files(folder / name, errors, root=source)}
+        for name in ("p0", "p1", "judge")
+    }
     for files in parts.values():
         for stem in sorted(set(files) - set(refs)):
             errors.append(f"{_shown(files[stem], source)}: no {stem} in {_shown(folder / 'ref', source)}/")
@@ -668,8 +689,14 @@ def _afc_csv(source: Path, options: LabelOptions, votes: int, errors: list[str])
         if judge is None:
             errors.append(f"{where}: judge {row['judge']!r} is not a finite number")
             continue
-        paths = {column: root / row[column] for column in ("reference", "p0", "p1")}
-        missing = [f"{column} {path}" for column, path in paths.items() if not row[column] or not path.is_file()]
+        paths = _named_files(root, row, dict.fromkeys(("reference", "p0", "p1"), root), where, errors)
+        if paths is None:
+            continue
+        missing = [
+            f"{column} {paths.get(column, row[column] or '(empty)')}"
+            for column in ("reference", "p0", "p1")
+            if column not in paths or not paths[column].is_file()
+        ]
         if missing:
             errors.append(f"{where}: file not found: {', '.join(missing)}")
             continue

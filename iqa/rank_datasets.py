@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from annotation.dataset_paths import dataset_files
 from annotation.models import Study
 from iqa.learned.rank_dataset import PatchMetric, RankDatasetError, StudyImage, Upscaler
 from iqa.learned.training import read_rgb
@@ -22,7 +23,9 @@ def hr_folder_images(folder: Path) -> list[tuple[str, np.ndarray]]:
     folder = Path(folder)
     if not folder.is_dir():
         raise RankDatasetError(f"--hr-dir {folder} is not a folder")
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    paths, outside = dataset_files(folder, suffixes=IMAGE_SUFFIXES)
+    if outside:
+        raise RankDatasetError(f"--hr-dir {folder}: " + "; ".join(outside))
     if not paths:
         raise RankDatasetError(f"--hr-dir {folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
     stems = [p.stem for p in paths]

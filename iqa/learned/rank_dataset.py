@@ -61,6 +61,8 @@ from pathlib import Path
 
 import numpy as np
 
+from annotation.dataset_paths import OutsideDataset, inside
+
 from .training import TrainingError
 
 LABELS_FILE = "labels.csv"
@@ -710,8 +712,10 @@ def load(folder: Path, *, cache_bytes: int = 1 << 30) -> RankDataset:
             if row["split"] not in SPLITS:
                 raise RankDatasetError(f"{labels_path} line {line}: split {row['split']!r} is not train or validation")
             patch = row["patch"]
-            if not patch or Path(patch).is_absolute() or ".." in Path(patch).parts:
-                raise RankDatasetError(f"{labels_path} line {line}: patch {patch!r} is not a path under patches/")
+            try:
+                inside(folder / PATCH_FOLDER, patch)
+            except OutsideDataset as error:
+                raise RankDatasetError(f"{labels_path} line {line}: patch {error}") from None
             items.append(Item(patch, row["group"], row["source_image"], label, row["split"]))
     if not items:
         raise RankDatasetError(f"{labels_path} lists no patches")

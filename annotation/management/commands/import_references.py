@@ -1,8 +1,6 @@
 from pathlib import Path
 
-from django.core.management.base import CommandError
-
-from annotation.importing import folder_files, plan_reference_patches, references_import
+from annotation.importing import plan_reference_patches, reference_files, references_import
 from sr_models.patches import SELECTIONS
 
 from ._base import StudyCommand
@@ -24,19 +22,8 @@ class Command(StudyCommand):
 
     def handle(self, *args, slug, paths, crop, select, **options):
         study = self.study(slug)
-        files = []
-        for path in paths:
-            if path.is_dir():
-                files += [p for p in folder_files(path) if p.suffix.lower().lstrip(".") in _EXTENSIONS]
-            elif path.is_file():
-                files.append(path)
-            else:
-                raise CommandError(f"{path} does not exist")
-        patches = plan_reference_patches(study, files, crop=crop, select=select)
+        patches = plan_reference_patches(study, reference_files(paths), crop=crop, select=select)
         created = references_import(study=study, patches=patches)
         for patch in patches:
             self.stdout.write(f"  {patch.name}: {patch.source.name} box {patch.box}")
         self.stdout.write(f"imported {len(created)} reference(s) into {study.slug}")
-
-
-_EXTENSIONS = {"png", "bmp", "jpg", "jpeg", "tif", "tiff", "webp"}
