@@ -27,7 +27,16 @@ from django.db import transaction
 
 from .dataset_paths import OutsideDataset, dataset_files, inside
 from .exceptions import ApplicationError
-from .imaging import EXTENSIONS, CheckedImage, ImageRejected, check_image, checked_png
+from .imaging import (
+    EXTENSIONS,
+    CheckedImage,
+    ImageRejected,
+    check_image,
+    check_image_file,
+    checked_png,
+    read_image_bytes,
+    sha256_of,
+)
 from .models import Category, DistortedImage, DistortionType, ReferenceImage, Study
 
 DISTORTED_NAME = re.compile(r"^(?P<reference>[^_/\\]+)_(?P<type>[^_/\\]+)_(?P<level>\d+)\.(?P<ext>[A-Za-z0-9]+)$")
@@ -101,16 +110,18 @@ def read_type_csv(path: Path) -> tuple[dict[str, TypeRow], list[str]]:
     return rows, errors
 
 
+def _limits() -> dict:
+    return {
+        "formats": settings.PIPAL_IMAGE_FORMATS,
+        "max_bytes": settings.PIPAL_MAX_IMAGE_BYTES,
+        "max_pixels": settings.PIPAL_MAX_IMAGE_PIXELS,
+    }
+
+
 def check_upload(data: bytes, label: str) -> CheckedImage:
     """Check image bytes from outside against the configured formats and limits
     (raises ImageRejected naming ``label``)."""
-    return check_image(
-        data,
-        label=label,
-        formats=settings.PIPAL_IMAGE_FORMATS,
-        max_bytes=settings.PIPAL_MAX_IMAGE_BYTES,
-        max_pixels=settings.PIPAL_MAX_IMAGE_PIXELS,
-    )
+    return check_image(data, label=label, **_limits())
 
 
 @dataclass(frozen=True)
@@ -131,20 +142,21 @@ class CheckedFile:
 
     @property
     def data(self) -> bytes:
-        data = self.path.read_bytes()
+        """The whole file (checked to be under the byte limit, which is checked again before reading)."""
+        try:
+            data = read_image_bytes(self.path, max_bytes=settings.PIPAL_MAX_IMAGE_BYTES)
+        except ImageRejected as error:
+            raise ImportFailed([f"{error}; the file changed while it was being imported"]) from None
         if hashlib.sha256(data).hexdigest() != self.sha256:
             raise ImportFailed([f"{self.path}: the file changed while it was being imported"])
         return data
 
 
 def _check_file(path: Path, errors: list[str]) -> CheckedFile | None:
+    """Check one image file (size from stat() before any read, header before decoding, hash
+    streamed); None with the problem appended to ``errors``."""
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        errors.append(f"{path}: cannot be read ({error})")
-        return None
-    try:
-        checked = check_upload(data, str(path))
+        checked = check_image_file(path, **_limits())
     except ImageRejected as error:
         errors.append(str(error))
         return None
@@ -290,7 +302,7 @@ def _stored_sha256(path: str) -> str | None:
     if not default_storage.exists(path):
         return None
     with default_storage.open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+        return sha256_of(handle)
 
 
 def store_image(study: Study, checked: CheckedImage | CheckedFile, written: list[str]) -> str:
