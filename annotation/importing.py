@@ -25,7 +25,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from .dataset_paths import OutsideDataset, dataset_files, inside
+from core.dataset_paths import OutsideDataset, dataset_files, inside
+
 from .exceptions import ApplicationError
 from .imaging import (
     EXTENSIONS,

@@ -40,8 +40,9 @@ from django.core.files.storage import default_storage
 from django.core.validators import validate_slug
 from django.db import transaction
 
+from core.dataset_paths import OutsideDataset, inside
+
 from . import services
-from .dataset_paths import OutsideDataset, inside
 from .exceptions import ApplicationError, Conflict
 from .importing import (
     DISTORTED_NAME,

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from annotation.dataset_paths import dataset_files
 from annotation.models import Study
+from core.dataset_paths import dataset_files
 from iqa.learned.rank_dataset import PatchMetric, RankDatasetError, StudyImage, Upscaler
 from iqa.learned.training import read_rgb
 

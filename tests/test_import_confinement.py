@@ -23,9 +23,9 @@ from django.core.management import CommandError, call_command
 from PIL import Image, ImageFile, TiffImagePlugin, WebPImagePlugin
 
 from annotation import imaging
-from annotation.dataset_paths import OutsideDataset, dataset_files, inside
 from annotation.importing import ImportFailed, _check_file, check_upload
 from annotation.models import DistortedImage, ReferenceImage, Study
+from core.dataset_paths import OutsideDataset, dataset_files, inside
 
 from .conftest import import_folder, make_pipal_folder, png_bytes
 

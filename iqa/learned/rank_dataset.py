@@ -61,7 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotation.dataset_paths import OutsideDataset, inside
+from core.dataset_paths import OutsideDataset, inside
 
 from .training import TrainingError
 
