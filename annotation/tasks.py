@@ -3,11 +3,15 @@
 from celery import shared_task
 from django.db import OperationalError
 
+from core.tasks import time_limits
+
 from . import bt_fit, generation, services
 from .models import Study
 
 
-@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+@shared_task(
+    acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5, **time_limits("recompute_mos")
+)
 def recompute_mos(study_id: int) -> dict:
     """Rebuild a study's ratings from its judgment log (idempotent)."""
     report = services.study_recompute_mos(study=Study.objects.get(pk=study_id))
@@ -20,6 +24,7 @@ def recompute_mos(study_id: int) -> dict:
     autoretry_for=(OperationalError, ConnectionError, TimeoutError),
     retry_backoff=True,
     max_retries=5,
+    **time_limits("generate_distortions"),
 )
 def generate_distortions(jobs: list[list[int]]) -> int:
     """Make the (reference id, type id, level) images that do not exist yet.
@@ -29,7 +34,13 @@ def generate_distortions(jobs: list[list[int]]) -> int:
     return len(jobs)
 
 
-@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+@shared_task(
+    acks_late=True,
+    autoretry_for=(ConnectionError,),
+    retry_backoff=True,
+    max_retries=5,
+    **time_limits("fit_bradley_terry"),
+)
 def fit_bradley_terry(study_id: int, seed: int = 0) -> dict:
     """Fit Bradley–Terry with bootstrap CIs and store it (a re-run stores a new fit of the same log)."""
     fit = bt_fit.study_fit_bradley_terry(study=Study.objects.get(pk=study_id), seed=seed)

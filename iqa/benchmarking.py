@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from django.conf import settings
 from django.utils import timezone
 
 from annotation.models import Study
+from core.private_media import private_root
 
 from . import benchmark, report
 from .metrics import UnknownMetric, parse_metric_list
@@ -32,7 +32,8 @@ def benchmark_run(
     type_pair_metric: str | None = None,
 ) -> BenchmarkRun:
     """Correlate stored scores with the MOS over the study's judged images and write the
-    report (CSV, Markdown, HTML, PNG) under MEDIA_ROOT (and to ``out_dir`` when given).
+    report (CSV, Markdown, HTML, PNG) under PIPAL_PRIVATE_ROOT, where only the study's owners
+    and staff reach it (and to ``out_dir`` when given).
 
     ``metric_names`` "table3" means every PIPAL Table 3 method the platform computes.
     ``type_pair``: two distortion type codes for a Fig. 5-style plot against ``type_pair_metric``
@@ -75,7 +76,7 @@ def benchmark_run(
         raise ScoringError(str(error)) from error
     created = timezone.now()
     relative = Path("benchmarks") / study.slug / created.strftime("%Y%m%d-%H%M%S-%f")
-    folder = Path(settings.MEDIA_ROOT) / relative
+    folder = private_root() / relative
     title = f"IQA benchmark: {study.name} ({study.slug})"
     try:
         files = report.write(frame, result, folder, title, type_pair=pair)

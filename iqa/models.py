@@ -32,7 +32,7 @@ class MetricScore(models.Model):
 
 
 class BenchmarkRun(models.Model):
-    """A run_benchmark report: its files live under MEDIA_ROOT/<folder>/."""
+    """A run_benchmark report: its files live under PIPAL_PRIVATE_ROOT/<folder>/ (never public)."""
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="benchmark_runs")
     created_at = models.DateTimeField(auto_now_add=True)

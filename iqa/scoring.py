@@ -68,7 +68,9 @@ def _reference_key(metric: metrics.LoadedMetric, image: DistortedImage) -> str:
 
 
 def scoring_plan(*, study: Study, metric: metrics.LoadedMetric, batch: int = DEFAULT_BATCH) -> list[ScoreJob]:
-    """The jobs that make every score the study lacks for this metric version, one per reference."""
+    """The jobs that make every score the study lacks for this metric version: per reference, in
+    jobs of at most PIPAL_SCORE_JOB_IMAGES images (so the slowest metric finishes inside the
+    task's time limit)."""
     images = list(study.images.select_related("reference").order_by("reference_id", "id"))
     done = set(
         MetricScore.objects.filter(
@@ -79,9 +81,11 @@ def scoring_plan(*, study: Study, metric: metrics.LoadedMetric, batch: int = DEF
     for image in images:
         if (image.sha256, _reference_key(metric, image)) not in done:
             missing[image.reference_id].append(image.id)
+    size = settings.PIPAL_SCORE_JOB_IMAGES
     return [
-        ScoreJob(metric.info.name, metric.version, metric.device, batch, reference_id, tuple(ids))
+        ScoreJob(metric.info.name, metric.version, metric.device, batch, reference_id, tuple(ids[start : start + size]))
         for reference_id, ids in missing.items()
+        for start in range(0, len(ids), size)
     ]
 
 

@@ -3,6 +3,8 @@
 from celery import shared_task
 from django.db import OperationalError
 
+from core.tasks import time_limits
+
 from . import scoring
 
 
@@ -12,6 +14,7 @@ from . import scoring
     autoretry_for=(OperationalError, ConnectionError, TimeoutError),
     retry_backoff=True,
     max_retries=5,
+    **time_limits("compute_scores"),
 )
 def compute_scores(metric: str, version: str, device: str, batch: int, reference_id: int, image_ids: list[int]) -> int:
     """Score one reference's images with one metric. Idempotent: scores are unique per

@@ -1,17 +1,14 @@
 """The benchmark report in the web app: owners and staff read a study's reports."""
 
-import mimetypes
-from pathlib import Path
-
-from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.views.decorators.cache import never_cache
 
 from annotation.dashboard import can_view_dashboard
 from annotation.models import Study
+from core.private_media import private_file_response
 
 from .models import BenchmarkRun
 
@@ -19,7 +16,8 @@ from .models import BenchmarkRun
 @never_cache
 def benchmark_file(request, slug, run_id=None, name="index.html"):
     """A file of a benchmark report (the newest when no run id is given); the HTML page
-    links its CSV and plots by relative names, so they resolve under the same URL."""
+    links its CSV and plots by relative names, so they resolve under the same URL.
+    Reports are private files: this permission check is the only way to them."""
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     study = get_object_or_404(Study, slug=slug)
@@ -31,10 +29,4 @@ def benchmark_file(request, slug, run_id=None, name="index.html"):
         raise Http404(f"no benchmark for {slug} yet: run python manage.py run_benchmark {slug} --metrics ...")
     if name not in run.files:
         raise Http404(f"{name} is not part of this report")
-    path = Path(settings.MEDIA_ROOT) / run.folder / name
-    if not path.is_file():
-        raise Http404(f"{name} is gone from {run.folder}")
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    if name.endswith((".md", ".csv")):
-        content_type = "text/plain; charset=utf-8"
-    return FileResponse(open(path, "rb"), content_type=content_type)
+    return private_file_response(f"{run.folder}/{name}")

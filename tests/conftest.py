@@ -46,6 +46,7 @@ def redis_url() -> str:
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path) -> Path:
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PIPAL_PRIVATE_ROOT = tmp_path / "private"
     return settings.MEDIA_ROOT
 
 

@@ -363,7 +363,7 @@ def test_run_benchmark_writes_tables_that_equal_scipy(tmp_path, settings, capsys
     assert Image.open(out / "scatter_psnr.png").size[0] >= 400
     run = BenchmarkRun.objects.get(study=study)
     assert run.metrics["psnr"].startswith("pyiqa-") and run.images == 30
-    assert (Path(settings.MEDIA_ROOT) / run.folder / "index.html").is_file()
+    assert (Path(settings.PIPAL_PRIVATE_ROOT) / run.folder / "index.html").is_file()
 
 
 def test_run_benchmark_plots_two_types_and_lists_pipal_table3(tmp_path, capsys):

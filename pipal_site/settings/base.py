@@ -3,7 +3,12 @@
 Every value has an embedded default so that a fresh machine with nothing but
 Python runs the platform: SQLite in ``var/``, media in ``var/media``, Celery
 tasks in-process. Production (``pipal_site.settings.production``) removes the
-defaults that must not exist there (SECRET_KEY) and turns DEBUG off.
+defaults that must not exist there (SECRET_KEY, EMAIL_URL) and turns DEBUG off.
+
+Nothing here derives from DEBUG: each profile (local, test, production) sets
+its final DEBUG and then calls ``derived.finish(globals())``, which computes
+the settings that follow from it and refuses a configuration that would make
+private files public.
 """
 
 from pathlib import Path
@@ -33,17 +38,23 @@ INSTALLED_APPS = [
     "annotation",
     "iqa",
     "sr_models",
+    "core",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads a request body: refuses oversized bodies (413) and file
+    # parts where no feature takes a file (415), in the API's error shape under /api/.
+    "core.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Unexpected errors under /api/ answer 500 in the error shape (logged as usual).
+    "core.middleware.ApiServerErrorMiddleware",
 ]
 
 ROOT_URLCONF = "pipal_site.urls"
@@ -101,15 +112,20 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", str(VAR_DIR / "static")))
-# WhiteNoise serves collected static files under gunicorn; in DEBUG it serves
-# them straight from the apps.
-WHITENOISE_USE_FINDERS = DEBUG
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Public media: the stimuli raters fetch without a login (and their thumbnails),
+# under studies/<slug>/ with server-chosen names. Nothing else is ever written here.
 MEDIA_URL = env("MEDIA_URL", "/media/")
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
-# Serve MEDIA_ROOT from Django itself (fine for a lab machine; put a web server
-# in front for anything bigger). On by default in DEBUG.
-SERVE_MEDIA = env_bool("SERVE_MEDIA", DEBUG)
+# Private files: benchmark reports and anything else only owners and staff may
+# read. Never under a public URL: served by views that check permission
+# (core.private_media), which hand the bytes to the web server in production.
+PIPAL_PRIVATE_ROOT = Path(env("PIPAL_PRIVATE_ROOT", str(VAR_DIR / "private")))
+# How a permitted private file reaches the browser: "django" streams it; "nginx"
+# answers X-Accel-Redirect to PIPAL_PRIVATE_MEDIA_INTERNAL_URL (an `internal`
+# location aliased to PIPAL_PRIVATE_ROOT); "apache" answers X-Sendfile (mod_xsendfile).
+PIPAL_PRIVATE_MEDIA_SERVER = env("PIPAL_PRIVATE_MEDIA_SERVER", "django")
+PIPAL_PRIVATE_MEDIA_INTERNAL_URL = env("PIPAL_PRIVATE_MEDIA_INTERNAL_URL", "/_private/")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -133,6 +149,26 @@ PIPAL_IMAGE_FORMATS = ("PNG", "BMP", "JPEG", "TIFF", "WEBP")
 PIPAL_MAX_IMAGE_BYTES = env_int("PIPAL_MAX_IMAGE_BYTES", 50 * 1024 * 1024)
 PIPAL_MAX_IMAGE_PIXELS = env_int("PIPAL_MAX_IMAGE_PIXELS", 40_000_000)
 
+# Request bodies (core.middleware): the API takes small JSON bodies only; page
+# forms are small; file parts only on the upload pages named here (admin URL
+# names), up to the image limit plus the form around it.
+PIPAL_MAX_API_BODY_BYTES = env_int("PIPAL_MAX_API_BODY_BYTES", 16 * 1024)
+PIPAL_MAX_FORM_BODY_BYTES = env_int("PIPAL_MAX_FORM_BODY_BYTES", 1024 * 1024)
+PIPAL_UPLOAD_URL_NAMES = (
+    "admin:annotation_referenceimage_add",
+    "admin:annotation_referenceimage_change",
+    "admin:annotation_distortedimage_add",
+    "admin:annotation_distortedimage_change",
+)
+# Django's own bound on the non-file part of a form (it raises past it).
+DATA_UPLOAD_MAX_MEMORY_SIZE = PIPAL_MAX_FORM_BODY_BYTES
+# File parts of a form anywhere else are skipped unread (core.uploads).
+FILE_UPLOAD_HANDLERS = [
+    "core.uploads.OnlyWhereUploadsBelong",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+
 # Without a broker, admin-started generation runs in a thread of the web process.
 PIPAL_GENERATE_IN_THREAD = env_bool("PIPAL_GENERATE_IN_THREAD", True)
 
@@ -143,6 +179,8 @@ REST_FRAMEWORK = {
         "annotation.authentication.RaterSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only: anything else is 415 in the error shape, unread.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "annotation.api_errors.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {"rater_join": env("PIPAL_RATER_JOIN_RATE", "600/hour")},
@@ -155,6 +193,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Django's slug converter, exactly (a path that does not match answers 404 in the error shape).
+    "PATH_CONVERTER_OVERRIDES": {"slug": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}},
+    # Every operation documents the errors any API path can answer (404, 405, 413, 415, 500).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.schema.document_common_errors",
+    ],
 }
 
 # --- Cache (rate limits) -----------------------------------------------------
@@ -174,9 +219,27 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Redis redelivers a task whose worker vanished (not just its child) after
-# this many seconds; tasks are idempotent, so a late duplicate is harmless.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 900)}
+# Each task's hard time limit (seconds; the soft limit is 90% of it). Every task
+# is sized to finish well inside its limit (expected times in README's
+# "Workers" table); a job past it is stopped rather than left holding a worker.
+PIPAL_TASK_TIME_LIMITS = {
+    "recompute_mos": 300,  # replays the judgment log: ~3 s at PIPAL scale (1.13M judgments)
+    "generate_distortions": 600,  # 4 images a job; BM3D, the slowest family, ~6 s an image on one core
+    "compute_scores": 600,  # <= PIPAL_SCORE_JOB_IMAGES images a job; MAD, the slowest metric, ~10 s an image
+    "fit_bradley_terry": 600,  # 100 bootstrap rounds at PIPAL scale: ~110 s
+}
+PIPAL_VISIBILITY_MARGIN_SECONDS = 60
+# compute_scores jobs hold at most this many images, so the slowest metric stays inside its limit.
+PIPAL_SCORE_JOB_IMAGES = env_int("PIPAL_SCORE_JOB_IMAGES", 32)
+# Redis hands a task whose worker vanished (not just its child process) to
+# another worker after the visibility timeout. It must outlast the longest task,
+# or a running task would be handed out twice; so it is derived from the
+# limits above (a job on a dead worker waits this long; RabbitMQ redelivers as
+# soon as the dead worker's connection drops).
+CELERY_VISIBILITY_TIMEOUT = env_int(
+    "CELERY_VISIBILITY_TIMEOUT", max(PIPAL_TASK_TIME_LIMITS.values()) + PIPAL_VISIBILITY_MARGIN_SECONDS
+)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -189,6 +252,14 @@ LOGGING = {
     # Every refused vote (401/403/404/409/410) would otherwise log a warning line.
     "loggers": {"django.request": {"level": env("REQUEST_LOG_LEVEL", "ERROR")}},
 }
+
+# --- Mail (password resets) ---------------------------------------------------
+# EMAIL_URL: smtp://user:password@host:587/?tls=True, smtps://… (SSL), console://
+# (print to the log: the embedded default), file:///path, locmem:// (tests).
+# Production requires it.
+EMAIL_URL = env("EMAIL_URL", "console://")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "PIPAL study platform <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Study owners who are not staff sign in here to reach their dashboards.
 LOGIN_URL = "/accounts/login/"

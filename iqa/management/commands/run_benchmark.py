@@ -1,11 +1,11 @@
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from annotation.management.commands._base import StudyCommand
+from core.private_media import private_root
 from iqa import benchmark, benchmarking, scoring, selectors, stats
 from iqa.metrics import pyiqa_version
 
@@ -80,7 +80,7 @@ class Command(StudyCommand):
                 type_pair=tuple(code.strip() for code in type_pair.split(",")) if type_pair else None,
                 type_pair_metric=type_pair_metric,
             )
-        folder = Path(settings.MEDIA_ROOT) / run.folder
+        folder = private_root() / run.folder
         self.stdout.write((folder / "benchmark.md").read_text(encoding="utf-8"))
         self.stdout.write(f"report: {folder / 'index.html'}" + (f" (copied to {out})" if out else ""))
         self.stdout.write(f"on the web: /study/{study.slug}/benchmark/")
