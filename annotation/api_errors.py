@@ -12,14 +12,13 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from core.errors import error_body
+
 from .exceptions import ApplicationError
 
 
 def _error(status_code: int, code: str, message: str, fields=None) -> Response:
-    body = {"code": code, "message": message}
-    if fields:
-        body["fields"] = fields
-    return Response({"error": body}, status=status_code)
+    return Response(error_body(code, message, fields), status=status_code)
 
 
 def _flatten_validation(detail) -> tuple[str, dict]:
@@ -49,5 +48,5 @@ def api_exception_handler(exc, context):
     if response is not None and isinstance(exc, drf_exceptions.APIException):
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "error"
-        response.data = {"error": {"code": code, "message": str(exc.detail)}}
+        response.data = error_body(code, str(exc.detail))
     return response

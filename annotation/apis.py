@@ -12,6 +12,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from core.fields import StrictCharField, StrictChoiceField, StrictIntegerField
+
 from . import services
 from .exceptions import Forbidden
 from .models import Rater, Study
@@ -44,7 +46,9 @@ class RaterJoinApi(APIView):
         class Meta:
             ref_name = "RaterJoinInput"
 
-        external_id = serializers.CharField(max_length=200, help_text="Your id, e.g. from the crowdsourcing link")
+        external_id = StrictCharField(
+            min_length=1, max_length=200, help_text="Your id, e.g. from the crowdsourcing link (not blank)"
+        )
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
@@ -55,7 +59,13 @@ class RaterJoinApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: OutputSerializer, 400: ERROR, 404: ERROR, 409: ERROR},
+        responses={
+            201: OutputSerializer,
+            400: ERROR,
+            404: ERROR,
+            409: ERROR,
+            429: OpenApiResponse(ERROR, description="Too many joins from this address; retry later"),
+        },
         summary="Join a study as a rater",
     )
     def post(self, request, slug: str):
@@ -132,9 +142,9 @@ class VoteApi(APIView):
         class Meta:
             ref_name = "VoteInput"
 
-        assignment = serializers.CharField(max_length=64)
-        choice = serializers.ChoiceField(choices=["left", "right"])
-        response_ms = serializers.IntegerField(min_value=0, max_value=24 * 3600 * 1000)
+        assignment = StrictCharField(min_length=1, max_length=64, help_text="The assignment of the pair")
+        choice = StrictChoiceField(choices=["left", "right"])
+        response_ms = StrictIntegerField(min_value=0, max_value=24 * 3600 * 1000)
 
     class OutputSerializer(serializers.Serializer):
         class Meta:

@@ -5,12 +5,14 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotation.urls import api_urlpatterns
+from core.views import api_not_found
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include((api_urlpatterns, "api"))),
+    re_path(r"^api(?:/(?P<rest>.*))?$", api_not_found),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("annotation.urls")),
     path("", include("annotation.dashboard_urls")),
@@ -19,7 +21,7 @@ urlpatterns = [
 
 
 def media(request, path):
-    # MEDIA_ROOT read per request, not frozen when the URLconf loads.
+    # MEDIA_ROOT (public stimuli only) read per request, not frozen when the URLconf loads.
     return serve(request, path, document_root=settings.MEDIA_ROOT)
 
 
