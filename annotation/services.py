@@ -1,9 +1,11 @@
 """Business actions of the study: each a function, each one transaction.
 
 Views, commands and tasks call these and nothing else writes to the study's
-tables. Concurrency: a vote locks its assignment, then both image rows in id
-order (everyone locks in that order, so no deadlock); on SQLite the IMMEDIATE
-transaction serialises writers and ``atomic_with_retry`` absorbs lock time-outs.
+tables. Concurrency: a vote locks its rater, its assignment, then both image
+rows in id order; issuing a pair locks the rater first too, so the open-pair
+limit and the quota hold under simultaneous requests (everyone locks in that
+order, so no deadlock); on SQLite the IMMEDIATE transaction serialises writers
+and ``atomic_with_retry`` absorbs lock time-outs.
 
 Row locks are ``FOR NO KEY UPDATE`` (``no_key=True``): votes change no key
 column, and this lock does not conflict with the ``FOR KEY SHARE`` locks that
@@ -266,6 +268,9 @@ def pair_next(*, study: Study, rater: Rater, rng: random.Random | None = None) -
     if rater.study_id != study.id:
         raise Forbidden("this rater belongs to another study")
     study_require_judgments(study)
+    # The rater's row is the lock every issue and vote of this rater takes first: the
+    # open-pair limit and the quota are counted and changed by one request at a time.
+    rater = _lock_rater(rater)
     if rater.excluded:
         return None
     rng = rng or random.Random()
@@ -279,6 +284,10 @@ def pair_next(*, study: Study, rater: Rater, rng: random.Random | None = None) -
     if study.gold_every and progress.rating_issued % study.gold_every == _gold_slot(rater, study.gold_every):
         return _issue_control(study, rater, ControlTrial.Kind.GOLD, rng, now, progress)
     return _issue_pair(study, rater, rng, now, progress)
+
+
+def _lock_rater(rater: Rater) -> Rater:
+    return Rater.objects.select_for_update(no_key=True).get(pk=rater.pk)
 
 
 def _expiry(now):
@@ -467,11 +476,12 @@ def vote_submit(
 def _vote_locked(
     *, study: Study, rater: Rater, assignment_token: str, choice: str, response_ms: int, enforce_rate_limit: bool
 ) -> tuple[Judgment | None, dict | None]:
-    """Locks, in this order: the assignment (or control trial), the rater
-    (rate limit), then both images in id order."""
+    """Locks, in this order: the rater (rate limit; the order pair_next locks in too),
+    the assignment (or control trial), then both images in id order."""
     study_require_judgments(study)
     if choice not in ("left", "right"):
         raise ApplicationError("choice must be 'left' or 'right'", fields={"choice": ["must be 'left' or 'right'"]})
+    rater = _lock_rater(rater)
     item = (
         Assignment.objects.select_for_update(no_key=True).filter(token=assignment_token, study=study).first()
         or ControlTrial.objects.select_for_update(no_key=True).filter(token=assignment_token, study=study).first()
@@ -486,7 +496,6 @@ def _vote_locked(
     if item.status == Assignment.Status.RETIRED or item.expires_at <= now:
         raise Gone("this assignment has expired; fetch a new pair", fields={"assignment": ["expired"]})
 
-    rater = Rater.objects.select_for_update(no_key=True).get(pk=rater.pk)
     interval = timedelta(milliseconds=study.min_vote_interval_ms)
     if enforce_rate_limit and rater.last_vote_at and now - rater.last_vote_at < interval:
         raise TooFast(f"votes are limited to one per {study.min_vote_interval_ms} ms; please slow down")

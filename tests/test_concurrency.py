@@ -113,3 +113,42 @@ def test_the_same_assignment_raced_by_many_threads_counts_once(tmp_path):
     codes = run_threads(worker, 20)
     assert sorted(codes) == [201] + [409] * 19
     assert Judgment.objects.filter(study=study).count() == 1
+
+
+def test_simultaneous_next_calls_of_one_rater_hold_the_open_pair_limit(tmp_path, settings):
+    # Issue 15, finding 5: 20 simultaneous GET next from one rater left 5 pairs open against a limit of 2.
+    study = plain_study("limit", trials_per_rater=30)
+    import_folder(study, make_pipal_folder(tmp_path / "d", references=3, types=("01", "02", "03"), levels=(1, 2, 3)))
+    client = join(APIClient(), "limit", "eager")
+    barrier = threading.Barrier(20)
+
+    def worker(index):
+        barrier.wait()
+        return client.get("/api/studies/limit/pairs/next/")
+
+    responses = run_threads(worker, 20)
+    assert {response.status_code for response in responses} == {200}
+    open_now = Assignment.objects.filter(study=study, status="open")
+    assert open_now.count() <= settings.PIPAL_MAX_OPEN_ASSIGNMENTS
+    # Only the pairs still open can be voted: every other token answers 410.
+    codes = defaultdict(int)
+    for response in responses:
+        payload = {"assignment": response.json()["assignment"], "choice": "left", "response_ms": 900}
+        codes[client.post("/api/studies/limit/votes/", payload, format="json").status_code] += 1
+    assert codes[201] <= settings.PIPAL_MAX_OPEN_ASSIGNMENTS and codes[201] + codes[410] == 20
+
+
+def test_simultaneous_next_calls_never_pass_the_quota(tmp_path, settings):
+    settings.PIPAL_MAX_OPEN_ASSIGNMENTS = 30
+    study = plain_study("quota", trials_per_rater=3)
+    import_folder(study, make_pipal_folder(tmp_path / "d", references=3, types=("01", "02", "03"), levels=(1, 2, 3)))
+    client = join(APIClient(), "quota", "eager")
+    barrier = threading.Barrier(20)
+
+    def worker(index):
+        barrier.wait()
+        return client.get("/api/studies/quota/pairs/next/").status_code
+
+    codes = run_threads(worker, 20)
+    assert codes.count(200) == 3 and codes.count(204) == 17
+    assert Assignment.objects.filter(study=study).exclude(status="retired").count() == 3
