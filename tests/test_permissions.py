@@ -1,89 +1,335 @@
-"""Every route x {anonymous, rater A, rater B, staff}: no unexpected 2xx.
+"""The permission matrix: every URL route x seven identities x the methods it answers.
 
-Admin and exports need staff, the dashboard staff (or an owner), raters reach
-only their own pairs, and each rater page needs that rater's session.
+The identities: anonymous, rater A and rater B (each with their rating session),
+a plain signed-in user, the owner of this study, the owner of another study,
+and staff. The expected status of every cell is written down once, in ROUTES;
+a route the resolver knows but ROUTES does not fails the test, so a new route
+cannot arrive without its rule. The written rules:
+
+* admin (every page and action): staff only; anyone else is sent to sign in;
+* the owner dashboard and benchmark reports: the study's owners and staff
+  (anyone signed in but not an owner: 403; not signed in: sent to sign in);
+* the rater pages: that study's rater session; the rater API: that rater's
+  credentials, and a pair only its own rater can vote on;
+* public: the home page, the welcome page, sign-in and password-reset pages,
+  the API schema and docs, joining a study, and the stimuli under /media/
+  (unguessable names); private files are under no public URL at all.
 """
 
-import pytest
-from django.test import Client
+import io
+from importlib import import_module
 
-from annotation.models import DistortedImage, Study
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from annotation.authentication import session_key
+from annotation.models import Assignment, DistortedImage, Judgment, Study
+from iqa.models import BenchmarkRun
 
 from .conftest import import_folder, make_pipal_folder, plain_study
 
 pytestmark = pytest.mark.django_db
-ROLES = ("anonymous", "rater_a", "rater_b", "staff")
+ROLES = ("anonymous", "rater_a", "rater_b", "plain", "owner", "other_owner", "staff")
+SIGNED_IN = ("plain", "owner", "other_owner", "staff")
 
 
-@pytest.fixture
-def clients(tmp_path, admin_client):
-    study = plain_study("s1", "Study one")
-    import_folder(study, make_pipal_folder(tmp_path / "d"))
-    raters = {}
-    for role in ("rater_a", "rater_b"):
-        client = Client()
-        assert client.post("/study/s1/", {"external_id": role, "consent": "on"}).status_code == 302
-        raters[role] = client
-    return {"anonymous": Client(), **raters, "staff": admin_client}
+def each(status: int) -> dict:
+    return dict.fromkeys(ROLES, status)
 
 
-def routes(study: Study, assignment: str, image_url: str):
-    """(method, path, body, roles allowed a 2xx)."""
-    everyone, raters, staff = set(ROLES), {"rater_a", "rater_b"}, {"staff"}
-    admin = "/admin/annotation"
+def staff_only(ok: int = 200) -> dict:
+    """Admin: staff get ``ok``; everyone else is redirected to the admin's sign-in page."""
+    return {**each(302), "staff": ok}
+
+
+def owners(ok: int = 200) -> dict:
+    """Owner pages: the study's owners and staff; other signed-in users 403; the rest sign in first."""
+    return {**each(302), "plain": 403, "other_owner": 403, "owner": ok, "staff": ok}
+
+
+def raters(ok: int = 200, others: int = 302) -> dict:
+    return {**each(others), "rater_a": ok, "rater_b": ok}
+
+
+def signed_in(ok: int = 200) -> dict:
+    return {**each(302), **dict.fromkeys(SIGNED_IN, ok)}
+
+
+def with_(base: dict, **changes) -> dict:
+    return {**base, **changes}
+
+
+ADMIN_MODELS = (
+    "auth/group",
+    "auth/user",
+    "annotation/study",
+    "annotation/referenceimage",
+    "annotation/distortedimage",
+    "annotation/distortiontype",
+    "annotation/rater",
+    "annotation/judgment",
+    "annotation/assignment",
+    "annotation/controltrial",
+)
+# The judgment log, issued pairs and control trials are read-only records: no add, change or
+# delete even for staff (403). Raters are made by joining, not in the admin.
+LOG_MODELS = {"annotation/judgment", "annotation/assignment", "annotation/controltrial"}
+NO_ADD = LOG_MODELS | {"annotation/rater"}
+# Change forms whose fields are all read-only or optional: an empty POST saves nothing new and redirects.
+EMPTY_POST_SAVES = {"annotation/referenceimage", "annotation/distortedimage", "annotation/rater"}
+
+
+def admin_rows(objects: dict) -> list:
+    """(route pattern, path, {method: expected per role}) for the admin's model pages."""
+    rows = []
+    for model in ADMIN_MODELS:
+        pk = objects[model]
+        add = staff_only(403 if model in NO_ADD else 200)
+        delete = staff_only(403 if model in LOG_MODELS else 200)
+        change_post = staff_only(403 if model in LOG_MODELS else 302 if model in EMPTY_POST_SAVES else 200)
+        rows += [
+            (f"admin/{model}/", f"/admin/{model}/", {"get": staff_only(), "post": staff_only()}),
+            (f"admin/{model}/add/", f"/admin/{model}/add/", {"get": add, "post": add}),
+            (f"admin/{model}/<path:object_id>/history/", f"/admin/{model}/{pk}/history/", {"get": staff_only()}),
+            (
+                f"admin/{model}/<path:object_id>/delete/",
+                f"/admin/{model}/{pk}/delete/",
+                {"get": delete, "post": delete},
+            ),
+            (
+                f"admin/{model}/<path:object_id>/change/",
+                f"/admin/{model}/{pk}/change/",
+                {"get": staff_only(), "post": change_post},
+            ),
+            (f"admin/{model}/<path:object_id>/", f"/admin/{model}/{pk}/", {"get": staff_only(302)}),
+        ]
+    return rows
+
+
+def routes(world: dict) -> list:
+    """Every route: (pattern as the resolver prints it, a concrete path, {method: expected per role})."""
+    study, other, run = world["study"], world["other"], world["run"]
+    user, study_ct = world["user_pk"], world["study_ct"]
+    stimulus, report = world["stimulus"], f"/media/{run.folder}/benchmark.csv"
     return [
-        ("get", "/", None, everyone),
-        ("get", "/study/s1/", None, {"anonymous", "staff"}),  # a rater is sent on to the rating page
-        ("get", "/study/s1/rate/", None, raters),
-        ("get", "/study/s1/finish/", None, raters),
-        ("get", "/study/s1/dashboard/", None, staff),
-        ("get", "/accounts/login/", None, everyone),
-        ("get", "/admin/", None, staff),
-        ("get", f"{admin}/study/", None, staff),
-        ("get", f"{admin}/study/{study.pk}/change/", None, staff),
-        ("get", f"{admin}/study/{study.pk}/progress/", None, staff),
-        ("get", f"{admin}/study/{study.pk}/mos.csv", None, staff),
-        ("get", f"{admin}/referenceimage/", None, staff),
-        ("get", f"{admin}/referenceimage/add/", None, staff),
-        ("get", f"{admin}/distortedimage/", None, staff),
-        ("get", f"{admin}/distortiontype/", None, staff),
-        ("get", f"{admin}/rater/", None, staff),
-        ("get", f"{admin}/judgment/", None, staff),
-        ("get", f"{admin}/assignment/", None, staff),
-        ("get", f"{admin}/controltrial/", None, staff),
-        ("get", "/api/schema/", None, everyone),
-        ("get", "/api/docs/", None, everyone),
-        ("get", "/api/studies/s1/pairs/next/", None, raters),
-        ("get", image_url, None, everyone),  # media: public, at unguessable content-hash names
-        # Rater A's pair: nobody else can vote on it (A votes last).
+        *admin_rows(world["admin_objects"]),
+        ("admin/", "/admin/", {"get": staff_only()}),
+        ("admin/login/", "/admin/login/", {"get": with_(each(200), staff=302), "post": each(200)}),
+        ("admin/logout/", "/admin/logout/", {"get": staff_only(405), "post": staff_only(200)}),
+        ("admin/password_change/", "/admin/password_change/", {"get": staff_only(), "post": staff_only()}),
+        ("admin/password_change/done/", "/admin/password_change/done/", {"get": staff_only()}),
+        ("admin/autocomplete/", "/admin/autocomplete/", {"get": staff_only(403)}),
+        ("admin/jsi18n/", "/admin/jsi18n/", {"get": staff_only()}),
         (
-            "post",
-            "/api/studies/s1/votes/",
-            {"assignment": assignment, "choice": "left", "response_ms": 900},
-            {"rater_a"},
+            "admin/r/<path:content_type_id>/<path:object_id>/",
+            f"/admin/r/{study_ct}/{study.pk}/",
+            {"get": staff_only(404)},
         ),
+        (
+            "admin/auth/user/<id>/password/",
+            f"/admin/auth/user/{user}/password/",
+            {"get": staff_only(), "post": staff_only()},
+        ),
+        (
+            "admin/annotation/study/<path:object_id>/progress/",
+            f"/admin/annotation/study/{study.pk}/progress/",
+            {"get": staff_only()},
+        ),
+        (
+            "admin/annotation/study/<path:object_id>/mos.csv",
+            f"/admin/annotation/study/{study.pk}/mos.csv",
+            {"get": staff_only()},
+        ),
+        ("admin/^(?P<app_label>auth|annotation)/$", "/admin/annotation/", {"get": staff_only()}),
+        ("admin/(?P<url>.*)$", "/admin/nowhere/", {"get": staff_only(404)}),
+        ("api/schema/", "/api/schema/", {"get": each(200), "post": each(405)}),
+        ("api/docs/", "/api/docs/", {"get": each(200)}),
+        ("api/studies/<slug:slug>/raters/", "/api/studies/s1/raters/", {"get": each(405), "post": each(201)}),
+        (
+            "api/studies/<slug:slug>/pairs/next/",
+            "/api/studies/s1/pairs/next/",
+            {"get": raters(200, 401), "post": raters(405, 401)},
+        ),
+        # Rater A's pair: nobody else can vote on it (rater A goes last and votes once).
+        (
+            "api/studies/<slug:slug>/votes/",
+            "/api/studies/s1/votes/",
+            {"get": raters(405, 401), "post": with_(raters(403, 401), rater_a=201)},
+        ),
+        ("^api(?:/(?P<rest>.*))?$", "/api/studies/s1/nothing/", {"get": each(404), "post": each(404)}),
+        ("accounts/login/", "/accounts/login/", {"get": each(200), "post": each(200)}),
+        ("accounts/logout/", "/accounts/logout/", {"get": each(405), "post": each(200)}),
+        ("accounts/password_change/", "/accounts/password_change/", {"get": signed_in(), "post": signed_in()}),
+        ("accounts/password_change/done/", "/accounts/password_change/done/", {"get": signed_in()}),
+        ("accounts/password_reset/", "/accounts/password_reset/", {"get": each(200), "post": each(200)}),
+        ("accounts/password_reset/done/", "/accounts/password_reset/done/", {"get": each(200)}),
+        ("accounts/reset/<uidb64>/<token>/", "/accounts/reset/MQ/bad-token/", {"get": each(200)}),
+        ("accounts/reset/done/", "/accounts/reset/done/", {"get": each(200)}),
+        ("", "/", {"get": each(200)}),
+        ("study/<slug:slug>/", "/study/s1/", {"get": raters(302, 200), "post": raters(302, 200)}),
+        ("study/<slug:slug>/rate/", "/study/s1/rate/", {"get": raters()}),
+        ("study/<slug:slug>/finish/", "/study/s1/finish/", {"get": raters()}),
+        ("study/<slug:slug>/dashboard/", "/study/s1/dashboard/", {"get": owners()}),
+        ("study/<slug:slug>/benchmark/", "/study/s1/benchmark/", {"get": owners()}),
+        ("study/<slug:slug>/benchmark/<str:name>", "/study/s1/benchmark/benchmark.csv", {"get": owners()}),
+        ("study/<slug:slug>/benchmark/<int:run_id>/", f"/study/s1/benchmark/{run.pk}/", {"get": owners()}),
+        (
+            "study/<slug:slug>/benchmark/<int:run_id>/<str:name>",
+            f"/study/s1/benchmark/{run.pk}/sr_methods.csv",
+            {"get": owners()},
+        ),
+        # The other study's report: its owner and staff only.
+        (
+            "study/<slug:slug>/benchmark/<str:name>",
+            f"/study/{other.slug}/benchmark/benchmark.csv",
+            {"get": with_(owners(), owner=403, other_owner=404, staff=404)},
+        ),
+        ("^media/(?P<path>.*)$", stimulus, {"get": each(200)}),
+        ("^media/(?P<path>.*)$", report, {"get": each(404)}),  # private files have no public URL
     ]
 
 
-def test_no_route_gives_an_unexpected_2xx(clients):
-    study = Study.objects.get(slug="s1")
-    pair = clients["rater_a"].get("/api/studies/s1/pairs/next/").json()
-    image_url = "/media/" + DistortedImage.objects.first().file.name
-    unexpected, refused = [], []
-    for method, path, body, allowed in routes(study, pair["assignment"], image_url):
-        for role in sorted(ROLES, key=lambda r: r == "rater_a"):  # rater A last: its vote succeeds once
-            send = getattr(clients[role], method)
-            response = send(path, body, content_type="application/json") if body else send(path)
-            ok = 200 <= response.status_code < 300
-            if ok and role not in allowed:
-                unexpected.append(f"{role} {method.upper()} {path} -> {response.status_code}")
-            if not ok and role in allowed:
-                refused.append(f"{role} {method.upper()} {path} -> {response.status_code}")
-    assert unexpected == []
-    assert refused == []
+def resolver_patterns() -> set[str]:
+    def walk(patterns, prefix=""):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                yield prefix + str(pattern.pattern)
+
+    return set(walk(get_resolver().url_patterns))
 
 
-def test_joining_is_public_but_one_id_joins_once(clients):
+@pytest.fixture
+def world(tmp_path, django_user_model):
+    study = plain_study("s1", "Study one")
+    import_folder(study, make_pipal_folder(tmp_path / "d"))
+    other = plain_study("s2", "Study two")
+    import_folder(other, make_pipal_folder(tmp_path / "e"))
+    images = list(DistortedImage.objects.filter(study=study))
+    for a, b in zip(images[::2], images[1::2], strict=False):
+        if a.reference_id == b.reference_id:
+            from annotation import services
+
+            services.judgment_record(study=study, image_a_id=a.id, image_b_id=b.id, a_wins=True)
+    call_command("compute_scores", "s1", "--metrics", "psnr", "--device", "cpu", stdout=io.StringIO())
+    call_command(
+        "run_benchmark", "s1", "--metrics", "psnr", "--resamples", "20", "--min-images", "3", stdout=io.StringIO()
+    )
+    users = {
+        "plain": django_user_model.objects.create_user("plain", password="pw-plain-1"),
+        "owner": django_user_model.objects.create_user("owner", password="pw-owner-1"),
+        "other_owner": django_user_model.objects.create_user("other", password="pw-other-1"),
+        "staff": django_user_model.objects.create_superuser("staff", "staff@example.org", "pw-staff-1"),
+    }
+    study.owners.add(users["owner"])
+    other.owners.add(users["other_owner"])
+    from django.contrib.contenttypes.models import ContentType
+
+    return {
+        "study": study,
+        "other": other,
+        "run": BenchmarkRun.objects.get(study=study),
+        "users": users,
+        "user_pk": users["plain"].pk,
+        "study_ct": ContentType.objects.get_for_model(Study).pk,
+        "stimulus": images[0].file.url,
+        "admin_objects": {
+            "auth/group": _group().pk,
+            "auth/user": users["plain"].pk,
+            "annotation/study": study.pk,
+            "annotation/referenceimage": study.references.first().pk,
+            "annotation/distortedimage": images[0].pk,
+            "annotation/distortiontype": study.distortion_types.first().pk,
+            "annotation/rater": None,
+            "annotation/judgment": Judgment.objects.filter(study=study).first().pk,
+            "annotation/assignment": None,
+            "annotation/controltrial": None,
+        },
+    }
+
+
+def _group():
+    from django.contrib.auth.models import Group
+
+    return Group.objects.create(name="lab")
+
+
+def clients_for(world) -> dict:
+    """A fresh client per identity; raters join through the real form once, then get their session."""
+    clients = {"anonymous": Client()}
+    for role in ("rater_a", "rater_b"):
+        client = Client()
+        rater = world["study"].raters.filter(external_id=role).first()
+        if rater is None:
+            assert client.post("/study/s1/", {"external_id": role, "consent": "on"}).status_code == 302
+        else:
+            store = import_module(settings.SESSION_ENGINE).SessionStore()
+            store[session_key("s1")] = rater.pk
+            store.save()
+            client.cookies[settings.SESSION_COOKIE_NAME] = store.session_key
+        clients[role] = client
+    for role, user in world["users"].items():
+        client = Client()
+        client.force_login(user)
+        clients[role] = client
+    return clients
+
+
+def test_every_route_answers_each_identity_as_written(world):
+    clients = clients_for(world)
+    rater_a_pair = clients["rater_a"].get("/api/studies/s1/pairs/next/").json()
+    objects = world["admin_objects"]
+    objects["annotation/rater"] = world["study"].raters.get(external_id="rater_a").pk
+    objects["annotation/assignment"] = Assignment.objects.get(token=rater_a_pair["assignment"]).pk
+    clients["rater_b"].get("/api/studies/s1/pairs/next/")
+    from annotation.models import ControlTrial, Rater
+
+    objects["annotation/controltrial"] = ControlTrial.objects.create(
+        study=world["study"],
+        rater=Rater.objects.get(external_id="rater_b"),
+        kind="training",
+        token="ct",
+        reference=world["study"].references.first(),
+        correct_side="left",
+        issued_at=Assignment.objects.first().issued_at,
+        expires_at=Assignment.objects.first().expires_at,
+    ).pk
+    table = routes(world)
+    assert {pattern for pattern, _, _ in table} == resolver_patterns(), "a route without a written rule"
+    bodies = {
+        "/api/studies/s1/raters/": lambda role: {"external_id": f"join-{role}"},
+        "/api/studies/s1/votes/": lambda role: {
+            "assignment": rater_a_pair["assignment"],
+            "choice": "left",
+            "response_ms": 900,
+        },
+    }
+    wrong, unexpected_2xx = [], []
+    for pattern, path, methods in table:
+        signs_out = "logout" in pattern
+        for method, expected in methods.items():
+            for role in sorted(ROLES, key=lambda r: r == "rater_a"):  # rater A last: its vote succeeds once
+                client = clients_for(world)[role] if signs_out else clients[role]
+                send = getattr(client, method)
+                if path in bodies:
+                    response = send(path, bodies[path](role), content_type="application/json")
+                else:
+                    response = send(path)
+                status = response.status_code
+                if status != expected[role]:
+                    wrong.append(f"{role} {method.upper()} {path} ({pattern}) -> {status}, written {expected[role]}")
+                    if 200 <= status < 300:
+                        unexpected_2xx.append(wrong[-1])
+    assert unexpected_2xx == [], "\n".join(unexpected_2xx)
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_joining_is_public_but_one_id_joins_once(world):
+    clients = clients_for(world)
     for role in ROLES:
         response = clients[role].post(
             "/api/studies/s1/raters/", {"external_id": f"api-{role}"}, content_type="application/json"
@@ -95,8 +341,7 @@ def test_joining_is_public_but_one_id_joins_once(clients):
     assert again.status_code == 409
 
 
-def test_a_rater_session_does_not_open_another_study(clients, tmp_path):
-    other = plain_study("s2")
-    import_folder(other, make_pipal_folder(tmp_path / "other"))
+def test_a_rater_session_does_not_open_another_study(world):
+    clients = clients_for(world)
     assert clients["rater_a"].get("/study/s2/rate/").status_code == 302
     assert clients["rater_a"].get("/api/studies/s2/pairs/next/").status_code in (401, 403)
