@@ -62,11 +62,11 @@ def information_gain(mean: np.ndarray, covariance: np.ndarray, first: int, *, m:
 
 
 def reference_posterior(
-    winners: np.ndarray, losers: np.ndarray, n_items: int, *, m: float, center: float
+    winners: np.ndarray, losers: np.ndarray, n_items: int, *, m: float, center: float, ties: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """MAP scores and their Laplace covariance for one reference's judgments
-    (local image indices 0..n_items-1)."""
-    table = bradley_terry.PairTable.from_judgments(winners, losers, n_items)
+    (local image indices 0..n_items-1; ``ties`` marks ties, half a win each)."""
+    table = bradley_terry.PairTable.from_judgments(winners, losers, n_items, ties)
     # One BLAS thread: a 116 x 116 inverse takes under a millisecond, but with
     # OpenBLAS's threads on a busy 2-core machine it waited ~110 ms for a core.
     with threadpool_limits(limits=1, user_api="blas"):

@@ -60,10 +60,14 @@ class PairTable:
     first: np.ndarray  # (P,) item index
     second: np.ndarray  # (P,) item index
     judgment_pair: np.ndarray  # (J,) the pair of each judgment
-    judgment_first_won: np.ndarray  # (J,) bool
+    judgment_first_score: np.ndarray  # (J,) the first item's share of the win: 1, 0, or 0.5 for a tie
 
     @classmethod
-    def from_judgments(cls, winners: np.ndarray, losers: np.ndarray, n_items: int) -> PairTable:
+    def from_judgments(
+        cls, winners: np.ndarray, losers: np.ndarray, n_items: int, ties: np.ndarray | None = None
+    ) -> PairTable:
+        """``ties`` (bool, one per judgment) marks ties: half a win for each image (the order
+        of winner and loser then does not matter)."""
         winners = np.asarray(winners, dtype=np.int64)
         losers = np.asarray(losers, dtype=np.int64)
         if winners.shape != losers.shape or winners.ndim != 1:
@@ -79,7 +83,9 @@ class PairTable:
             first=keys // n_items,
             second=keys % n_items,
             judgment_pair=judgment_pair.reshape(-1),
-            judgment_first_won=winners == low,
+            judgment_first_score=np.where(
+                np.zeros(winners.shape, bool) if ties is None else np.asarray(ties, bool), 0.5, winners == low
+            ),
         )
 
     @property
@@ -87,10 +93,11 @@ class PairTable:
         return int(self.judgment_pair.size)
 
     def wins(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Wins of each pair's first and second item, each judgment counted ``weights`` times."""
+        """Wins of each pair's first and second item (a tie half a win each), each judgment counted
+        ``weights`` times."""
         pairs = self.first.size
         w = np.ones(self.judgments) if weights is None else weights
-        first = np.bincount(self.judgment_pair, weights=w * self.judgment_first_won, minlength=pairs)
+        first = np.bincount(self.judgment_pair, weights=w * self.judgment_first_score, minlength=pairs)
         total = np.bincount(self.judgment_pair, weights=w, minlength=pairs)
         return first, total - first
 

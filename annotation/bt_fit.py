@@ -28,6 +28,7 @@ class JudgmentLog:
     reference_ids: np.ndarray
     winners: np.ndarray
     losers: np.ndarray
+    ties: np.ndarray  # bool: a tie, half a win each (winners/losers are then just image a and b)
     last_judgment_id: int
     cross_reference: int  # judgments whose images belong to different references
 
@@ -41,8 +42,11 @@ def judgment_log(study: Study) -> JudgmentLog:
     images = DistortedImage.objects.filter(study=study).order_by("id")
     pairs = np.array(list(images.values_list("id", "reference_id")), dtype=np.int64).reshape(-1, 2)
     image_ids, reference_ids = pairs[:, 0], pairs[:, 1]
-    rows = counted_judgments(study).values_list("id", "image_a_id", "image_b_id", "winner_id")
-    log = np.array(list(rows.iterator(chunk_size=50_000)), dtype=np.int64).reshape(-1, 4)
+    rows = counted_judgments(study).values_list("id", "image_a_id", "image_b_id", "winner_id", "tie")
+    log = np.array(
+        [(i, a, b, -1 if winner is None else winner, tie) for i, a, b, winner, tie in rows.iterator(chunk_size=50_000)],
+        dtype=np.int64,
+    ).reshape(-1, 5)
     # image_ids is sorted: a binary search turns ids into indices for the whole log at once.
     a, b = np.searchsorted(image_ids, log[:, 1]), np.searchsorted(image_ids, log[:, 2])
     a_wins = log[:, 3] == log[:, 1]
@@ -51,6 +55,7 @@ def judgment_log(study: Study) -> JudgmentLog:
         reference_ids=reference_ids,
         winners=np.where(a_wins, a, b),
         losers=np.where(a_wins, b, a),
+        ties=log[:, 4].astype(bool),
         last_judgment_id=int(log[:, 0].max()) if len(log) else 0,
         cross_reference=int(np.sum(reference_ids[a] != reference_ids[b])),
     )
@@ -75,18 +80,18 @@ def study_fit_bradley_terry(
         raise ApplicationError(f"a Bradley–Terry fit needs at least 100 bootstrap rounds, got {rounds}")
     started = time.perf_counter()
     log = judgment_log(study)
-    winners, losers = log.winners, log.losers
+    winners, losers, ties = log.winners, log.losers, log.ties
     per_reference = study.bt_scope == Study.BtScope.REFERENCE
     if per_reference and log.cross_reference:
         # Per reference, a pair across references says nothing: leave it out (the scheduler never issues one).
         keep = log.reference_ids[winners] == log.reference_ids[losers]
-        winners, losers = winners[keep], losers[keep]
+        winners, losers, ties = winners[keep], losers[keep], ties[keep]
     if winners.size == 0:
         raise ApplicationError(
             f"study {study.slug!r} has no judgments to fit"
             + (" (its MOS comes from imported labels)" if study.mos_from_labels else "")
         )
-    table = bradley_terry.PairTable.from_judgments(winners, losers, log.image_ids.size)
+    table = bradley_terry.PairTable.from_judgments(winners, losers, log.image_ids.size, ties)
     result = bradley_terry.bootstrap(
         table, rounds=rounds, seed=seed, m=study.elo_m, center=study.elo_initial, progress=progress
     )

@@ -45,9 +45,12 @@ def win_probability(r_a: float, r_b: float, m: float = DEFAULT_M) -> float:
     return 1.0 / (1.0 + 10.0 ** ((r_b - r_a) / m))
 
 
-def update(r_a: float, r_b: float, a_wins: bool, *, k: float = DEFAULT_K, m: float = DEFAULT_M) -> tuple[float, float]:
-    """New ratings of A and B after one judgment, PIPAL Eq. 2."""
-    delta = k * ((1.0 if a_wins else 0.0) - win_probability(r_a, r_b, m))
+def update(
+    r_a: float, r_b: float, a_score: float, *, k: float = DEFAULT_K, m: float = DEFAULT_M
+) -> tuple[float, float]:
+    """New ratings of A and B after one judgment, PIPAL Eq. 2; ``a_score`` is S_A: 1 (or True)
+    when A won, 0 (False) when B won, 0.5 for a tie."""
+    delta = k * (float(a_score) - win_probability(r_a, r_b, m))
     return r_a + delta, r_b - delta
 
 
@@ -80,7 +83,7 @@ class Step:
 
     image_a: Hashable
     image_b: Hashable
-    a_wins: bool
+    a_score: float  # S_A: 1.0, 0.0, or 0.5 for a tie
     a_before: float
     a_after: float
     b_before: float
@@ -101,26 +104,26 @@ def initial_states(
 
 
 def apply(
-    states: dict[Hashable, RatingState], judgments: Iterable[tuple[Hashable, Hashable, bool]], params: EloParams
+    states: dict[Hashable, RatingState], judgments: Iterable[tuple[Hashable, Hashable, float]], params: EloParams
 ) -> Iterator[Step]:
-    """Apply judgments ``(image_a, image_b, a_wins)`` in order, updating
+    """Apply judgments ``(image_a, image_b, a_score)`` in order (S_A: 1, 0, or 0.5 for a tie), updating
     ``states`` in place and yielding each step.
 
     The live vote, the file replay and recompute_mos all go through here, so a
     replay of the log reproduces live ratings bit for bit.
     """
-    for image_a, image_b, a_wins in judgments:
+    for image_a, image_b, a_score in judgments:
         a, b = states[image_a], states[image_b]
         a_before, b_before = a.elo, b.elo
-        a.elo, b.elo = update(a_before, b_before, a_wins, k=params.k, m=params.m)
+        a.elo, b.elo = update(a_before, b_before, a_score, k=params.k, m=params.m)
         for state in (a, b):
             state.judgments += 1
             state.recent = push_recent(state.recent, state.elo, params.mos_window)
-        yield Step(image_a, image_b, a_wins, a_before, a.elo, b_before, b.elo)
+        yield Step(image_a, image_b, float(a_score), a_before, a.elo, b_before, b.elo)
 
 
 def replay(
-    judgments: Iterable[tuple[Hashable, Hashable, bool]],
+    judgments: Iterable[tuple[Hashable, Hashable, float]],
     images: Iterable[Hashable],
     params: EloParams,
     start: Mapping[Hashable, RatingState] | None = None,

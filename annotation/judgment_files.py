@@ -1,6 +1,6 @@
 """Reading a judgment log file: ``image_a,image_b,winner[,rater]``.
 
-``winner`` is ``a`` or ``b``; images are named by file name. Every row is
+``winner`` is ``a``, ``b`` or ``tie`` (S = 0.5 each, PIPAL Eq. 2); images are named by file name. Every row is
 checked and every problem reported with its line number before anything is
 applied.
 """
@@ -38,11 +38,15 @@ def read_judgment_csv(path: Path) -> list[ReplayRow]:
         winner = row["winner"].strip().lower()
         if not image_a or not image_b:
             errors.append(f"line {line}: image_a and image_b must not be empty")
-        elif winner not in ("a", "b"):
-            errors.append(f"line {line}: winner must be 'a' or 'b', got {row['winner']!r}")
+        elif winner not in ("a", "b", "tie"):
+            errors.append(f"line {line}: winner must be 'a', 'b' or 'tie', got {row['winner']!r}")
         else:
             rater = (row.get("rater") or "").strip() or None
-            rows.append(ReplayRow(line=line, image_a=image_a, image_b=image_b, a_wins=winner == "a", rater=rater))
+            rows.append(
+                ReplayRow(
+                    line=line, image_a=image_a, image_b=image_b, a_wins=winner == "a", rater=rater, tie=winner == "tie"
+                )
+            )
     if errors:
         raise ImportFailed(errors)
     if not rows:

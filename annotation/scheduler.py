@@ -96,9 +96,11 @@ def informative_partner(study: Study, reference_id: int, image_id: int, exclude:
     rows = (
         Judgment.objects.filter(image_a__reference_id=reference_id, image_b__reference_id=reference_id)
         .exclude(rater__excluded=True)
-        .values_list("image_a_id", "image_b_id", "winner_id")
+        .values_list("image_a_id", "image_b_id", "winner_id", "tie")
     )
-    log = np.array([(position[a], position[b], winner == a) for a, b, winner in rows], dtype=np.int64).reshape(-1, 3)
+    log = np.array(
+        [(position[a], position[b], winner == a, tie) for a, b, winner, tie in rows], dtype=np.int64
+    ).reshape(-1, 4)
     a_wins = log[:, 2].astype(bool)
     mean, covariance = active.reference_posterior(
         np.where(a_wins, log[:, 0], log[:, 1]),
@@ -106,6 +108,7 @@ def informative_partner(study: Study, reference_id: int, image_id: int, exclude:
         len(image_ids),
         m=study.elo_m,
         center=study.elo_initial,
+        ties=log[:, 3].astype(bool),
     )
     first = position[image_id]
     allowed = np.array([image not in exclude and image != image_id for image in image_ids])

@@ -87,16 +87,20 @@ def study_triplets(study: Study) -> list[Triplet]:
     study whose MOS comes from imported labels, the pairs the labels imply (``label_triplets``)."""
     if study.mos_from_labels:
         return label_triplets(study)
-    votes: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])  # (p0, p1) -> [votes p0, votes p1]
+    votes: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0])  # (p0, p1) -> [votes p0, votes p1]
     rows = (
         Judgment.objects.filter(study=study)
         .exclude(rater__excluded=True)
-        .values_list("image_a_id", "image_b_id", "winner_id")
+        .values_list("image_a_id", "image_b_id", "winner_id", "tie")
         .order_by("id")
     )
-    for a, b, winner in rows.iterator(chunk_size=10000):
+    for a, b, winner, tie in rows.iterator(chunk_size=10000):
         pair = (min(a, b), max(a, b))
-        votes[pair][0 if winner == pair[0] else 1] += 1
+        if tie:  # half a vote each (BAPPS's judge is the share of votes for p1)
+            votes[pair][0] += 0.5
+            votes[pair][1] += 0.5
+        else:
+            votes[pair][0 if winner == pair[0] else 1] += 1
     images = {
         image.id: image
         for image in DistortedImage.objects.filter(study=study).select_related("reference").only(
@@ -115,7 +119,7 @@ def study_triplets(study: Study) -> list[Triplet]:
                 p0_path=first.file.path,
                 p1_path=second.file.path,
                 judge=for_p1 / (for_p0 + for_p1),
-                votes=for_p0 + for_p1,
+                votes=int(for_p0 + for_p1),
             )
         )
     return triplets

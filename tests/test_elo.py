@@ -10,14 +10,14 @@ from annotation import elo
 def test_paper_example_a_wins():
     # PIPAL Sec. 3.3: R_A = 1500, R_B = 1600, M = 400, K = 16.
     assert elo.win_probability(1500, 1600) == pytest.approx(0.3599, abs=1e-4)
-    new_a, new_b = elo.update(1500, 1600, a_wins=True)
+    new_a, new_b = elo.update(1500, 1600, a_score=True)
     assert new_a == pytest.approx(1510.24, abs=0.01)
     # The paper's prose says ~1594; Eq. 2 (and zero-sum) give 1589.76.
     assert new_b == pytest.approx(1589.76, abs=0.01)
 
 
 def test_paper_example_b_wins():
-    new_a, new_b = elo.update(1500, 1600, a_wins=False)
+    new_a, new_b = elo.update(1500, 1600, a_score=False)
     assert new_a == pytest.approx(1494.24, abs=0.01)
     assert new_b == pytest.approx(1605.76, abs=0.01)
 
