@@ -20,7 +20,7 @@ from django.utils.html import format_html
 
 from sr_models import distortions
 
-from . import admin_services, bt_fit, dashboard, generation, selectors, services, tasks
+from . import admin_services, bt_fit, completion, dashboard, generation, payments, selectors, services, tasks
 from .exceptions import ApplicationError
 from .imaging import CheckedImage, ImageRejected
 from .importing import check_upload
@@ -507,20 +507,23 @@ class RaterAdmin(admin.ModelAdmin):
     list_display = (
         "external_id",
         "study",
-        "synthetic",
-        "excluded",
+        "status",
+        "code",
         "trials",
         "agreement",
         "left_share",
         "fast_share",
+        "native_share",
         "gold_failed",
         "flags",
         "created_at",
+        "finished_at",
     )
-    list_filter = ("study", "excluded", "synthetic")
+    list_filter = ("study", "excluded", "synthetic", ("finished_at", admin.EmptyFieldListFilter))
     list_select_related = ("study",)
-    search_fields = ("external_id",)
-    actions = ("exclude_selected", "include_selected")
+    # Payment reconciliation: a code pasted from the crowd platform finds its rater.
+    search_fields = ("external_id", "=completion_code")
+    actions = ("exclude_selected", "include_selected", "download_reconciliation")
     # Raters join through the API; exclusion goes through the actions, which
     # also rebuild the MOS.
     readonly_fields = (
@@ -532,8 +535,10 @@ class RaterAdmin(admin.ModelAdmin):
         "quality",
         "consented_at",
         "completion_code",
+        "finished_at",
         "last_vote_at",
         "created_at",
+        "viewing",
         "token_hash",
     )
     fields = readonly_fields
@@ -566,6 +571,43 @@ class RaterAdmin(admin.ModelAdmin):
     @admin.display(description="fast")
     def fast_share(self, obj):
         return _pct(self._qc(obj).fast_share) if self._qc(obj).trials else "—"
+
+    @admin.display(description="status")
+    def status(self, obj):
+        state = completion.rater_status(obj)
+        label = payments.STATUS_LABELS[state]
+        return (
+            f"{label} ({obj.exclusion_reason})" if state == completion.SCREENED_OUT and obj.exclusion_reason else label
+        )
+
+    @admin.display(description="code earned")
+    def code(self, obj):
+        return services.rater_code(obj, obj.study) if completion.rater_status(obj) == completion.FINISHED else "—"
+
+    @admin.display(description="native")
+    def native_share(self, obj):
+        share = self._qc(obj).non_native_share
+        return "—" if share is None else _pct(1 - share)
+
+    @admin.display(description="viewing conditions")
+    def viewing(self, obj):
+        reports = list(obj.viewing_reports.order_by("-id")[:5])
+        if not reports:
+            return "none reported"
+        return "; ".join(
+            f"{r.created_at:%Y-%m-%d %H:%M} DPR {r.device_pixel_ratio:g}, viewport {r.viewport_width}x"
+            f"{r.viewport_height}, {r.layout}, {'native' if r.native else 'NOT native'}"
+            + (f", {r.px_per_degree:.0f} px/°" if r.px_per_degree else "")
+            for r in reports
+        )
+
+    @admin.action(description="Download the selected raters' reconciliation CSV (status, trials, codes)")
+    def download_reconciliation(self, request, queryset):
+        rows = []
+        for study in Study.objects.filter(raters__in=queryset).distinct().order_by("slug"):
+            chosen = queryset.filter(study=study).select_related("study").order_by("created_at", "id")
+            rows += payments.rows_of(study, list(chosen))
+        return payments.rows_csv(rows, "raters.csv")
 
     @admin.display(description="gold failed")
     def gold_failed(self, obj):

@@ -1,9 +1,12 @@
-"""The rater API: join a study, fetch the next pair, vote.
+"""The rater API: join a study (or resume), fetch the trial, vote, report viewing conditions.
 
 Each endpoint validates with its own input serializer, calls one service and
-renders with its own output serializer. Raters never see scores.
+renders with its own output serializer. Raters never see scores, and a check
+pair looks like any other: every picture carries an opaque per-assignment id and
+a stimulus URL of the same kind.
 """
 
+from django.core.files.storage import default_storage
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -12,11 +15,11 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from core.fields import StrictCharField, StrictChoiceField, StrictIntegerField
+from core.fields import StrictBooleanField, StrictCharField, StrictChoiceField, StrictFloatField, StrictIntegerField
 
-from . import services
+from . import completion, services, viewing
 from .exceptions import Forbidden
-from .models import Rater, Study
+from .models import Rater, Study, ViewingReport
 from .permissions import IsRater
 
 ERROR = inline_serializer(
@@ -56,44 +59,39 @@ class RaterJoinApi(APIView):
 
         rater = serializers.IntegerField()
         token = serializers.CharField(help_text="Send as 'Authorization: Bearer <token>'; shown only once")
+        resumed = serializers.BooleanField(help_text="True when this id had joined before: its progress continues")
 
     @extend_schema(
         request=InputSerializer,
         responses={
             201: OutputSerializer,
+            200: OpenApiResponse(
+                OutputSerializer, description="Resumed: the id had joined; a new token replaces its old one"
+            ),
             400: ERROR,
             404: ERROR,
-            409: ERROR,
+            409: OpenApiResponse(ERROR, description="The id has taken part and the study allows no resume"),
             429: OpenApiResponse(ERROR, description="Too many joins from this address; retry later"),
         },
-        summary="Join a study as a rater",
+        summary="Join a study as a rater, or resume with the same id",
     )
     def post(self, request, slug: str):
         study = _study(slug)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        rater, token = services.rater_create(study=study, external_id=data.validated_data["external_id"])
-        return Response(self.OutputSerializer({"rater": rater.id, "token": token}).data, status=status.HTTP_201_CREATED)
+        joined = services.rater_join(study=study, external_id=data.validated_data["external_id"])
+        body = {"rater": joined.rater.id, "token": joined.token, "resumed": joined.resumed}
+        return Response(
+            self.OutputSerializer(body).data, status=status.HTTP_200_OK if joined.resumed else status.HTTP_201_CREATED
+        )
 
 
-def _absolute(request, file) -> str:
-    return request.build_absolute_uri(file.url)
-
-
-class _ReferenceSerializer(serializers.Serializer):
-    id = serializers.IntegerField(source="reference_id")
+class _PictureSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="Opaque, per assignment: says nothing about the image")
     url = serializers.SerializerMethodField()
 
-    def get_url(self, trial) -> str:
-        return _absolute(self.context["request"], trial.reference_file)
-
-
-class _CandidateSerializer(serializers.Serializer):
-    id = serializers.IntegerField(source="image_id", allow_null=True, help_text="null for control pictures")
-    url = serializers.SerializerMethodField()
-
-    def get_url(self, candidate) -> str:
-        return _absolute(self.context["request"], candidate.file)
+    def get_url(self, picture) -> str:
+        return self.context["request"].build_absolute_uri(default_storage.url(picture.file))
 
 
 class _ProgressSerializer(serializers.Serializer):
@@ -101,38 +99,40 @@ class _ProgressSerializer(serializers.Serializer):
     quota = serializers.IntegerField(help_text="Rated trials asked of this rater")
 
 
+class TrialSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "Trial"
+
+    assignment = serializers.CharField(source="token", help_text="Send back with the vote")
+    phase = serializers.ChoiceField(["training", "rating"], help_text="training pairs give feedback")
+    reference = _PictureSerializer()
+    left = _PictureSerializer()
+    right = _PictureSerializer()
+    expires_at = serializers.DateTimeField()
+    allow_tie = serializers.BooleanField(help_text="Whether 'tie' (can't tell) is a valid choice")
+    progress = _ProgressSerializer(source="*")
+
+
 class PairNextApi(APIView):
     permission_classes = [IsRater]
 
-    class OutputSerializer(serializers.Serializer):
-        class Meta:
-            ref_name = "PairNextOutput"
-
-        assignment = serializers.CharField(source="token", help_text="Send back with the vote")
-        phase = serializers.ChoiceField(["training", "rating"], help_text="training pairs give feedback")
-        reference = _ReferenceSerializer(source="*")
-        left = _CandidateSerializer()
-        right = _CandidateSerializer()
-        expires_at = serializers.DateTimeField()
-        progress = _ProgressSerializer(source="*")
-
     @extend_schema(
         responses={
-            200: OutputSerializer,
-            204: OpenApiResponse(description="No pair left for this rater"),
+            200: TrialSerializer,
+            204: OpenApiResponse(description="No pair left for this rater (finished, or screened out)"),
             401: ERROR,
             403: ERROR,
             404: ERROR,
             409: ERROR,
         },
-        summary="The next pair to judge",
+        summary="The rater's trial: the open one again until it is voted on or expires, else a new one",
     )
     def get(self, request, slug: str):
         study = _study(slug)
         trial = services.pair_next(study=study, rater=_rater_of(request, study))
         if trial is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(self.OutputSerializer(trial, context={"request": request}).data)
+        return Response(TrialSerializer(trial, context={"request": request}).data)
 
 
 class VoteApi(APIView):
@@ -143,8 +143,15 @@ class VoteApi(APIView):
             ref_name = "VoteInput"
 
         assignment = StrictCharField(min_length=1, max_length=64, help_text="The assignment of the pair")
-        choice = StrictChoiceField(choices=["left", "right"])
+        choice = StrictChoiceField(
+            choices=list(services.CHOICES), help_text="'tie' (can't tell) only where the trial allows it"
+        )
         response_ms = StrictIntegerField(min_value=0, max_value=24 * 3600 * 1000)
+        visible_ms = StrictIntegerField(
+            min_value=0, max_value=24 * 3600 * 1000, required=False, help_text="Time the pair was fully visible"
+        )
+        native = StrictBooleanField(required=False, help_text="Every image shown one image pixel per device pixel")
+        viewing = StrictIntegerField(min_value=1, required=False, help_text="Your viewing report in force")
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
@@ -153,10 +160,15 @@ class VoteApi(APIView):
         progress = _ProgressSerializer(source="*")
         feedback = inline_serializer(
             "TrainingFeedback",
-            {"correct": serializers.BooleanField(), "message": serializers.CharField()},
+            {
+                "correct": serializers.BooleanField(),
+                "correct_side": serializers.ChoiceField(["left", "right"]),
+                "message": serializers.CharField(),
+            },
             allow_null=True,
-            help_text="Training pairs only",
+            help_text="Practice pairs only",
         )
+        next = TrialSerializer(allow_null=True, help_text="Your next trial; null when you are done")
 
     @extend_schema(
         request=InputSerializer,
@@ -170,18 +182,89 @@ class VoteApi(APIView):
             410: ERROR,
             429: ERROR,
         },
-        summary="Vote on an issued pair (each assignment counts once)",
+        summary="Vote on an issued pair (each assignment counts once); the answer carries the next trial",
     )
     def post(self, request, slug: str):
         study = _study(slug)
         rater = _rater_of(request, study)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        values = data.validated_data
         outcome = services.vote_submit(
             study=study,
             rater=rater,
-            assignment_token=data.validated_data["assignment"],
-            choice=data.validated_data["choice"],
-            response_ms=data.validated_data["response_ms"],
+            assignment_token=values["assignment"],
+            choice=values["choice"],
+            response_ms=values["response_ms"],
+            seen=services.Seen(
+                visible_ms=values.get("visible_ms"), native=values.get("native"), viewing_id=values.get("viewing")
+            ),
         )
-        return Response(self.OutputSerializer(outcome).data, status=status.HTTP_201_CREATED)
+        return Response(
+            self.OutputSerializer(outcome, context={"request": request}).data, status=status.HTTP_201_CREATED
+        )
+
+
+class ViewingReportApi(APIView):
+    """The rating page reports the rater's screen when a session starts and whenever it changes."""
+
+    permission_classes = [IsRater]
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ViewingReportInput"
+
+        device_pixel_ratio = StrictFloatField(min_value=0.25, max_value=10)
+        screen_width = StrictIntegerField(min_value=1, max_value=100_000, help_text="CSS pixels")
+        screen_height = StrictIntegerField(min_value=1, max_value=100_000, help_text="CSS pixels")
+        viewport_width = StrictIntegerField(min_value=1, max_value=100_000, help_text="CSS pixels")
+        viewport_height = StrictIntegerField(min_value=1, max_value=100_000, help_text="CSS pixels")
+        zoom = StrictFloatField(min_value=0.1, max_value=10, required=False, allow_null=True)
+        user_agent = StrictCharField(max_length=512, allow_blank=True, required=False, default="")
+        native = StrictBooleanField(help_text="Every stimulus shown one image pixel per device pixel")
+        layout = StrictChoiceField(choices=ViewingReport.Layout.values)
+        px_per_mm = StrictFloatField(min_value=0.5, max_value=100, required=False, allow_null=True)
+        viewing_distance_mm = StrictFloatField(min_value=100, max_value=3000, required=False, allow_null=True)
+        px_per_degree = StrictFloatField(min_value=1, max_value=1000, required=False, allow_null=True)
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ViewingReportOutput"
+
+        id = serializers.IntegerField(help_text="Send with your votes as 'viewing'")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+        summary="Report the rater's viewing conditions",
+    )
+    def post(self, request, slug: str):
+        study = _study(slug)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        report = viewing.viewing_report_create(rater=_rater_of(request, study), **data.validated_data)
+        return Response(self.OutputSerializer(report).data, status=status.HTTP_201_CREATED)
+
+
+class RaterStatusApi(APIView):
+    """Where the rater stands: the completion code only once they have finished."""
+
+    permission_classes = [IsRater]
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "RaterStatus"
+
+        status = serializers.ChoiceField(["in_progress", "finished", "screened_out"])
+        progress = _ProgressSerializer()
+        code = serializers.CharField(allow_null=True, help_text="The completion (or screen-out) code, once earned")
+        url = serializers.CharField(
+            allow_null=True, help_text="Where to send the rater back with it, if the study says"
+        )
+
+    @extend_schema(responses={200: OutputSerializer, 401: ERROR, 403: ERROR, 404: ERROR}, summary="The rater's status")
+    def get(self, request, slug: str):
+        study = _study(slug)
+        return Response(
+            self.OutputSerializer(completion.rater_completion(study=study, rater=_rater_of(request, study))).data
+        )

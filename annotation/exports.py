@@ -80,3 +80,95 @@ def write_pipal_labels(study: Study, folder: Path) -> list[Path]:
         path.write_text("".join(lines), encoding="utf-8", newline="")
         written.append(path)
     return written
+
+
+JUDGMENT_COLUMNS = (
+    # replay_judgments reads the first four: a log exported here replays into a study.
+    "image_a",
+    "image_b",
+    "winner",
+    "rater",
+    "response_ms",
+    "visible_ms",
+    "native",
+    "device_pixel_ratio",
+    "viewport",
+    "px_per_degree",
+    "excluded",
+    "source",
+    "created_at",
+)
+
+
+def _flag(value: bool | None) -> str:
+    return "" if value is None else str(value).lower()
+
+
+def write_judgments_csv(study: Study, out) -> int:
+    """The judgment log in order, with how each pair was seen (issue 16): ``winner`` is a, b or
+    tie; native, visible time and the rater's viewing conditions at the time. Streams the
+    rows to the text file ``out``; returns how many."""
+    from .models import Judgment  # the log; kept apart from the MOS rows above
+
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(JUDGMENT_COLUMNS)
+    rows = (
+        Judgment.objects.filter(study=study)
+        .order_by("id")
+        .values_list(
+            "image_a__name",
+            "image_b__name",
+            "winner_id",
+            "image_a_id",
+            "tie",
+            "rater__external_id",
+            "response_ms",
+            "visible_ms",
+            "native",
+            "viewing__device_pixel_ratio",
+            "viewing__viewport_width",
+            "viewing__viewport_height",
+            "viewing__px_per_degree",
+            "rater__excluded",
+            "source",
+            "created_at",
+        )
+    )
+    count = 0
+    for (
+        a,
+        b,
+        winner,
+        a_id,
+        tie,
+        rater,
+        response,
+        visible,
+        native,
+        dpr,
+        width,
+        height,
+        ppd,
+        excluded,
+        source,
+        at,
+    ) in rows.iterator(chunk_size=10_000):
+        writer.writerow(
+            (
+                a,
+                b,
+                "tie" if tie else "a" if winner == a_id else "b",
+                rater or "",
+                "" if response is None else response,
+                "" if visible is None else visible,
+                _flag(native),
+                "" if dpr is None else f"{dpr:g}",
+                f"{width}x{height}" if width else "",
+                "" if ppd is None else f"{ppd:.1f}",
+                _flag(excluded),
+                source,
+                at.isoformat(timespec="milliseconds"),
+            )
+        )
+        count += 1
+    return count

@@ -24,6 +24,7 @@ from PIL import Image
 
 from sr_models import distortions
 
+from . import stimuli
 from .exceptions import ApplicationError
 from .imaging import checked_png
 from .importing import joining_image
@@ -175,6 +176,7 @@ def distortion_generate(*, reference_id: int, distortion_type_id: int, level: in
     # The file first, outside the transaction: SQLite holds its write lock for
     # the whole transaction. Content-addressed, so a lost race costs nothing.
     image = joining_image(study, reference, kind, level, name, checked, written)
+    image.display = stimuli.store_stimulus(study.slug, checked.data)  # made PNG already: it is its own display
     try:
         with transaction.atomic():
             image.provenance = {

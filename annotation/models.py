@@ -6,13 +6,24 @@ are constraints here as well.
 """
 
 import random
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
 from . import bradley_terry, elo
+
+
+def validate_url_template(value: str) -> None:
+    """An http(s) address, with {code} where the code goes (optional)."""
+    parts = urlsplit(value.replace("{code}", "CODE"))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValidationError(f"{value!r} is not an http(s) address")
+    if "{" in value.replace("{code}", "") or "}" in value.replace("{code}", ""):
+        raise ValidationError("the only placeholder is {code}")
 
 
 class Study(models.Model):
@@ -42,7 +53,44 @@ class Study(models.Model):
     trials_per_rater = models.PositiveIntegerField(default=60, help_text="Rated trials per rater (cap and quota)")
     training_trials = models.PositiveIntegerField(default=3, help_text="Easy pairs with feedback before real trials")
     completion_code = models.CharField(
-        max_length=64, blank=True, help_text="Code shown at the end (e.g. Prolific's); blank: one per rater"
+        max_length=64,
+        blank=True,
+        help_text="The study's completion code (e.g. Prolific's), shown to every rater who finishes; blank: a "
+        "unique code per rater (MTurk style)",
+    )
+    completion_url = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[validate_url_template],
+        help_text="Send finished raters here, {code} replaced by their code, e.g. "
+        "https://app.prolific.com/submissions/complete?cc={code}",
+    )
+    screen_out_code = models.CharField(
+        max_length=64, blank=True, help_text="Code shown to raters excluded by a check (Prolific's screen-out code)"
+    )
+    screen_out_url = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[validate_url_template],
+        help_text="Send raters excluded by a check here, {code} replaced by the screen-out code",
+    )
+    allow_resume = models.BooleanField(
+        default=True,
+        help_text="Joining again with the same id continues the same rater (progress, quota, pairs seen)",
+    )
+    allow_ties = models.BooleanField(
+        default=False,
+        help_text="Offer 'can't tell' (a tie counts S = 0.5 in Elo, half a win in Bradley–Terry); PIPAL is "
+        "forced choice",
+    )
+    narrow_layout = models.BooleanField(
+        default=False,
+        help_text="Let a window too narrow for three images side by side show the reference above the pair "
+        "(phones and small laptops); off: ask for a larger window",
+    )
+    screen_calibration = models.BooleanField(
+        default=False,
+        help_text="Measure each rater's pixels per degree (credit card and blind spot) before the first trial",
     )
     # --- quality control (defaults from ITU-T P.808 / P.910 crowdsourcing practice) ---
     gold_every = models.PositiveIntegerField(
@@ -61,6 +109,17 @@ class Study(models.Model):
     agreement_min_gap = models.FloatField(default=100.0, help_text="A pair is clear when its MOS gap is at least this")
     min_vote_interval_ms = models.PositiveIntegerField(
         default=300, help_text="A rater cannot vote again sooner than this (enforced atomically)"
+    )
+    max_non_native_share = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Flag a rater with more than this share of votes made while images were not shown at native size",
+    )
+    min_px_per_degree = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="With screen calibration: flag a rater whose device pixels per degree of visual angle are "
+        "below this (0: off)",
     )
     owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="owned_studies")
     # Where the MOS comes from: the Elo engine over the judgment log (live or
@@ -135,11 +194,8 @@ class ReferenceImage(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     thumbnail = models.FileField(max_length=300, blank=True)
-    # Control-trial candidates, made on first use: the reference's own pixels
-    # and a heavily degraded copy, stored under random names so their URLs
-    # give nothing away.
-    control_copy = models.FileField(max_length=300, blank=True)
-    control_decoy = models.FileField(max_length=300, blank=True)
+    # What raters are shown: the decoded pixels as PNG under a keyed name (stimuli.py).
+    display = models.FileField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -212,6 +268,8 @@ class DistortedImage(models.Model):
     provenance = models.JSONField(
         default=dict, blank=True, help_text="How a generated image was made: generator, parameters, seed, versions"
     )
+    # What raters are shown: the decoded pixels as PNG under a keyed name (stimuli.py).
+    display = models.FileField(max_length=300, blank=True)
     # A random key fixed at creation: the scheduler's tie-break among images
     # with equal judgment counts, served straight from an index.
     shuffle_key = models.FloatField(default=_shuffle_key)
@@ -240,12 +298,24 @@ class Rater(models.Model):
     excluded = models.BooleanField(default=False, help_text="Votes left out of the MOS")
     exclusion_reason = models.CharField(max_length=200, blank=True)
     consented_at = models.DateTimeField(null=True, blank=True)
-    completion_code = models.CharField(max_length=64, blank=True)
+    completion_code = models.CharField(
+        max_length=64, blank=True, help_text="This rater's own code (studies without a study-wide code)"
+    )
     last_vote_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the quota was reached or no pair was left: the code is shown from then"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["study", "external_id"], name="rater_unique_external_id")]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "external_id"], name="rater_unique_external_id"),
+            models.UniqueConstraint(
+                fields=["study", "completion_code"],
+                condition=~Q(completion_code=""),
+                name="rater_unique_completion_code",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.study.slug}:{self.external_id}"
@@ -294,8 +364,8 @@ class Assignment(models.Model):
 
 
 class ControlTrial(models.Model):
-    """A training or gold pair: the reference's own pixels against a heavily
-    degraded copy. Training pairs give feedback; a failed gold pair voids the
+    """A practice or gold pair with a known answer (controls.py builds them from the
+    study's own images). Practice pairs give feedback; a failed gold pair voids the
     rater's session. Neither touches the Elo ratings."""
 
     class Kind(models.TextChoices):
@@ -307,10 +377,15 @@ class ControlTrial(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     token = models.CharField(max_length=64, unique=True)
     reference = models.ForeignKey(ReferenceImage, on_delete=models.CASCADE, related_name="+")
+    construction = models.CharField(max_length=16, blank=True, help_text="How the pair was built (controls.py)")
+    left_file = models.CharField(max_length=300, default="", help_text="Stored name of the left picture")
+    right_file = models.CharField(max_length=300, default="", help_text="Stored name of the right picture")
     correct_side = models.CharField(max_length=5, choices=[("left", "left"), ("right", "right")])
     status = models.CharField(max_length=16, choices=Assignment.Status.choices, default=Assignment.Status.OPEN)
     choice = models.CharField(max_length=5, blank=True)
     response_ms = models.PositiveIntegerField(null=True, blank=True)
+    visible_ms = models.PositiveIntegerField(null=True, blank=True)
+    native = models.BooleanField(null=True, blank=True)
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     answered_at = models.DateTimeField(null=True, blank=True)
@@ -324,6 +399,70 @@ class ControlTrial(models.Model):
     @property
     def passed(self) -> bool | None:
         return None if not self.choice else self.choice == self.correct_side
+
+
+class ControlPicture(models.Model):
+    """A picture made for practice and gold pairs, never rated itself (controls.py): a decoy
+    (one of the study's images, heavily degraded further) or a practice picture made from
+    a reference. Stored among the stimuli under the same kind of name."""
+
+    class Kind(models.TextChoices):
+        DECOY = "decoy", "Decoy: a study image degraded further"
+        SHARP = "sharp", "Practice: sharp but different from the reference"
+        MILD = "mild", "Practice: mildly blurred, close to the reference"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="control_pictures")
+    reference = models.ForeignKey(ReferenceImage, on_delete=models.CASCADE, related_name="control_pictures")
+    image = models.ForeignKey(
+        DistortedImage, on_delete=models.CASCADE, null=True, blank=True, related_name="control_pictures"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    file = models.FileField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reference", "image", "kind"], name="control_picture_unique"),
+            models.UniqueConstraint(
+                fields=["reference", "kind"], condition=Q(image=None), name="control_picture_unique_reference"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} picture of {self.reference}"
+
+
+class ViewingReport(models.Model):
+    """A rater's viewing conditions, reported by the rating page when a session starts and
+    whenever they change; each judgment points to the report in force when it was made."""
+
+    class Layout(models.TextChoices):
+        SIDE_BY_SIDE = "side_by_side", "Reference between the two images"
+        STACKED = "stacked", "Reference above the pair"
+        REFUSED = "refused", "Window too small: no images shown"
+
+    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="viewing_reports")
+    device_pixel_ratio = models.FloatField()
+    screen_width = models.PositiveIntegerField(help_text="CSS pixels")
+    screen_height = models.PositiveIntegerField(help_text="CSS pixels")
+    viewport_width = models.PositiveIntegerField(help_text="CSS pixels")
+    viewport_height = models.PositiveIntegerField(help_text="CSS pixels")
+    zoom = models.FloatField(null=True, blank=True, help_text="Browser zoom as the page estimates it")
+    user_agent = models.CharField(max_length=512, blank=True)
+    native = models.BooleanField(help_text="Every stimulus shown one image pixel per device pixel")
+    layout = models.CharField(max_length=16, choices=Layout.choices)
+    px_per_mm = models.FloatField(null=True, blank=True, help_text="Screen calibration: CSS pixels per millimetre")
+    viewing_distance_mm = models.FloatField(null=True, blank=True, help_text="Screen calibration (blind spot)")
+    px_per_degree = models.FloatField(
+        null=True, blank=True, help_text="Screen calibration: device pixels per degree of visual angle"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"viewing of {self.rater} at {self.device_pixel_ratio}x"
 
 
 class Judgment(models.Model):
@@ -341,12 +480,22 @@ class Judgment(models.Model):
     )
     image_a = models.ForeignKey(DistortedImage, on_delete=models.PROTECT, related_name="+", help_text="Left image")
     image_b = models.ForeignKey(DistortedImage, on_delete=models.PROTECT, related_name="+", help_text="Right image")
-    winner = models.ForeignKey(DistortedImage, on_delete=models.PROTECT, related_name="+")
+    winner = models.ForeignKey(
+        DistortedImage, on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="None: a tie"
+    )
+    tie = models.BooleanField(default=False, help_text="'Can't tell': S = 0.5 for both (PIPAL Eq. 2)")
     elo_a_before = models.FloatField()
     elo_a_after = models.FloatField()
     elo_b_before = models.FloatField()
     elo_b_after = models.FloatField()
     response_ms = models.PositiveIntegerField(null=True, blank=True)
+    visible_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How long the pair was fully visible at native size before the vote"
+    )
+    native = models.BooleanField(null=True, blank=True, help_text="Every image shown one pixel per device pixel")
+    viewing = models.ForeignKey(
+        ViewingReport, on_delete=models.PROTECT, null=True, blank=True, related_name="judgments"
+    )
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.LIVE)
     issued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -356,7 +505,10 @@ class Judgment(models.Model):
         constraints = [
             models.CheckConstraint(condition=~Q(image_a=F("image_b")), name="judgment_a_ne_b"),
             models.CheckConstraint(
-                condition=Q(winner=F("image_a")) | Q(winner=F("image_b")), name="judgment_winner_in_pair"
+                condition=Q(tie=False, winner=F("image_a"))
+                | Q(tie=False, winner=F("image_b"))
+                | Q(tie=True, winner__isnull=True),
+                name="judgment_winner_in_pair",
             ),
         ]
         indexes = [models.Index(fields=["study", "id"], name="judgment_study_idx")]
@@ -365,8 +517,9 @@ class Judgment(models.Model):
         return f"judgment {self.pk}"
 
     @property
-    def a_wins(self) -> bool:
-        return self.winner_id == self.image_a_id
+    def a_score(self) -> float:
+        """S_A of PIPAL Eq. 2: 1 when A won, 0 when B won, 0.5 for a tie."""
+        return 0.5 if self.tie else float(self.winner_id == self.image_a_id)
 
 
 class LabelImport(models.Model):

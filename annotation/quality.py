@@ -10,7 +10,11 @@ practice and the pairwise-vote cleaning of LMSYS's arena (see SPEC §2):
   ``min_gap``, 100 Elo points = a 64% preference) the rater picks the higher-MOS image less often than
   ``min_agreement``. The consensus is the study's MOS; with many raters one
   rater's own votes hardly move it.
-* a failed gold pair (recorded by the vote service) voids the session.
+* a failed gold pair (recorded by the vote service) voids the session;
+* viewing conditions (issue 16): more than ``max_non_native_share`` of the votes
+  made while the images were not shown one image pixel per device pixel, or,
+  with screen calibration, fewer device pixels per degree of visual angle than
+  ``min_px_per_degree`` (images too small to see their detail at that distance).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ class Thresholds:
     max_fast_share: float = 0.2
     min_agreement: float = 0.6
     min_gap: float = 100.0
+    max_non_native_share: float = 0.0
+    min_px_per_degree: float = 0.0  # 0: no rule
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,14 @@ class Vote:
     response_ms: int | None
     winner_mos: float
     loser_mos: float
+    native: bool | None = None  # as the rating page reported it; None: not reported
+
+
+@dataclass(frozen=True)
+class Viewing:
+    """What the rater's viewing reports say (the calibrated pixels per degree, if measured)."""
+
+    px_per_degree: float | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,8 @@ class RaterQuality:
     clear_pairs: int
     agreement: float | None
     gold_failed: int
+    non_native_share: float | None = None
+    px_per_degree: float | None = None
     flags: list[str] = field(default_factory=list)
 
     @property
@@ -52,17 +68,27 @@ class RaterQuality:
         return bool(self.flags)
 
 
-def assess(votes: Sequence[Vote], *, gold_failed: int, thresholds: Thresholds) -> RaterQuality:
+def assess(
+    votes: Sequence[Vote], *, gold_failed: int, thresholds: Thresholds, viewing: Viewing = Viewing()
+) -> RaterQuality:
     trials = len(votes)
     left_share = sum(v.chose_left for v in votes) / trials if trials else 0.0
     timed = [v.response_ms for v in votes if v.response_ms is not None]
     fast_share = sum(ms < thresholds.min_response_ms for ms in timed) / len(timed) if timed else 0.0
     clear = [v for v in votes if abs(v.winner_mos - v.loser_mos) >= thresholds.min_gap]
     agreement = sum(v.winner_mos > v.loser_mos for v in clear) / len(clear) if clear else None
+    reported = [v.native for v in votes if v.native is not None]
+    non_native = sum(not shown for shown in reported) / len(reported) if reported else None
 
     flags = []
     if gold_failed:
         flags.append("failed gold pair")
+    # Viewing rules hold from the first vote: one blurred comparison is already a wrong datum.
+    if non_native is not None and non_native > thresholds.max_non_native_share:
+        flags.append(f"{non_native:.0%} of votes on images not shown at native size")
+    ppd = viewing.px_per_degree
+    if thresholds.min_px_per_degree and ppd is not None and ppd < thresholds.min_px_per_degree:
+        flags.append(f"{ppd:.0f} pixels per degree, under {thresholds.min_px_per_degree:g}")
     if trials >= thresholds.min_trials:
         if max(left_share, 1 - left_share) > thresholds.side_bias:
             flags.append(f"one side in {max(left_share, 1 - left_share):.0%} of trials")
@@ -77,5 +103,7 @@ def assess(votes: Sequence[Vote], *, gold_failed: int, thresholds: Thresholds) -
         clear_pairs=len(clear),
         agreement=agreement,
         gold_failed=gold_failed,
+        non_native_share=non_native,
+        px_per_degree=ppd,
         flags=flags,
     )

@@ -16,6 +16,7 @@ references its left image before its right one, not in id order).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import random
 import secrets
@@ -24,17 +25,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import elo, scheduler
-from .controls import control_pictures
+from . import control_trials, elo, scheduler, stimuli
 from .db import atomic_with_retry
 from .exceptions import ApplicationError, Conflict, Forbidden, Gone, LabelsStudy, NotFound
-from .models import Assignment, ControlTrial, DistortedImage, Judgment, Rater, ReferenceImage, Study
+from .models import Assignment, ControlTrial, DistortedImage, Judgment, Rater, ReferenceImage, Study, ViewingReport
 
 
 def hash_token(token: str) -> str:
@@ -51,6 +49,15 @@ STUDY_OPTIONS = (
     "min_response_ms",
     "min_vote_interval_ms",
     "completion_code",
+    "completion_url",
+    "screen_out_code",
+    "screen_out_url",
+    "allow_resume",
+    "allow_ties",
+    "narrow_layout",
+    "screen_calibration",
+    "max_non_native_share",
+    "min_px_per_degree",
     "instructions",
     "pair_policy",
     "bt_scope",
@@ -110,30 +117,78 @@ def study_require_judgments(study: Study, *, action: str = "vote") -> None:
 # --- raters --------------------------------------------------------------------
 
 
+# Crockford's base32 (no I, L, O, U): codes people copy by hand without misreading.
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_LENGTH = 12  # 60 bits: unguessable, and checkable against the rater list
+
+
+def new_completion_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
 def rater_create(
     *, study: Study, external_id: str, synthetic: bool = False, consented: bool = False
 ) -> tuple[Rater, str]:
-    """A new rater and their API token (returned once; only its hash is kept)."""
+    """A new rater and their API token (returned once; only its hash is kept). Without a
+    study-wide completion code the rater gets a unique code of their own, shown when they finish."""
     study_require_judgments(study)
     external_id = external_id.strip()
     if not external_id:
         raise ApplicationError("external_id must not be empty", fields={"external_id": ["must not be empty"]})
     token = secrets.token_urlsafe(32)
-    try:
-        with transaction.atomic():
-            rater = Rater.objects.create(
-                study=study,
-                external_id=external_id,
-                token_hash=hash_token(token),
-                synthetic=synthetic,
-                consented_at=timezone.now() if consented else None,
-                completion_code=study.completion_code or secrets.token_hex(4).upper(),
-            )
-    except IntegrityError:
+    for _ in range(3):  # a code clash (1 in 2^60 per pair) or a concurrent join of the same id
+        try:
+            with transaction.atomic():
+                rater = Rater.objects.create(
+                    study=study,
+                    external_id=external_id,
+                    token_hash=hash_token(token),
+                    synthetic=synthetic,
+                    consented_at=timezone.now() if consented else None,
+                    completion_code="" if study.completion_code else new_completion_code(),
+                )
+            return rater, token
+        except IntegrityError:
+            if Rater.objects.filter(study=study, external_id=external_id).exists():
+                break
+    raise Conflict(
+        f"rater {external_id!r} has already joined study {study.slug!r}", fields={"external_id": ["already joined"]}
+    )
+
+
+@dataclass(frozen=True)
+class Joined:
+    rater: Rater
+    token: str
+    resumed: bool
+
+
+@atomic_with_retry
+def rater_join(*, study: Study, external_id: str, consented: bool = False) -> Joined:
+    """Join a study, or — the same external id again, from a new browser or after cleared
+    cookies — resume that rater where they stopped (progress, quota, pairs seen) with a new
+    token, unless the study turns resume off. The old token stops working."""
+    study_require_judgments(study)
+    existing = Rater.objects.select_for_update(no_key=True).filter(study=study, external_id=external_id.strip()).first()
+    if existing is None:
+        rater, token = rater_create(study=study, external_id=external_id, consented=consented)
+        return Joined(rater, token, resumed=False)
+    if not study.allow_resume:
         raise Conflict(
-            f"rater {external_id!r} has already joined study {study.slug!r}", fields={"external_id": ["already joined"]}
-        ) from None
-    return rater, token
+            f"{existing.external_id!r} has already taken part in this study, which allows one session per id",
+            code="already_joined",
+            fields={"external_id": ["already taken part"]},
+        )
+    token = secrets.token_urlsafe(32)
+    existing.token_hash = hash_token(token)
+    existing.consented_at = existing.consented_at or (timezone.now() if consented else None)
+    existing.save(update_fields=["token_hash", "consented_at"])
+    return Joined(existing, token, resumed=True)
+
+
+def rater_code(rater: Rater, study: Study) -> str:
+    """The code a finished rater gets: the study's own, or theirs."""
+    return study.completion_code or rater.completion_code
 
 
 @atomic_with_retry
@@ -172,24 +227,24 @@ def _recompute_after_commit(study_id: int) -> None:
 
 @dataclass(frozen=True)
 class Candidate:
-    file: object  # a FieldFile; the API turns it into a URL
-    image_id: int | None  # None for a control trial's pictures
+    id: str  # opaque, per assignment and side: nothing links it to an image or tells a check
+    file: str  # the stored name of the picture shown (a stimulus; stimuli.py)
 
 
 @dataclass(frozen=True)
 class IssuedTrial:
-    """One trial as the rater sees it: a real pair or a control pair look alike
-    (only training is announced, since it gives feedback)."""
+    """One trial as the rater sees it: a real pair and a gold pair have the same fields,
+    shapes and kinds of value (only practice is announced, since it gives feedback)."""
 
     token: str
     phase: str  # "training" or "rating"
-    reference_id: int
-    reference_file: object
+    reference: Candidate
     left: Candidate
     right: Candidate
     expires_at: object
     done: int
     quota: int
+    allow_tie: bool = False
     assignment: Assignment | None = None  # internal: the real pair
     control: ControlTrial | None = None  # internal: the control pair
 
@@ -199,29 +254,26 @@ class RaterProgress:
     training_issued: int
     rating_issued: int
     rated: int
-    open_rating: int
 
 
 def rater_progress(rater: Rater) -> RaterProgress:
-    """Trials issued and answered so far, in two aggregate queries; retired
-    (never answerable) trials don't count. A rated trial is a voted assignment
-    or a voted gold pair."""
-    live, voted, open_ = ~Q(status="retired"), Q(status="voted"), Q(status="open")
+    """Trials issued and answered so far, in two aggregate queries; retired (expired,
+    never answered) trials don't count. A rated trial is a voted assignment or a voted
+    gold pair."""
+    live, voted = ~Q(status="retired"), Q(status="voted")
     pairs = Assignment.objects.filter(rater=rater).aggregate(
-        issued=Count("id", filter=live), voted=Count("id", filter=voted), open=Count("id", filter=open_)
+        issued=Count("id", filter=live), voted=Count("id", filter=voted)
     )
     training, gold = Q(kind=ControlTrial.Kind.TRAINING), Q(kind=ControlTrial.Kind.GOLD)
     controls = ControlTrial.objects.filter(rater=rater).aggregate(
         training=Count("id", filter=training & live),
         gold=Count("id", filter=gold & live),
         gold_voted=Count("id", filter=gold & voted),
-        gold_open=Count("id", filter=gold & open_),
     )
     return RaterProgress(
         training_issued=controls["training"],
         rating_issued=pairs["issued"] + controls["gold"],
         rated=pairs["voted"] + controls["gold_voted"],
-        open_rating=pairs["open"] + controls["gold_open"],
     )
 
 
@@ -233,57 +285,66 @@ def _gold_slot(rater: Rater, every: int) -> int:
     return 1 + int(hashlib.sha256(f"gold:{rater.pk}".encode()).hexdigest(), 16) % (every - 1)
 
 
-def _retire_surplus_open(rater: Rater, now) -> None:
-    keep = max(settings.PIPAL_MAX_OPEN_ASSIGNMENTS - 1, 0)
-    open_items = sorted(
-        [
-            *(
-                (at, pk, Assignment)
-                for pk, at in Assignment.objects.filter(
-                    rater=rater, status=Assignment.Status.OPEN, expires_at__gt=now
-                ).values_list("id", "issued_at")
-            ),
-            *(
-                (at, pk, ControlTrial)
-                for pk, at in ControlTrial.objects.filter(
-                    rater=rater, status=Assignment.Status.OPEN, expires_at__gt=now
-                ).values_list("id", "issued_at")
-            ),
-        ],
-        key=lambda item: (item[0], item[1]),
-        reverse=True,
+def opaque_id(token: str, part: str) -> str:
+    """A per-assignment id for one picture of a trial (22 url-safe characters, like any other)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(f"{token}:{part}".encode()).digest())[:22].decode()
+
+
+def _open_trial(rater: Rater, now) -> Assignment | ControlTrial | None:
+    """The rater's open, unexpired trial (at most one exists: a trial leaves by a vote or by expiry)."""
+    live = {"rater": rater, "status": Assignment.Status.OPEN, "expires_at__gt": now}
+    return (
+        Assignment.objects.select_related("reference", "left", "right").filter(**live).first()
+        or ControlTrial.objects.select_related("reference").filter(**live).first()
     )
-    for _, pk, model in open_items[keep:]:
-        model.objects.filter(pk=pk).update(status=Assignment.Status.RETIRED)
+
+
+def _retire_expired(rater: Rater, now) -> None:
+    expired = {"rater": rater, "status": Assignment.Status.OPEN, "expires_at__lte": now}
+    Assignment.objects.filter(**expired).update(status=Assignment.Status.RETIRED)
+    ControlTrial.objects.filter(**expired).update(status=Assignment.Status.RETIRED)
+
+
+def _finish(rater: Rater, now) -> None:
+    if rater.finished_at is None and not rater.excluded:
+        rater.finished_at = now
+        rater.save(update_fields=["finished_at"])
 
 
 @atomic_with_retry
 def pair_next(*, study: Study, rater: Rater, rng: random.Random | None = None) -> IssuedTrial | None:
-    """Issue the rater's next trial, or None when they are done (quota reached,
-    every pair seen, or excluded).
+    """The rater's trial: the open one again while it is open (a reload, a second tab or a
+    repeated call cannot skip a pair), else a new one; None when they are done (quota
+    reached, every pair seen, or excluded), which marks a rater who finished.
 
-    Order: ``training_trials`` training pairs with feedback, then real pairs
-    from the scheduler with one gold pair in every ``gold_every`` trials.
+    Order: ``training_trials`` practice pairs with feedback, then real pairs from the
+    scheduler with one gold pair in every ``gold_every`` trials.
     """
     if rater.study_id != study.id:
         raise Forbidden("this rater belongs to another study")
     study_require_judgments(study)
-    # The rater's row is the lock every issue and vote of this rater takes first: the
-    # open-pair limit and the quota are counted and changed by one request at a time.
+    # The rater's row is the lock every issue and vote of this rater takes first: one trial
+    # open at a time and the quota hold under simultaneous requests.
     rater = _lock_rater(rater)
     if rater.excluded:
         return None
-    rng = rng or random.Random()
     now = timezone.now()
-    _retire_surplus_open(rater, now)
     progress = rater_progress(rater)
-    if progress.rated + progress.open_rating >= study.trials_per_rater:
-        return None
-    if progress.training_issued < study.training_trials:
-        return _issue_control(study, rater, ControlTrial.Kind.TRAINING, rng, now, progress)
-    if study.gold_every and progress.rating_issued % study.gold_every == _gold_slot(rater, study.gold_every):
-        return _issue_control(study, rater, ControlTrial.Kind.GOLD, rng, now, progress)
-    return _issue_pair(study, rater, rng, now, progress)
+    current = _open_trial(rater, now)
+    if current is not None:
+        return _trial_of(study, current, progress)
+    _retire_expired(rater, now)
+    rng = rng or random.Random()
+    trial = None
+    if progress.rated < study.trials_per_rater:
+        if progress.training_issued < study.training_trials:
+            trial = _issue_control(study, rater, ControlTrial.Kind.TRAINING, rng, now, progress)
+        elif study.gold_every and progress.rating_issued % study.gold_every == _gold_slot(rater, study.gold_every):
+            trial = _issue_control(study, rater, ControlTrial.Kind.GOLD, rng, now, progress)
+        trial = trial or _issue_pair(study, rater, rng, now, progress)
+    if trial is None:
+        _finish(rater, now)
+    return trial
 
 
 def _lock_rater(rater: Rater) -> Rater:
@@ -294,8 +355,51 @@ def _expiry(now):
     return now + timedelta(seconds=settings.PIPAL_ASSIGNMENT_TTL_SECONDS)
 
 
+def _trial_of(study: Study, item: Assignment | ControlTrial, progress: RaterProgress) -> IssuedTrial:
+    token = item.token
+    if isinstance(item, Assignment):
+        slug = study.slug
+        names = {
+            "reference": stimuli.ensure_display(item.reference, slug),
+            "left": stimuli.ensure_display(item.left, slug),
+            "right": stimuli.ensure_display(item.right, slug),
+        }
+        _save_new_displays([item.reference], [item.left, item.right])
+        phase = "rating"
+    else:
+        names = {
+            "reference": stimuli.ensure_display(item.reference, study.slug),
+            "left": item.left_file,
+            "right": item.right_file,
+        }
+        _save_new_displays([item.reference], [])
+        phase = "training" if item.kind == ControlTrial.Kind.TRAINING else "rating"
+    return IssuedTrial(
+        token=token,
+        phase=phase,
+        reference=Candidate(opaque_id(token, "reference"), names["reference"]),
+        left=Candidate(opaque_id(token, "left"), names["left"]),
+        right=Candidate(opaque_id(token, "right"), names["right"]),
+        expires_at=item.expires_at,
+        done=progress.rated,
+        quota=study.trials_per_rater,
+        allow_tie=study.allow_ties and phase == "rating",
+        assignment=item if isinstance(item, Assignment) else None,
+        control=item if isinstance(item, ControlTrial) else None,
+    )
+
+
+def _save_new_displays(references: list[ReferenceImage], images: list[DistortedImage]) -> None:
+    """Store display copies made just now (older studies, or rows made without one), in id
+    order as votes lock images, so no deadlock."""
+    for model, items in ((ReferenceImage, references), (DistortedImage, images)):
+        for item in sorted(items, key=lambda item: item.pk):
+            if item.display and model.objects.filter(pk=item.pk, display="").exists():
+                model.objects.filter(pk=item.pk).update(display=item.display.name)
+
+
 def _issue_pair(study, rater, rng, now, progress) -> IssuedTrial | None:
-    for _ in range(3):  # a concurrent request of the same rater may take the same pair first
+    for _ in range(3):  # a concurrent request may take the same pair first
         choice = scheduler.choose_pair(study, rater.id, rng)
         if choice is None:
             return None
@@ -319,64 +423,31 @@ def _issue_pair(study, rater, rng, now, progress) -> IssuedTrial | None:
         except IntegrityError:
             continue
         assignment = Assignment.objects.select_related("reference", "left", "right").get(pk=assignment.pk)
-        return IssuedTrial(
-            token=assignment.token,
-            phase="rating",
-            reference_id=assignment.reference_id,
-            reference_file=assignment.reference.file,
-            left=Candidate(assignment.left.file, assignment.left_id),
-            right=Candidate(assignment.right.file, assignment.right_id),
-            expires_at=assignment.expires_at,
-            done=progress.rated,
-            quota=study.trials_per_rater,
-            assignment=assignment,
-        )
+        return _trial_of(study, assignment, progress)
     raise Conflict("could not reserve a pair; please retry")
 
 
 def _issue_control(study, rater, kind, rng, now, progress) -> IssuedTrial | None:
-    references = ReferenceImage.objects.filter(study=study).order_by("id")
-    count = references.count()
-    if count == 0:
+    number = progress.training_issued if kind == ControlTrial.Kind.TRAINING else None
+    pair = control_trials.build(study=study, kind=kind, practice_number=number, rng=rng)
+    if pair is None:
         return None
-    reference = reference_control_pictures(reference=references[rng.randrange(count)])
     correct = rng.choice(["left", "right"])
+    left, right = (pair.correct, pair.other) if correct == "left" else (pair.other, pair.correct)
     control = ControlTrial.objects.create(
         study=study,
         rater=rater,
         kind=kind,
         token=secrets.token_urlsafe(24),
-        reference=reference,
+        reference=pair.reference,
+        construction=pair.construction,
+        left_file=left,
+        right_file=right,
         correct_side=correct,
         issued_at=now,
         expires_at=_expiry(now),
     )
-    copy, decoy = Candidate(reference.control_copy, None), Candidate(reference.control_decoy, None)
-    return IssuedTrial(
-        token=control.token,
-        phase="training" if kind == ControlTrial.Kind.TRAINING else "rating",
-        reference_id=reference.id,
-        reference_file=reference.file,
-        left=copy if correct == "left" else decoy,
-        right=decoy if correct == "left" else copy,
-        expires_at=control.expires_at,
-        done=progress.rated,
-        quota=study.trials_per_rater,
-        control=control,
-    )
-
-
-def reference_control_pictures(*, reference: ReferenceImage) -> ReferenceImage:
-    """Make (once) the copy and decoy pictures of a reference's control pairs."""
-    if reference.control_copy and reference.control_decoy:
-        return reference
-    with reference.file.open("rb") as handle:
-        copy, decoy = control_pictures(handle.read())
-    slug = reference.study.slug
-    reference.control_copy = default_storage.save(f"studies/{slug}/{secrets.token_hex(32)}.png", ContentFile(copy))
-    reference.control_decoy = default_storage.save(f"studies/{slug}/{secrets.token_hex(32)}.png", ContentFile(decoy))
-    reference.save(update_fields=["control_copy", "control_decoy"])
-    return reference
+    return _trial_of(study, control, progress)
 
 
 def _apply_judgment(
@@ -384,14 +455,15 @@ def _apply_judgment(
     study: Study,
     image_a_id: int,
     image_b_id: int,
-    a_wins: bool,
+    a_score: float,
     rater: Rater | None = None,
     assignment: Assignment | None = None,
     response_ms: int | None = None,
+    seen: Seen | None = None,
     source: str = Judgment.Source.LIVE,
 ) -> Judgment:
-    """Apply one judgment inside the caller's transaction: lock both image rows
-    in id order, run the Elo step, append to the log."""
+    """Apply one judgment inside the caller's transaction: lock both image rows in id
+    order, run the Elo step (``a_score`` is S_A: 1, 0, or 0.5 for a tie), append to the log."""
     if image_a_id == image_b_id:
         raise ApplicationError("an image cannot be compared with itself")
     locked = {
@@ -410,24 +482,29 @@ def _apply_judgment(
 
     params = study.elo_params
     states = {image.id: elo.RatingState(image.elo, image.judgment_count, list(image.recent_elo)) for image in (a, b)}
-    (step,) = elo.apply(states, [(a.id, b.id, a_wins)], params)
+    (step,) = elo.apply(states, [(a.id, b.id, a_score)], params)
     for image in (a, b):
         state = states[image.id]
         image.elo, image.judgment_count, image.recent_elo = state.elo, state.judgments, state.recent
         image.mos = state.mos(params.initial)
         image.save(update_fields=["elo", "judgment_count", "recent_elo", "mos"])
+    seen = seen or Seen()
     return Judgment.objects.create(
         study=study,
         rater=rater,
         assignment=assignment,
         image_a=a,
         image_b=b,
-        winner=a if a_wins else b,
+        winner=None if a_score == 0.5 else a if a_score else b,
+        tie=a_score == 0.5,
         elo_a_before=step.a_before,
         elo_a_after=step.a_after,
         elo_b_before=step.b_before,
         elo_b_after=step.b_after,
         response_ms=response_ms,
+        visible_ms=seen.visible_ms,
+        native=seen.native,
+        viewing_id=seen.viewing_id,
         source=source,
         issued_at=assignment.issued_at if assignment else None,
     )
@@ -439,11 +516,32 @@ class TooFast(ApplicationError):
 
 
 @dataclass(frozen=True)
+class Seen:
+    """How the rater saw the pair, as the rating page reports it with the vote."""
+
+    visible_ms: int | None = None  # time fully visible at native size before the vote
+    native: bool | None = None  # every image one image pixel per device pixel
+    viewing_id: int | None = None  # the rater's ViewingReport in force
+
+
+@dataclass(frozen=True)
 class VoteOutcome:
     judgment: Judgment | None  # None for a control trial
-    feedback: dict | None  # training pairs only
+    feedback: dict | None  # practice pairs only
     done: int
     quota: int
+    next: IssuedTrial | None = None  # the rater's next trial (None: finished or excluded)
+
+
+CHOICES = ("left", "right", "tie")
+# What practice feedback says about each construction (control_trials.py).
+PRACTICE_LESSONS = {
+    "sharp": "The other image looks crisper, but its fine detail is not the reference's: judge closeness to the "
+    "reference, not sharpness.",
+    "levels": "The other image is the same distortion, stronger.",
+    "mos_gap": "Most raters so far chose it too.",
+    "decoy": "The other image is blurred and noisy.",
+}
 
 
 def vote_submit(
@@ -453,12 +551,16 @@ def vote_submit(
     assignment_token: str,
     choice: str,
     response_ms: int,
+    seen: Seen | None = None,
     enforce_rate_limit: bool = True,
+    with_next: bool = True,
 ) -> VoteOutcome:
-    """Record a rater's choice on an issued trial. Each assignment counts once.
+    """Record a rater's choice (left, right, or tie where the study allows it) on an issued
+    trial; each assignment counts once. Then, with ``with_next``, issue the rater's next
+    trial so the answer carries it (one request per trial).
 
-    The vote is one transaction; the rater's progress is read after it
-    commits, so the image rows are not held locked meanwhile.
+    The vote is one transaction; the next trial is issued after it commits, so the image
+    rows are not held locked meanwhile.
     """
     judgment, feedback = _vote_locked(
         study=study,
@@ -466,22 +568,41 @@ def vote_submit(
         assignment_token=assignment_token,
         choice=choice,
         response_ms=response_ms,
+        seen=seen or Seen(),
         enforce_rate_limit=enforce_rate_limit,
     )
+    following = pair_next(study=study, rater=rater) if with_next else None
     progress = rater_progress(rater)
-    return VoteOutcome(judgment=judgment, feedback=feedback, done=progress.rated, quota=study.trials_per_rater)
+    return VoteOutcome(
+        judgment=judgment, feedback=feedback, done=progress.rated, quota=study.trials_per_rater, next=following
+    )
+
+
+def _check_choice(study: Study, choice: str) -> None:
+    allowed = CHOICES if study.allow_ties else CHOICES[:2]
+    if choice not in allowed:
+        message = f"choice must be one of {', '.join(repr(c) for c in allowed)}"
+        raise ApplicationError(message, fields={"choice": [message]})
 
 
 @atomic_with_retry
 def _vote_locked(
-    *, study: Study, rater: Rater, assignment_token: str, choice: str, response_ms: int, enforce_rate_limit: bool
+    *,
+    study: Study,
+    rater: Rater,
+    assignment_token: str,
+    choice: str,
+    response_ms: int,
+    seen: Seen,
+    enforce_rate_limit: bool,
 ) -> tuple[Judgment | None, dict | None]:
     """Locks, in this order: the rater (rate limit; the order pair_next locks in too),
     the assignment (or control trial), then both images in id order."""
     study_require_judgments(study)
-    if choice not in ("left", "right"):
-        raise ApplicationError("choice must be 'left' or 'right'", fields={"choice": ["must be 'left' or 'right'"]})
+    _check_choice(study, choice)
     rater = _lock_rater(rater)
+    if seen.viewing_id is not None and not ViewingReport.objects.filter(pk=seen.viewing_id, rater=rater).exists():
+        raise ApplicationError("viewing: not one of this rater's viewing reports", fields={"viewing": ["unknown"]})
     item = (
         Assignment.objects.select_for_update(no_key=True).filter(token=assignment_token, study=study).first()
         or ControlTrial.objects.select_for_update(no_key=True).filter(token=assignment_token, study=study).first()
@@ -508,41 +629,45 @@ def _vote_locked(
             study=study,
             image_a_id=item.left_id,
             image_b_id=item.right_id,
-            a_wins=choice == "left",
+            a_score={"left": 1.0, "right": 0.0, "tie": 0.5}[choice],
             rater=rater,
             assignment=item,
             response_ms=response_ms,
+            seen=seen,
         )
         item.status = Assignment.Status.VOTED
         item.save(update_fields=["status"])
     else:
         item.choice, item.response_ms, item.answered_at = choice, response_ms, now
+        item.visible_ms, item.native = seen.visible_ms, seen.native
         item.status = Assignment.Status.VOTED
-        item.save(update_fields=["choice", "response_ms", "answered_at", "status"])
+        item.save(update_fields=["choice", "response_ms", "answered_at", "visible_ms", "native", "status"])
         if item.kind == ControlTrial.Kind.TRAINING:
+            lesson = PRACTICE_LESSONS.get(item.construction, "")
             feedback = {
                 "correct": item.passed,
+                "correct_side": item.correct_side,
                 "message": (
-                    f"Correct: the {item.correct_side} image is the one closer to the reference."
+                    f"Correct: the {item.correct_side} image is the closer one to the reference. {lesson}"
                     if item.passed
-                    else f"Not quite: the {item.correct_side} image is closer to the reference. Look for "
-                    "blur, noise and lost detail."
-                ),
+                    else f"Not quite: the {item.correct_side} image is closer to the reference. {lesson}"
+                ).strip(),
             }
         elif not item.passed:
-            # P.808: a session with a failed gold question is not used.
+            # P.808: a session with a failed gold question is not used (a tie on an obvious pair fails too).
             rater_set_excluded(rater=rater, excluded=True, reason="failed a gold pair")
     return judgment, feedback
 
 
 @atomic_with_retry
 def judgment_record(
-    *, study: Study, image_a_id: int, image_b_id: int, a_wins: bool, rater: Rater | None = None
+    *, study: Study, image_a_id: int, image_b_id: int, a_wins: bool, rater: Rater | None = None, tie: bool = False
 ) -> Judgment:
     """Apply one judgment on two images directly (no assignment): the engine
     under live votes, used by tools and the concurrency tests."""
     study_require_judgments(study, action="replay")
-    return _apply_judgment(study=study, image_a_id=image_a_id, image_b_id=image_b_id, a_wins=a_wins, rater=rater)
+    score = 0.5 if tie else float(a_wins)
+    return _apply_judgment(study=study, image_a_id=image_a_id, image_b_id=image_b_id, a_score=score, rater=rater)
 
 
 # --- replaying and recomputing -----------------------------------------------------
@@ -560,6 +685,11 @@ class ReplayRow:
     image_b: str
     a_wins: bool
     rater: str | None = None
+    tie: bool = False
+
+    @property
+    def a_score(self) -> float:
+        return 0.5 if self.tie else float(self.a_wins)
 
 
 @atomic_with_retry
@@ -596,14 +726,15 @@ def judgments_replay(*, study: Study, rows: Sequence[ReplayRow]) -> int:
     states = {
         image.id: elo.RatingState(image.elo, image.judgment_count, list(image.recent_elo)) for image in by_id.values()
     }
-    judged = [(images[row.image_a].id, images[row.image_b].id, row.a_wins) for row in rows]
+    judged = [(images[row.image_a].id, images[row.image_b].id, row.a_score) for row in rows]
     log = [
         Judgment(
             study=study,
             rater=raters.get(row.rater) if row.rater else None,
             image_a_id=step.image_a,
             image_b_id=step.image_b,
-            winner_id=step.image_a if step.a_wins else step.image_b,
+            winner_id=None if step.a_score == 0.5 else step.image_a if step.a_score else step.image_b,
+            tie=step.a_score == 0.5,
             elo_a_before=step.a_before,
             elo_a_after=step.a_after,
             elo_b_before=step.b_before,
@@ -658,14 +789,14 @@ def replayed_states(
     log = Judgment.objects.filter(study=study)
     if not include_excluded:
         log = log.exclude(rater__excluded=True)
-    log = log.order_by("id").values_list("image_a_id", "image_b_id", "winner_id")
+    log = log.order_by("id").values_list("image_a_id", "image_b_id", "winner_id", "tie")
     count = 0
 
     def judgments():
         nonlocal count
-        for a, b, winner in log.iterator(chunk_size=10_000):
+        for a, b, winner, tie in log.iterator(chunk_size=10_000):
             count += 1
-            yield a, b, winner == a
+            yield a, b, 0.5 if tie else float(winner == a)
 
     states = elo.replay(judgments(), [image.id for image in images], study.elo_params)
     return states, count

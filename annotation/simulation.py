@@ -38,6 +38,7 @@ from .exceptions import ApplicationError
 from .models import (
     Assignment,
     BradleyTerryFit,
+    ControlPicture,
     ControlTrial,
     DistortedImage,
     DistortionType,
@@ -185,7 +186,7 @@ def _choose(
     if trial.control is not None:
         wrong = "right" if trial.control.correct_side == "left" else "left"
         return trial.control.correct_side if rng.random() < GOOD_CONTROL_ACCURACY else wrong
-    left, right = truth[trial.left.image_id], truth[trial.right.image_id]
+    left, right = truth[trial.assignment.left_id], truth[trial.assignment.right_id]
     if profile.noise > 0:
         perception = perception if perception is not None else rng
         left += perception.normalvariate(0.0, profile.noise)
@@ -264,6 +265,7 @@ def simulate_study(
             choice=_choose(profile, trial, truth, study.elo_m, rng, perception),
             response_ms=_response_ms(profile.behaviour, rng),
             enforce_rate_limit=False,  # synthetic raters vote as fast as the machine allows
+            with_next=False,  # the loop asks for the next trial itself
         )
         if outcome.judgment is not None:
             added += 1
@@ -298,7 +300,7 @@ def bt_scores(study: Study) -> dict[int, float]:
     log = bt_fit.judgment_log(study)
     if log.winners.size == 0:
         return {image_id: study.elo_initial for image_id in log.image_ids.tolist()}
-    table = bradley_terry.PairTable.from_judgments(log.winners, log.losers, log.image_ids.size)
+    table = bradley_terry.PairTable.from_judgments(log.winners, log.losers, log.image_ids.size, log.ties)
     scores = bradley_terry.fit(table, m=study.elo_m, center=study.elo_initial)
     return dict(zip(log.image_ids.tolist(), scores.tolist(), strict=True))
 
@@ -403,7 +405,7 @@ def apply_qc(*, study: Study, report: SimulationReport) -> QcRecovery:
 POLICIES = (Study.PairPolicy.BALANCED, Study.PairPolicy.ACTIVE)
 # The copied study settings: everything but identity, pairing and where the MOS comes from.
 _NOT_COPIED = {"id", "slug", "name", "description", "created_at", "pair_policy", "mos_source"}
-_REFERENCE_FILES = ("file", "thumbnail", "control_copy", "control_decoy")
+_REFERENCE_FILES = ("file", "thumbnail", "display")
 
 
 @dataclass(frozen=True)
@@ -611,6 +613,7 @@ def _scratch_copy(study: Study, policy: str) -> Study:
                 level=image.level,
                 name=image.name,
                 file=image.file.name,
+                display=image.display.name,
                 sha256=image.sha256,
                 width=image.width,
                 height=image.height,
@@ -631,20 +634,19 @@ def _scratch_copy(study: Study, policy: str) -> Study:
 
 def _scratch_delete(scratch: Study, original: Study) -> None:
     """Delete a scratch copy's rows (in the order their PROTECT foreign keys
-    need). Files stay, except control-pair pictures the copy made itself."""
-    shared = set()
-    for copy, decoy in ReferenceImage.objects.filter(study=original).values_list("control_copy", "control_decoy"):
-        shared.update((copy, decoy))
-    own_files = {
-        name
-        for pair in ReferenceImage.objects.filter(study=scratch).values_list("control_copy", "control_decoy")
-        for name in pair
-        if name and name not in shared
-    }
+    need). Files stay, except the pictures the copy made itself (its control
+    pictures and display copies, stored under its own slug)."""
+    shared = set(DistortedImage.objects.filter(study=original).values_list("display", flat=True))
+    shared |= set(ReferenceImage.objects.filter(study=original).values_list("display", flat=True))
+    own_files = set(ControlPicture.objects.filter(study=scratch).values_list("file", flat=True))
+    own_files |= set(DistortedImage.objects.filter(study=scratch).values_list("display", flat=True))
+    own_files |= set(ReferenceImage.objects.filter(study=scratch).values_list("display", flat=True))
+    own_files = {name for name in own_files - shared if name}
     with transaction.atomic():
         Judgment.objects.filter(study=scratch).delete()
         Assignment.objects.filter(study=scratch).delete()
         ControlTrial.objects.filter(study=scratch).delete()
+        ControlPicture.objects.filter(study=scratch).delete()
         BradleyTerryFit.objects.filter(study=scratch).delete()
         Rater.objects.filter(study=scratch).delete()
         DistortedImage.objects.filter(study=scratch).delete()

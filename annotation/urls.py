@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import apis, views
+from . import apis, payments, views
 
 app_name = "annotation"
 
@@ -8,6 +8,8 @@ api_urlpatterns = [
     path("studies/<slug:slug>/raters/", apis.RaterJoinApi.as_view(), name="rater-join"),
     path("studies/<slug:slug>/pairs/next/", apis.PairNextApi.as_view(), name="pair-next"),
     path("studies/<slug:slug>/votes/", apis.VoteApi.as_view(), name="vote"),
+    path("studies/<slug:slug>/viewing/", apis.ViewingReportApi.as_view(), name="viewing"),
+    path("studies/<slug:slug>/status/", apis.RaterStatusApi.as_view(), name="rater-status"),
 ]
 
 urlpatterns = [
@@ -15,4 +17,7 @@ urlpatterns = [
     path("study/<slug:slug>/", views.study_welcome, name="welcome"),
     path("study/<slug:slug>/rate/", views.study_rate, name="rate"),
     path("study/<slug:slug>/finish/", views.study_finish, name="finish"),
+    path("study/<slug:slug>/raters/", payments.rater_list, name="raters"),
+    path("study/<slug:slug>/raters.csv", payments.rater_csv, name="raters-csv"),
+    path("study/<slug:slug>/raters/check/", payments.code_check, name="raters-check"),
 ]

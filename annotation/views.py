@@ -1,14 +1,18 @@
 """Rater pages (welcome and consent, rating, finish) and the landing page.
 
 The rating page is static HTML plus rate.js, which talks to the same rater API
-as any client, authenticated by the session the join form opens.
+as any client, authenticated by the session the join form opens. Forms follow
+POST-redirect-GET, so going back never resubmits one.
 """
+
+from urllib.parse import urlencode
 
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from . import selectors, services
+from . import completion, selectors, services
 from .authentication import session_key
 from .exceptions import ApplicationError
 from .forms import JoinForm
@@ -29,6 +33,16 @@ def _session_rater(request, study: Study) -> Rater | None:
     return Rater.objects.filter(pk=rater_id, study=study).first() if rater_id else None
 
 
+def _join_errors_key(slug: str) -> str:
+    return f"pipal-join-form:{slug}"
+
+
+def _welcome_url(slug: str, external_id: str = "") -> str:
+    url = reverse("annotation:welcome", kwargs={"slug": slug})
+    return f"{url}?{urlencode({'rater': external_id})}" if external_id else url
+
+
+@never_cache
 @require_http_methods(["GET", "POST"])
 def study_welcome(request, slug):
     study = get_object_or_404(Study, slug=slug)
@@ -37,24 +51,51 @@ def study_welcome(request, slug):
         return render(request, "annotation/welcome.html", {"study": study, "closed": True}, status=409)
     if _session_rater(request, study):
         return redirect("annotation:rate", slug=slug)
-    form = JoinForm(request.POST or None, initial={"external_id": request.GET.get("rater", "")})
-    if request.method == "POST" and form.is_valid():
+    link_id = request.GET.get("rater", "")
+    if request.method == "POST":
+        return _join(request, study, link_id)
+    # A refused form comes back through the session (POST-redirect-GET), with its errors.
+    stored = request.session.pop(_join_errors_key(slug), None)
+    form = JoinForm(initial={"external_id": link_id})
+    if stored:
+        form = JoinForm(stored["data"])
+        form.is_valid()
+        for field, messages in stored["errors"].items():
+            for message in messages:
+                if message not in form.errors.get(field, []):
+                    form.add_error(field if field != "__all__" else None, message)
+    context = {"study": study, "form": form, "question": QUESTION, "from_link": bool(link_id)}
+    return render(request, "annotation/welcome.html", context)
+
+
+def _join(request, study: Study, link_id: str):
+    form = JoinForm(request.POST)
+    if form.is_valid():
         try:
-            rater, _ = services.rater_create(study=study, external_id=form.cleaned_data["external_id"], consented=True)
+            joined = services.rater_join(study=study, external_id=form.cleaned_data["external_id"], consented=True)
         except ApplicationError as error:
             form.add_error("external_id", error.message)
         else:
             request.session.cycle_key()
-            request.session[session_key(slug)] = rater.id
-            return redirect("annotation:rate", slug=slug)
-    context = {"study": study, "form": form, "question": QUESTION, "from_link": bool(request.GET.get("rater"))}
-    return render(request, "annotation/welcome.html", context)
+            request.session[session_key(study.slug)] = joined.rater.id
+            return redirect("annotation:rate", slug=study.slug)
+    request.session[_join_errors_key(study.slug)] = {
+        "data": {key: request.POST.get(key, "") for key in ("external_id", "consent")},
+        "errors": {field: list(messages) for field, messages in form.errors.items()},
+    }
+    response = redirect(_welcome_url(study.slug, link_id))
+    response.status_code = 303  # See Other: the browser fetches the page with GET
+    return response
 
 
+@never_cache
 def study_rate(request, slug):
     study = get_object_or_404(Study, slug=slug)
-    if study.mos_from_labels or not _session_rater(request, study):
+    rater = None if study.mos_from_labels else _session_rater(request, study)
+    if rater is None:
         return redirect("annotation:welcome", slug=slug)
+    if rater.excluded or rater.finished_at:
+        return redirect("annotation:finish", slug=slug)
     return render(
         request,
         "annotation/rate.html",
@@ -63,19 +104,17 @@ def study_rate(request, slug):
             "question": QUESTION,
             "next_url": reverse("api:pair-next", kwargs={"slug": slug}),
             "vote_url": reverse("api:vote", kwargs={"slug": slug}),
+            "viewing_url": reverse("api:viewing", kwargs={"slug": slug}),
             "finish_url": reverse("annotation:finish", kwargs={"slug": slug}),
         },
     )
 
 
+@never_cache
 def study_finish(request, slug):
     study = get_object_or_404(Study, slug=slug)
     rater = _session_rater(request, study)
     if rater is None:
         return redirect("annotation:welcome", slug=slug)
-    progress = services.rater_progress(rater)
-    return render(
-        request,
-        "annotation/finish.html",
-        {"study": study, "rater": rater, "done": progress.rated, "valid": not rater.excluded},
-    )
+    state = completion.rater_completion(study=study, rater=rater)
+    return render(request, "annotation/finish.html", {"study": study, "completion": state})

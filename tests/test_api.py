@@ -31,7 +31,7 @@ def test_join_returns_rater_and_token(small_study, api):
     response = api.post("/api/studies/s1/raters/", {"external_id": "prolific-123"}, format="json")
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"rater", "token"} and len(body["token"]) > 30
+    assert set(body) == {"rater", "token", "resumed"} and len(body["token"]) > 30 and body["resumed"] is False
 
 
 def test_join_refusals_name_the_problem(small_study, api):
@@ -39,39 +39,48 @@ def test_join_refusals_name_the_problem(small_study, api):
         "external_id": ["This field is required."]
     }
     join(api, "s1", "same")
+    small_study.allow_resume = False
+    small_study.save()
     duplicate = api.post("/api/studies/s1/raters/", {"external_id": "same"}, format="json")
-    assert duplicate.status_code == 409 and "already joined" in duplicate.json()["error"]["message"]
+    assert duplicate.status_code == 409 and "already taken part" in duplicate.json()["error"]["message"]
     assert api.post("/api/studies/nope/raters/", {"external_id": "x"}, format="json").status_code == 404
 
 
 def test_pair_is_two_distortions_of_one_reference_without_scores(small_study, api):
     client = join(api, "s1", "r1")
     pair = next_pair(client)
-    assert set(pair) == {"assignment", "phase", "reference", "left", "right", "expires_at", "progress"}
+    assert set(pair) == {"assignment", "phase", "reference", "left", "right", "expires_at", "allow_tie", "progress"}
     assert pair["phase"] == "rating" and pair["progress"] == {"done": 0, "quota": 10_000}
     assert set(pair["left"]) == {"id", "url"}  # raters never see scores or names
-    left, right = DistortedImage.objects.get(pk=pair["left"]["id"]), DistortedImage.objects.get(pk=pair["right"]["id"])
-    assert left != right and left.reference_id == right.reference_id == pair["reference"]["id"]
-    assert "R0001" not in pair["left"]["url"] and pair["left"]["url"].startswith("http://testserver/media/")
+    assignment = Assignment.objects.get(token=pair["assignment"])
+    left, right = assignment.left, assignment.right
+    assert left != right and left.reference_id == right.reference_id == assignment.reference_id
+    # Every picture: an opaque id of its own and a keyed PNG name (not the file's hash).
+    ids = {pair[part]["id"] for part in ("reference", "left", "right")}
+    assert len(ids) == 3 and not ids & {str(left.pk), str(right.pk), str(assignment.reference_id)}
+    assert pair["left"]["url"] == "http://testserver/media/" + left.display.name and left.sha256 not in pair["left"]["url"]
     image = client.get(pair["left"]["url"].removeprefix("http://testserver"))
-    assert image.status_code == 200
+    assert image.status_code == 200 and image["Content-Type"] == "image/png"
 
 
 def test_vote_updates_elo_and_logs_everything(small_study, api):
     client = join(api, "s1", "r1")
     pair = next_pair(client)
+    issued = Assignment.objects.get(token=pair["assignment"])
     response = vote(client, pair["assignment"], "right", 1234)
     assert response.status_code == 201
-    assert response.json() == {"progress": {"done": 1, "quota": 10_000}, "feedback": None}
+    body = response.json()
+    assert body["progress"] == {"done": 1, "quota": 10_000} and body["feedback"] is None
+    assert body["next"]["assignment"] != pair["assignment"]  # the answer carries the next trial
     judgment = Judgment.objects.get()
     assert (judgment.image_a_id, judgment.image_b_id, judgment.winner_id) == (
-        pair["left"]["id"],
-        pair["right"]["id"],
-        pair["right"]["id"],
+        issued.left_id,
+        issued.right_id,
+        issued.right_id,
     )
     assert (judgment.elo_a_before, judgment.elo_a_after, judgment.elo_b_after) == (1400, 1392, 1408)
     assert judgment.response_ms == 1234 and judgment.rater.external_id == "r1" and judgment.issued_at
-    winner = DistortedImage.objects.get(pk=pair["right"]["id"])
+    winner = DistortedImage.objects.get(pk=issued.right_id)
     assert (winner.elo, winner.judgment_count, winner.recent_elo, winner.mos) == (1408, 1, [1408], 1408)
 
 
@@ -137,9 +146,9 @@ def test_rater_never_gets_the_same_pair_twice_then_204(small_study, api):
     client = join(api, "s1", "r1")
     seen = []
     while (response := client.get("/api/studies/s1/pairs/next/")).status_code == 200:
-        pair = response.json()
-        seen.append(frozenset((pair["left"]["id"], pair["right"]["id"])))
-        assert vote(client, pair["assignment"]).status_code == 201
+        pair = Assignment.objects.get(token=response.json()["assignment"])
+        seen.append(frozenset((pair.left_id, pair.right_id)))
+        assert vote(client, response.json()["assignment"]).status_code == 201
     assert response.status_code == 204
     per_reference = {}
     for image in DistortedImage.objects.all():
@@ -148,13 +157,12 @@ def test_rater_never_gets_the_same_pair_twice_then_204(small_study, api):
     assert len(seen) == len(set(seen)) and set(seen) == expected
 
 
-def test_open_assignments_are_capped(small_study, api, settings):
-    settings.PIPAL_MAX_OPEN_ASSIGNMENTS = 2
+def test_one_trial_is_open_at_a_time(small_study, api):
     client = join(api, "s1", "r1")
-    first, second, third = next_pair(client), next_pair(client), next_pair(client)
-    assert vote(client, first["assignment"]).status_code == 410  # retired by the third
-    assert vote(client, second["assignment"]).status_code == 201
-    assert vote(client, third["assignment"]).status_code == 201
+    first, again = next_pair(client), next_pair(client)
+    assert first["assignment"] == again["assignment"]
+    assert Assignment.objects.filter(status="open").count() == 1
+    assert vote(client, first["assignment"]).status_code == 201
 
 
 def test_openapi_schema_documents_the_endpoints(api):

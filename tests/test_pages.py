@@ -29,16 +29,17 @@ def test_welcome_explains_the_task_and_prefills_the_link_id(web_study, client):
     assert 'value="prolific-77"' in page and "readonly" in page and "csrfmiddlewaretoken" in page
 
 
-def test_joining_needs_consent_and_a_fresh_id(web_study, client):
+def test_joining_needs_consent_and_the_same_id_resumes(web_study, client):
     response = join_page(client, consent=False)
-    assert response.status_code == 200 and "Please give your consent" in response.content.decode()
+    assert response.status_code == 303  # POST-redirect-GET: the page shows the error
+    assert "Please give your consent" in client.get(response.url).content.decode()
     assert Rater.objects.count() == 0
     assert join_page(client).url == "/study/web/rate/"
     rater = Rater.objects.get()
     assert rater.consented_at is not None and rater.completion_code
     other = Client()
-    response = join_page(other)
-    assert "already joined" in response.content.decode()
+    assert join_page(other).url == "/study/web/rate/"  # the same id in another browser continues
+    assert Rater.objects.count() == 1
 
 
 def test_rating_page_needs_a_session(web_study, client):
@@ -53,7 +54,7 @@ def test_rating_page_needs_a_session(web_study, client):
 def test_session_flow_training_then_pairs_then_finish(web_study, client):
     join_page(client)
     training = client.get("/api/studies/web/pairs/next/").json()
-    assert training["phase"] == "training" and training["left"]["id"] is None
+    assert training["phase"] == "training" and len(training["left"]["id"]) == 22
     correct = ControlTrial.objects.get(token=training["assignment"]).correct_side
     wrong = "right" if correct == "left" else "left"
     voted = client.post(
@@ -62,6 +63,7 @@ def test_session_flow_training_then_pairs_then_finish(web_study, client):
         content_type="application/json",
     ).json()
     assert voted["feedback"]["correct"] is False and correct in voted["feedback"]["message"]
+    assert voted["feedback"]["correct_side"] == correct
     for _ in range(4):
         trial = client.get("/api/studies/web/pairs/next/").json()
         assert trial["phase"] == "rating"
@@ -122,10 +124,14 @@ def test_votes_faster_than_the_study_allows_are_refused(tmp_path):
     study = services.study_create(slug="fast", training_trials=0, gold_every=0, min_vote_interval_ms=60_000)
     import_folder(study, make_pipal_folder(tmp_path / "d"))
     rater, _ = services.rater_create(study=study, external_id="speedy")
-    first, second = services.pair_next(study=study, rater=rater), services.pair_next(study=study, rater=rater)
-    services.vote_submit(study=study, rater=rater, assignment_token=first.token, choice="left", response_ms=600)
+    first = services.pair_next(study=study, rater=rater)
+    outcome = services.vote_submit(
+        study=study, rater=rater, assignment_token=first.token, choice="left", response_ms=600
+    )
     with pytest.raises(services.TooFast, match="one per 60000 ms"):
-        services.vote_submit(study=study, rater=rater, assignment_token=second.token, choice="left", response_ms=600)
+        services.vote_submit(
+            study=study, rater=rater, assignment_token=outcome.next.token, choice="left", response_ms=600
+        )
     assert Judgment.objects.count() == 1
 
 
@@ -133,9 +139,10 @@ def test_the_quota_caps_trials(tmp_path):
     study = services.study_create(slug="cap", trials_per_rater=3, training_trials=0, gold_every=0)
     import_folder(study, make_pipal_folder(tmp_path / "d"))
     rater, _ = services.rater_create(study=study, external_id="r")
-    issued = [services.pair_next(study=study, rater=rater) for _ in range(2)]
-    for trial in issued:
+    for _ in range(3):
+        trial = services.pair_next(study=study, rater=rater)
         Rater.objects.update(last_vote_at=None)
         services.vote_submit(study=study, rater=rater, assignment_token=trial.token, choice="left", response_ms=700)
-    last = services.pair_next(study=study, rater=rater)
-    assert last is not None and services.pair_next(study=study, rater=rater) is None  # 2 rated + 1 open = quota
+    assert services.pair_next(study=study, rater=rater) is None  # 3 rated = the quota
+    rater.refresh_from_db()
+    assert rater.finished_at is not None

@@ -159,6 +159,12 @@ def routes(world: dict) -> list:
             "/api/studies/s1/votes/",
             {"get": raters(405, 401), "post": with_(raters(403, 401), rater_a=201)},
         ),
+        (
+            "api/studies/<slug:slug>/viewing/",
+            "/api/studies/s1/viewing/",
+            {"get": raters(405, 401), "post": raters(201, 401)},
+        ),
+        ("api/studies/<slug:slug>/status/", "/api/studies/s1/status/", {"get": raters(200, 401)}),
         ("^api(?:/(?P<rest>.*))?$", "/api/studies/s1/nothing/", {"get": each(404), "post": each(404)}),
         ("accounts/login/", "/accounts/login/", {"get": each(200), "post": each(200)}),
         ("accounts/logout/", "/accounts/logout/", {"get": each(405), "post": each(200)}),
@@ -169,10 +175,13 @@ def routes(world: dict) -> list:
         ("accounts/reset/<uidb64>/<token>/", "/accounts/reset/MQ/bad-token/", {"get": each(200)}),
         ("accounts/reset/done/", "/accounts/reset/done/", {"get": each(200)}),
         ("", "/", {"get": each(200)}),
-        ("study/<slug:slug>/", "/study/s1/", {"get": raters(302, 200), "post": raters(302, 200)}),
+        ("study/<slug:slug>/", "/study/s1/", {"get": raters(302, 200), "post": raters(302, 303)}),  # PRG
         ("study/<slug:slug>/rate/", "/study/s1/rate/", {"get": raters()}),
         ("study/<slug:slug>/finish/", "/study/s1/finish/", {"get": raters()}),
         ("study/<slug:slug>/dashboard/", "/study/s1/dashboard/", {"get": owners()}),
+        ("study/<slug:slug>/raters/", "/study/s1/raters/", {"get": owners()}),
+        ("study/<slug:slug>/raters.csv", "/study/s1/raters.csv", {"get": owners()}),
+        ("study/<slug:slug>/raters/check/", "/study/s1/raters/check/?code=X", {"get": owners()}),
         ("study/<slug:slug>/benchmark/", "/study/s1/benchmark/", {"get": owners()}),
         ("study/<slug:slug>/benchmark/<str:name>", "/study/s1/benchmark/benchmark.csv", {"get": owners()}),
         ("study/<slug:slug>/benchmark/<int:run_id>/", f"/study/s1/benchmark/{run.pk}/", {"get": owners()}),
@@ -307,6 +316,15 @@ def test_every_route_answers_each_identity_as_written(world):
             "choice": "left",
             "response_ms": 900,
         },
+        "/api/studies/s1/viewing/": lambda role: {
+            "device_pixel_ratio": 1.0,
+            "screen_width": 1920,
+            "screen_height": 1080,
+            "viewport_width": 1900,
+            "viewport_height": 1000,
+            "native": True,
+            "layout": "side_by_side",
+        },
     }
     wrong, unexpected_2xx = [], []
     for pattern, path, methods in table:
@@ -328,7 +346,7 @@ def test_every_route_answers_each_identity_as_written(world):
     assert wrong == [], "\n".join(wrong)
 
 
-def test_joining_is_public_but_one_id_joins_once(world):
+def test_joining_is_public_and_the_same_id_resumes_unless_the_study_says_no(world):
     clients = clients_for(world)
     for role in ROLES:
         response = clients[role].post(
@@ -338,7 +356,12 @@ def test_joining_is_public_but_one_id_joins_once(world):
     again = clients["anonymous"].post(
         "/api/studies/s1/raters/", {"external_id": "api-staff"}, content_type="application/json"
     )
-    assert again.status_code == 409
+    assert again.status_code == 200 and again.json()["resumed"] is True
+    Study.objects.filter(slug="s1").update(allow_resume=False)
+    refused = clients["anonymous"].post(
+        "/api/studies/s1/raters/", {"external_id": "api-staff"}, content_type="application/json"
+    )
+    assert refused.status_code == 409
 
 
 def test_a_rater_session_does_not_open_another_study(world):

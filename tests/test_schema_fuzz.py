@@ -26,8 +26,7 @@ def test_the_api_matches_its_schema_under_fuzzing(live_server, tmp_path, api):
     token = rater._credentials["HTTP_AUTHORIZATION"].split()[1]
     report = tmp_path / "report"
     # Every operation on the study that exists (a random slug would only ever meet 404). A valid
-    # vote may still meet 410: the fuzzer votes on pairs it fetched earlier, which later fetches
-    # retired (more than PIPAL_MAX_OPEN_ASSIGNMENTS open); the schema documents it.
+    # vote may still meet 410 (an expired pair); the schema documents it.
     config = tmp_path / "schemathesis.toml"
     config.write_text(
         '[parameters]\n"path.slug" = "s1"\n\n'

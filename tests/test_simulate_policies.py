@@ -10,7 +10,7 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
 from annotation import elo, services, simulation
-from annotation.models import DistortedImage, Judgment, Rater, ReferenceImage, Study
+from annotation.models import ControlPicture, DistortedImage, Judgment, Rater, ReferenceImage, Study
 from annotation.simulation import (
     GOOD,
     ONE_SIDE,
@@ -65,7 +65,7 @@ def old_choose(behaviour, trial, truth, m, rng):
     if trial.control is not None:
         wrong = "right" if trial.control.correct_side == "left" else "left"
         return trial.control.correct_side if rng.random() < simulation.GOOD_CONTROL_ACCURACY else wrong
-    p_left = elo.win_probability(truth[trial.left.image_id], truth[trial.right.image_id], m)
+    p_left = elo.win_probability(truth[trial.assignment.left_id], truth[trial.assignment.right_id], m)
     return "left" if rng.random() < p_left else "right"
 
 
@@ -193,7 +193,7 @@ def snapshot(study):
     return (
         list(Judgment.objects.filter(study=study).order_by("id").values_list("id", "image_a_id", "winner_id")),
         list(images.values_list("id", "name", "file", "elo", "mos", "judgment_count", "recent_elo", "shuffle_key")),
-        list(ReferenceImage.objects.filter(study=study).values_list("id", "file", "control_copy", "control_decoy")),
+        list(ReferenceImage.objects.filter(study=study).values_list("id", "file", "display")),
         list(Rater.objects.filter(study=study).values_list("id", "excluded")),
     )
 
@@ -233,7 +233,7 @@ def test_compare_policies_with_controls_cleans_its_own_control_pictures(tmp_path
     assert len(result.headlines()) == 3 and all("at N=3;" in line for line in result.headlines())
     # The copies made control pictures of their own and deleted them; the study's files are all there.
     assert sorted(p.relative_to(media_root) for p in media_root.rglob("*") if p.is_file()) == files
-    assert Study.objects.count() == 1 and not ReferenceImage.objects.exclude(control_copy="").exists()
+    assert Study.objects.count() == 1 and not ControlPicture.objects.exists()
 
 
 def test_compare_policies_refusals(small_study):

@@ -138,11 +138,9 @@ PIPAL_SR_DTYPE = env("PIPAL_SR_DTYPE", "fp32")
 PIPAL_GPU_QUEUE = env("PIPAL_GPU_QUEUE", "")
 
 # --- Study behaviour -------------------------------------------------------
-# An issued pair stays votable this long.
+# An issued trial stays votable this long; until then it is the rater's only trial
+# (a reload or a second tab gets it again), after it the rater gets a new one.
 PIPAL_ASSIGNMENT_TTL_SECONDS = env_int("PIPAL_ASSIGNMENT_TTL_SECONDS", 30 * 60)
-# Open (issued, unanswered) assignments a rater may hold: the current pair and
-# one prefetched pair. Issuing beyond this retires the oldest.
-PIPAL_MAX_OPEN_ASSIGNMENTS = env_int("PIPAL_MAX_OPEN_ASSIGNMENTS", 2)
 # Uploads and imports: allowed formats, bytes and pixels (decompression bombs
 # are refused from the header, before any pixel is decoded).
 PIPAL_IMAGE_FORMATS = ("PNG", "BMP", "JPEG", "TIFF", "WEBP")

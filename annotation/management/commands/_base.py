@@ -20,6 +20,18 @@ class StudyCommand(BaseCommand):
             known = ", ".join(Study.objects.order_by("slug").values_list("slug", flat=True)[:20]) or "none"
             raise CommandError(f"no study with slug {slug!r} (known: {known})") from None
 
+    def prepare_stimuli(self, study: Study) -> None:
+        """Make ahead of time what raters will be shown (display copies, practice and gold
+        pictures), with a progress bar, so no rater's request pays for it."""
+        from tqdm import tqdm
+
+        from annotation.control_trials import prepare_study_controls
+
+        if study.mos_from_labels:
+            return
+        with tqdm(total=study.references.count(), unit="reference", desc="stimuli", disable=None) as bar:
+            prepare_study_controls(study, progress=bar.update)
+
     def execute(self, *args, **options):
         try:
             return super().execute(*args, **options)

@@ -23,7 +23,48 @@ class Command(StudyCommand):
         parser.add_argument("--gold-every", type=int, help="one gold pair per N trials, 0 for none (default 20)")
         parser.add_argument("--min-response-ms", type=int, help="faster votes count as too fast (default 500)")
         parser.add_argument("--min-vote-interval-ms", type=int, help="per-rater vote rate limit (default 300)")
-        parser.add_argument("--completion-code", help="one code for every rater (default: one per rater)")
+        parser.add_argument(
+            "--completion-code", help="one code for every rater, e.g. Prolific's (default: a unique code per rater)"
+        )
+        parser.add_argument(
+            "--completion-url",
+            help="send finished raters here, {code} replaced: https://app.prolific.com/submissions/complete?cc={code}",
+        )
+        parser.add_argument("--screen-out-code", help="the code raters excluded by a check get (Prolific screen-out)")
+        parser.add_argument("--screen-out-url", help="send raters excluded by a check here ({code} replaced)")
+        parser.add_argument(
+            "--no-resume",
+            dest="allow_resume",
+            action="store_false",
+            default=None,
+            help="one session per id: joining again with the same id is refused (default: it continues)",
+        )
+        parser.add_argument(
+            "--allow-ties",
+            action="store_true",
+            default=None,
+            help="offer 'can't tell' (S = 0.5); PIPAL is forced choice",
+        )
+        parser.add_argument(
+            "--narrow-layout",
+            action="store_true",
+            default=None,
+            help="let small windows and phones show the reference above the pair (default: ask for a larger window)",
+        )
+        parser.add_argument(
+            "--screen-calibration",
+            action="store_true",
+            default=None,
+            help="measure each rater's pixels per degree (card and blind spot) before the first trial",
+        )
+        parser.add_argument(
+            "--max-non-native-share",
+            type=float,
+            help="flag raters with more than this share of votes on images not at native size (default 0)",
+        )
+        parser.add_argument(
+            "--min-px-per-degree", type=float, help="with calibration: flag raters below this many pixels per degree"
+        )
         parser.add_argument(
             "--pair-policy",
             choices=["balanced", "active"],

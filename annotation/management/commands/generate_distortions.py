@@ -55,6 +55,7 @@ class Command(StudyCommand):
             self._wait(study, jobs, timeout)
         made, expected = generation.generation_progress(study)
         self.stdout.write(f"done: {made} of {expected} generated image(s) present in {study.slug}")
+        self.prepare_stimuli(study)
 
     def _wait(self, study, jobs, timeout):
         slots = {(reference, kind, level) for reference, kind, level in jobs}

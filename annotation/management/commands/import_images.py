@@ -30,3 +30,4 @@ class Command(StudyCommand):
             f"{report.types_created} distortion type(s) created, {report.types_updated} updated, "
             f"{report.skipped} file(s) already present"
         )
+        self.prepare_stimuli(study)

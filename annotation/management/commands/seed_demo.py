@@ -1,23 +1,24 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
 
 from annotation import services
 from annotation.importing import images_import, plan_folder_import
 from annotation.models import Study
 
+from ._base import StudyCommand
+
 DEMO_FOLDER = Path(settings.BASE_DIR) / "fixtures" / "demo"
 
 
-class Command(BaseCommand):
+class Command(StudyCommand):
     help = (
         "Create the demo study from fixtures/demo (4 public-domain/CC0 reference patches, 6 distortion types x 2 "
         "levels). Safe to re-run: only what is missing is added."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--slug", default="demo")
+        parser.add_argument("--slug", default="demo")  # optional, unlike other study commands
 
     def handle(self, *args, slug, **options):
         study = Study.objects.filter(slug=slug).first() or services.study_create(slug=slug, name="Demo study")
@@ -26,3 +27,4 @@ class Command(BaseCommand):
             f"demo study {study.slug}: {report.references} reference(s) and {report.distorted} image(s) added, "
             f"{report.skipped} already present"
         )
+        self.prepare_stimuli(study)

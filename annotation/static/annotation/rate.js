@@ -1,165 +1,465 @@
-// The rating page: fetch a trial, show it pixel for pixel, time the choice
-// from the moment all three images are on screen, vote, and swap to the
-// prefetched next trial at once. Talks to the rater API with the session the
-// join form opened (CSRF token in the header).
+// The rating page. It fetches the rater's trial, shows the three images one image
+// pixel on one device pixel on any screen, times the choice, and sends the vote until
+// it lands; the vote's answer carries the next trial.
+//
+// Native pixels: the browser resamples an <img> or a small canvas whenever its box
+// does not fall exactly on the device-pixel grid, which at a devicePixelRatio of 1.25
+// or 1.5 (Windows laptops, browser zoom) is almost always. So the images are drawn
+// on one canvas that covers the viewport at device resolution (its pixels are the
+// screen's), each at a whole device-pixel position inside an empty slot the page lays
+// out at the image's size. Where three images do not fit side by side, the page asks
+// for a larger window (or, if the study allows, puts the reference above the pair).
+//
+// Resilience: a vote that fails for network reasons is retried with backoff until it
+// lands; the single-use assignment makes a retry safe ("already voted" is success).
 (() => {
   "use strict";
   const config = document.getElementById("rating-config").dataset;
   const csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
   const $ = (id) => document.getElementById(id);
-  const images = { reference: $("reference-img"), left: $("left-img"), right: $("right-img") };
-  const buttons = { left: $("choose-left"), right: $("choose-right") };
-  let current = null;   // the trial on screen
-  let upcoming = null;  // a promise of the next trial (prefetched), or null
-  let shownAt = 0;      // performance.now() when all three images were displayed
-  let busy = true;
-  let done = 0;         // rated trials, as the server last said
+  const PARTS = ["reference", "left", "right"];
+  const slots = { reference: $("reference-slot"), left: $("left-slot"), right: $("right-slot") };
+  const buttons = { left: $("choose-left"), right: $("choose-right"), tie: $("choose-tie") };
+  const screenCanvas = $("screen");
+  const narrowAllowed = config.narrowLayout === "1";
 
+  let trial = null; // the trial on screen
+  let pictures = null; // its decoded images, by part
+  let accepting = false; // a choice may be made now
+  let shownAt = null; // performance.now() when the pair was first drawn at native size
+  let visibleMs = 0; // time fully visible at native size
+  let visibleSince = null;
+  let layout = "side_by_side"; // or "stacked", or "refused" (the window is too small)
+  let native = false; // every image drawn one image pixel per device pixel
+  let viewingId = null; // the rater's current viewing report
+  let calibration = null; // screen calibration, when the study asks for one
+  let done = 0;
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   function status(text) { $("status").textContent = text; }
 
-  // A prefetched trial was issued before the last vote, so its count can be
-  // one behind: never move the bar backwards.
   function setProgress(progress) {
-    done = Math.max(done, progress.done);
+    done = progress.done;
     const percent = progress.quota ? Math.min(100, (100 * done) / progress.quota) : 0;
     $("progress-bar").style.width = percent + "%";
     $("progress").setAttribute("aria-valuenow", String(Math.round(percent)));
     status(`${done} of ${progress.quota} done`);
   }
 
-  function preload(url) {
-    const image = new Image();
-    image.src = url;
-    return image.decode().then(() => image);
+  // --- network: every request retried until it gets an answer ------------------------
+
+  // Wait for the connection to return (or ``ms`` at most), whichever comes first.
+  function waitForConnection(ms) {
+    return new Promise((resolve) => {
+      const done = () => { window.removeEventListener("online", done); clearTimeout(timer); resolve(); };
+      const timer = setTimeout(done, ms);
+      window.addEventListener("online", done);
+    });
   }
 
-  // Fetch the next trial and decode its images, so showing it costs nothing.
-  function fetchTrial() {
-    return fetch(config.nextUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then((response) => {
-        if (response.status === 204) return null;
-        if (!response.ok) throw new Error(`next pair: HTTP ${response.status}`);
-        return response.json();
-      })
-      .then((trial) => {
-        if (!trial) return null;
-        return Promise.all([trial.reference.url, trial.left.url, trial.right.url].map(preload)).then(
-          (decoded) => ({ trial, decoded }),
-        );
-      });
-  }
-
-  function showTrial(item) {
-    if (!item) {
-      window.location.assign(config.finishUrl);
-      return;
+  // fetch() that keeps trying through network failures and server hiccups (5xx),
+  // with exponential backoff; any other answer is returned to the caller.
+  async function request(url, options = {}) {
+    let delay = 1000;
+    for (;;) {
+      let response = null;
+      try {
+        response = await fetch(url, { credentials: "same-origin", ...options });
+      } catch (error) {
+        response = null;
+      }
+      if (response && response.status < 500) return response;
+      status("Connection lost: your answer is kept and will be sent as soon as the connection returns…");
+      await waitForConnection(delay);
+      delay = Math.min(delay * 2, 15000);
     }
-    current = item.trial;
+  }
+
+  async function readJson(response) {
+    try { return await response.json(); } catch (error) { return {}; }
+  }
+
+  // Decode an image, retrying while the network is down (never an uncaught decode error).
+  async function loadPicture(url) {
+    let delay = 1000;
+    for (;;) {
+      const image = new Image();
+      image.src = url;
+      try {
+        await image.decode();
+        return image;
+      } catch (error) {
+        status("Waiting for the images to load…");
+        await waitForConnection(delay);
+        delay = Math.min(delay * 2, 15000);
+      }
+    }
+  }
+
+  async function fetchTrial() {
+    const response = await request(config.nextUrl, { headers: { Accept: "application/json" } });
+    if (response.status === 204) return null;
+    if (response.status === 401 || response.status === 403) { window.location.assign(config.finishUrl); return null; }
+    if (!response.ok) throw new Error(`next pair: HTTP ${response.status}`);
+    return readJson(response);
+  }
+
+  // --- layout and drawing at device resolution ------------------------------------------
+
+  function cssSize(pixels) { return pixels / (window.devicePixelRatio || 1) + "px"; }
+
+  // Size each slot to its image (in CSS px: device pixels / ratio), choose a layout that
+  // holds all three at native size, and draw.
+  function arrange() {
+    if (!pictures) return;
+    PARTS.forEach((part) => {
+      slots[part].style.width = cssSize(pictures[part].naturalWidth);
+      slots[part].style.height = cssSize(pictures[part].naturalHeight);
+    });
+    const fits = () => PARTS.every((part) => {
+      const box = slots[part].getBoundingClientRect();
+      return box.left >= 0 && box.right <= document.documentElement.clientWidth + 0.5;
+    });
+    layout = "side_by_side";
+    $("stage").dataset.layout = layout;
+    if (!fits()) {
+      layout = narrowAllowed ? "stacked" : "refused";
+      $("stage").dataset.layout = layout;
+      if (layout === "stacked" && !fits()) layout = "refused";
+    }
+    $("too-small").hidden = layout !== "refused";
+    $("stage").classList.toggle("refused", layout === "refused");
+    labelSides();
+    draw();
+    reportViewing();
+  }
+
+  // Labels follow the layout: left/right side by side, upper/lower when stacked in a column.
+  function labelSides() {
+    const left = slots.left.getBoundingClientRect();
+    const right = slots.right.getBoundingClientRect();
+    const column = right.top >= left.bottom - 1;
+    buttons.left.querySelector(".side-name").textContent = column ? "Upper" : "Left";
+    buttons.right.querySelector(".side-name").textContent = column ? "Lower" : "Right";
+    buttons.left.setAttribute("aria-label", `Choose the ${column ? "upper" : "left"} image`);
+    buttons.right.setAttribute("aria-label", `Choose the ${column ? "lower" : "right"} image`);
+  }
+
+  // The viewport canvas is 1:1 with the screen's pixels when its backing store has the
+  // device size of its box; each image goes to a whole device-pixel position.
+  function draw() {
     const ratio = window.devicePixelRatio || 1;
-    ["reference", "left", "right"].forEach((key, index) => {
-      const source = item.decoded[index];
-      const element = images[key];
-      element.src = source.src;
-      // Native resolution: one image pixel per device pixel, never rescaled.
-      element.style.width = source.naturalWidth / ratio + "px";
-      element.style.height = source.naturalHeight / ratio + "px";
-      element.width = source.naturalWidth;
-      element.height = source.naturalHeight;
+    const box = screenCanvas.getBoundingClientRect();
+    const width = Math.round(box.width * ratio);
+    const height = Math.round(box.height * ratio);
+    if (screenCanvas.width !== width || screenCanvas.height !== height) {
+      screenCanvas.width = width;
+      screenCanvas.height = height;
+    }
+    const context = screenCanvas.getContext("2d");
+    context.imageSmoothingEnabled = false;
+    context.clearRect(0, 0, width, height);
+    const oneToOne = Math.abs(box.width * ratio - width) < 0.02 && Math.abs(box.height * ratio - height) < 0.02;
+    native = Boolean(pictures) && layout !== "refused" && oneToOne;
+    if (!pictures || layout === "refused") { updateVisibility(); return; }
+    PARTS.forEach((part) => {
+      const slot = slots[part].getBoundingClientRect();
+      const x = Math.round((slot.left - box.left) * ratio);
+      const y = Math.round((slot.top - box.top) * ratio);
+      context.drawImage(pictures[part], x, y); // natural size: one image pixel per canvas pixel
+      slots[part].dataset.deviceX = String(x);
+      slots[part].dataset.deviceY = String(y);
     });
-    $("phase-banner").hidden = current.phase !== "training";
-    setProgress(current.progress);
-    requestAnimationFrame(() => {
-      shownAt = performance.now();
-      busy = false;
-      buttons.left.disabled = buttons.right.disabled = false;
-      $("stage").setAttribute("aria-busy", "false");
-    });
-    upcoming = fetchTrial();  // prefetch while the rater looks
+    updateVisibility();
   }
 
-  function showFeedback(feedback) {
-    const box = $("feedback");
-    box.textContent = feedback.message;
-    box.className = "feedback " + (feedback.correct ? "ok" : "bad");
-    box.hidden = false;
-    return new Promise((resolve) => setTimeout(() => { box.hidden = true; resolve(); }, 1500));
+  // --- timing: the response time from the first full view; visible time at native size
+
+  function fullyVisible() {
+    if (!pictures || layout === "refused" || !native || document.visibilityState !== "visible") return false;
+    const width = document.documentElement.clientWidth;
+    const height = document.documentElement.clientHeight;
+    return PARTS.every((part) => {
+      const box = slots[part].getBoundingClientRect();
+      return box.left >= -0.5 && box.top >= -0.5 && box.right <= width + 0.5 && box.bottom <= height + 0.5;
+    });
   }
 
-  function choose(side) {
-    if (busy || !current) return;
-    busy = true;
-    buttons.left.disabled = buttons.right.disabled = true;
-    $("stage").setAttribute("aria-busy", "true");
-    const responseMs = Math.round(performance.now() - shownAt);
-    fetch(config.voteUrl, {
+  function updateVisibility() {
+    const now = performance.now();
+    // The response time runs from the first moment the pair was on screen at native size.
+    if (accepting && native && shownAt === null && document.visibilityState === "visible") shownAt = now;
+    const visible = accepting && fullyVisible();
+    if (visible && visibleSince === null) {
+      visibleSince = now;
+    } else if (!visible && visibleSince !== null) {
+      visibleMs += now - visibleSince;
+      visibleSince = null;
+    }
+    const usable = accepting && layout !== "refused";
+    buttons.left.disabled = buttons.right.disabled = buttons.tie.disabled = !usable;
+    $("stage").setAttribute("aria-busy", String(!usable));
+  }
+
+  function elapsedVisible() {
+    return Math.round(visibleMs + (visibleSince === null ? 0 : performance.now() - visibleSince));
+  }
+
+  let redrawQueued = false;
+  function redrawSoon() {
+    if (redrawQueued) return;
+    redrawQueued = true;
+    requestAnimationFrame(() => { redrawQueued = false; arrange(); });
+  }
+  window.addEventListener("resize", redrawSoon);
+  window.addEventListener("scroll", () => requestAnimationFrame(draw), { passive: true });
+  document.addEventListener("visibilitychange", updateVisibility);
+  // A zoom change alters devicePixelRatio: lay out again at the new ratio.
+  (function watchRatio() {
+    const query = window.matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`);
+    query.addEventListener("change", () => { redrawSoon(); watchRatio(); }, { once: true });
+  })();
+
+  // --- viewing conditions ---------------------------------------------------------------
+
+  let reported = "";
+  let reportTimer = null;
+  function reportViewing() {
+    clearTimeout(reportTimer);
+    reportTimer = setTimeout(sendViewing, 400);
+  }
+
+  async function sendViewing() {
+    const conditions = {
+      device_pixel_ratio: Math.round((window.devicePixelRatio || 1) * 10000) / 10000,
+      screen_width: Math.max(1, Math.round(window.screen.width)),
+      screen_height: Math.max(1, Math.round(window.screen.height)),
+      viewport_width: Math.max(1, Math.round(window.innerWidth)),
+      viewport_height: Math.max(1, Math.round(window.innerHeight)),
+      // An estimate: the window's outer width over its inner width follows the zoom on desktops.
+      zoom: window.outerWidth > 0 && window.innerWidth > 0
+        ? Math.min(10, Math.max(0.1, Math.round((window.outerWidth / window.innerWidth) * 100) / 100)) : null,
+      user_agent: navigator.userAgent.slice(0, 512),
+      native,
+      layout,
+    };
+    if (calibration) {
+      conditions.px_per_mm = calibration.px_per_mm;
+      conditions.viewing_distance_mm = calibration.viewing_distance_mm;
+      conditions.px_per_degree = calibration.device_px_per_degree;
+    }
+    const key = JSON.stringify(conditions);
+    if (key === reported) return;
+    const response = await request(config.viewingUrl, {
       method: "POST",
-      credentials: "same-origin",
       headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf },
-      body: JSON.stringify({ assignment: current.assignment, choice: side, response_ms: responseMs }),
-    })
-      .then((response) => response.json().then((body) => ({ response, body })))
-      .then(({ response, body }) => {
-        if (response.status === 429) {  // too fast: keep this trial
-          status(body.error.message);
-          busy = false;
-          buttons.left.disabled = buttons.right.disabled = false;
-          return null;
-        }
-        if (!response.ok) throw new Error(body.error ? body.error.message : `vote: HTTP ${response.status}`);
-        setProgress(body.progress);
-        const next = upcoming || fetchTrial();
-        upcoming = null;
-        return (body.feedback ? showFeedback(body.feedback) : Promise.resolve()).then(() => next).then(showTrial);
-      })
-      .catch(fail);
+      body: key,
+    });
+    if (response.status === 201) {
+      viewingId = (await readJson(response)).id;
+      reported = key;
+    }
   }
 
-  function fail(error) {
-    status(`Something went wrong (${error.message}). Reload the page to continue.`);
+  // --- a trial on screen -----------------------------------------------------------------
+
+  async function show(next) {
+    if (!next) { window.location.assign(config.finishUrl); return; }
+    trial = next;
+    accepting = false;
+    const loaded = await Promise.all(PARTS.map((part) => loadPicture(next[part].url)));
+    pictures = { reference: loaded[0], left: loaded[1], right: loaded[2] };
+    PARTS.forEach((part) => { slots[part].dataset.src = next[part].url; });
+    $("phase-banner").hidden = next.phase !== "training";
+    buttons.tie.hidden = !next.allow_tie;
+    setProgress(next.progress);
+    shownAt = null;
+    visibleMs = 0;
+    visibleSince = null;
+    accepting = true;
+    arrange();
+    requestAnimationFrame(updateVisibility);
   }
 
-  // Magnifier: the pointer's spot on any of the three images, shown 3x on all three.
+  async function choose(side) {
+    if (!accepting || !trial || layout === "refused") return;
+    if (side === "tie" && !trial.allow_tie) return;
+    accepting = false;
+    updateVisibility();
+    if (document.activeElement && document.activeElement.blur) document.activeElement.blur();
+    const sent = trial;
+    const payload = {
+      assignment: sent.assignment,
+      choice: side,
+      response_ms: Math.round(performance.now() - (shownAt ?? performance.now())),
+      visible_ms: elapsedVisible(),
+      native,
+    };
+    if (viewingId) payload.viewing = viewingId;
+    const response = await request(config.voteUrl, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf },
+      body: JSON.stringify(payload),
+    });
+    const body = await readJson(response);
+    const code = body.error ? body.error.code : "";
+    if (response.status === 201) {
+      setProgress(body.progress);
+      if (body.feedback) await showFeedback(body.feedback, side);
+      return show(body.next);
+    }
+    if (response.status === 429) { // too fast: the same trial stays
+      status(body.error ? body.error.message : "Please slow down.");
+      await sleep(400);
+      accepting = true;
+      updateVisibility();
+      return undefined;
+    }
+    if (code === "already_voted" || response.status === 410) {
+      // An earlier attempt landed (its answer was lost) or the pair expired: carry on.
+      return show(await fetchTrial());
+    }
+    if (response.status === 401 || response.status === 403) { window.location.assign(config.finishUrl); return undefined; }
+    status(`The vote was refused (${body.error ? body.error.message : `HTTP ${response.status}`}); fetching the pair again…`);
+    return show(await fetchTrial());
+  }
+
+  // Practice feedback: mark the closer image, say why, and wait for the rater.
+  function showFeedback(feedback, chosen) {
+    const correct = feedback.correct_side;
+    buttons[correct].classList.add("correct");
+    buttons[correct].querySelector(".verdict").textContent = "✓ closer to the reference";
+    buttons[correct].querySelector(".verdict").hidden = false;
+    if (chosen !== correct && buttons[chosen] && chosen !== "tie") buttons[chosen].classList.add("wrong");
+    $("feedback-text").textContent = feedback.message;
+    $("feedback").className = "feedback " + (feedback.correct ? "ok" : "bad");
+    $("feedback").hidden = false;
+    $("continue").focus();
+    return new Promise((resolve) => {
+      const go = () => {
+        $("continue").removeEventListener("click", go);
+        document.removeEventListener("keydown", onKey, true);
+        $("feedback").hidden = true;
+        ["left", "right"].forEach((side) => {
+          buttons[side].classList.remove("correct", "wrong");
+          buttons[side].querySelector(".verdict").hidden = true;
+        });
+        $("continue").blur();
+        resolve();
+      };
+      const onKey = (event) => {
+        if (event.key === "Enter" || event.key === " ") { event.preventDefault(); event.stopPropagation(); go(); }
+      };
+      $("continue").addEventListener("click", go);
+      document.addEventListener("keydown", onKey, true);
+    });
+  }
+
+  // --- magnifier: mouse (Z toggles it) and touch (press and hold) ------------------------
+
   const ZOOM = 3;
-  const loupes = Object.values(images).map((image) => image.previousElementSibling);
   let magnifying = false;
+  let holding = false;
 
   function setMagnifier(on) {
     magnifying = on;
     $("magnifier-toggle").setAttribute("aria-pressed", String(on));
-    if (!on) loupes.forEach((loupe) => { loupe.hidden = true; });
+    if (!on) hideLoupes();
   }
 
-  function magnify(event) {
-    if (!magnifying) return;
-    const box = event.currentTarget.getBoundingClientRect();
-    const fx = (event.clientX - box.left) / box.width;
-    const fy = (event.clientY - box.top) / box.height;
-    Object.values(images).forEach((image, index) => {
-      const loupe = loupes[index];
-      const width = image.getBoundingClientRect().width;
-      const height = image.getBoundingClientRect().height;
+  function hideLoupes() { PARTS.forEach((part) => { slots[part].querySelector(".loupe").hidden = true; }); }
+
+  function magnifyAt(slot, clientX, clientY) {
+    const box = slot.getBoundingClientRect();
+    const fx = Math.min(1, Math.max(0, (clientX - box.left) / box.width));
+    const fy = Math.min(1, Math.max(0, (clientY - box.top) / box.height));
+    PARTS.forEach((part) => {
+      const host = slots[part];
+      const loupe = host.querySelector(".loupe");
+      const { width, height } = host.getBoundingClientRect();
       const size = loupe.offsetWidth || 120;
       loupe.hidden = false;
       loupe.style.left = fx * width - size / 2 + "px";
       loupe.style.top = fy * height - size / 2 + "px";
-      loupe.style.backgroundImage = `url("${image.src}")`;
+      loupe.style.backgroundImage = `url("${host.dataset.src}")`;
       loupe.style.backgroundSize = `${width * ZOOM}px ${height * ZOOM}px`;
       loupe.style.backgroundPosition = `${size / 2 - fx * width * ZOOM}px ${size / 2 - fy * height * ZOOM}px`;
     });
   }
 
-  Object.values(images).forEach((image) => {
-    image.addEventListener("mousemove", magnify);
-    image.addEventListener("mouseleave", () => loupes.forEach((loupe) => { loupe.hidden = true; }));
+  PARTS.forEach((part) => {
+    const slot = slots[part];
+    let holdTimer = null;
+    slot.addEventListener("pointermove", (event) => {
+      if ((event.pointerType === "mouse" && magnifying) || holding) magnifyAt(slot, event.clientX, event.clientY);
+    });
+    slot.addEventListener("pointerleave", (event) => { if (event.pointerType === "mouse") hideLoupes(); });
+    slot.addEventListener("pointerdown", (event) => {
+      if (event.pointerType === "mouse") return;
+      holdTimer = setTimeout(() => {
+        holding = true;
+        try {
+          slot.setPointerCapture(event.pointerId); // keep the moves while the finger slides off the image
+        } catch (error) {
+          // the pointer is already gone: nothing to capture
+        }
+        magnifyAt(slot, event.clientX, event.clientY);
+      }, 350);
+    });
+    const release = () => {
+      clearTimeout(holdTimer);
+      if (holding) setTimeout(() => { holding = false; hideLoupes(); }, 0);
+    };
+    slot.addEventListener("pointerup", release);
+    slot.addEventListener("pointercancel", release);
+    slot.addEventListener("contextmenu", (event) => event.preventDefault()); // a long press is the magnifier
   });
   $("magnifier-toggle").addEventListener("click", () => setMagnifier(!magnifying));
 
-  buttons.left.addEventListener("click", () => choose("left"));
-  buttons.right.addEventListener("click", () => choose("right"));
+  // A press that opened the magnifier is not a vote.
+  ["left", "right"].forEach((side) => {
+    buttons[side].addEventListener("click", (event) => {
+      if (holding) { event.preventDefault(); return; }
+      choose(side);
+    });
+  });
+  buttons.tie.addEventListener("click", () => choose("tie"));
   document.addEventListener("keydown", (event) => {
+    if (!$("feedback").hidden) return;
     if (event.key === "ArrowLeft") { event.preventDefault(); choose("left"); }
     if (event.key === "ArrowRight") { event.preventDefault(); choose("right"); }
+    if (event.key === "ArrowDown" && trial && trial.allow_tie) { event.preventDefault(); choose("tie"); }
     if (event.key === "z" || event.key === "Z") setMagnifier(!magnifying);
   });
-  fetchTrial().then(showTrial).catch(fail);
+
+  // --- start -------------------------------------------------------------------------------
+
+  async function calibrate() {
+    if (config.calibrate !== "1" || !window.PipalCalibration) return;
+    const key = `pipal-calibration:${config.study}`;
+    const stored = sessionStorage.getItem(key);
+    if (stored) { calibration = JSON.parse(stored); return; }
+    const box = $("calibration");
+    box.hidden = false;
+    $("stage").hidden = true;
+    status("Screen calibration before the first pair");
+    calibration = await window.PipalCalibration.run(box);
+    sessionStorage.setItem(key, JSON.stringify(calibration));
+    box.hidden = true;
+    $("stage").hidden = false;
+  }
+
+  async function start() {
+    try {
+      await calibrate();
+      await show(await fetchTrial());
+    } catch (error) {
+      status(`Something went wrong (${error.message}). Reload the page to continue.`);
+    }
+  }
+  window.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    status(`Something went wrong (${event.reason && event.reason.message}). Reload the page to continue.`);
+  });
+  start();
 })();
