@@ -602,7 +602,7 @@ def _vote_locked(
     _check_choice(study, choice)
     rater = _lock_rater(rater)
     if seen.viewing_id is not None and not ViewingReport.objects.filter(pk=seen.viewing_id, rater=rater).exists():
-        raise ApplicationError("viewing: not one of this rater's viewing reports", fields={"viewing": ["unknown"]})
+        raise NotFound("viewing: not one of this rater's viewing reports", fields={"viewing": ["unknown"]})
     item = (
         Assignment.objects.select_for_update(no_key=True).filter(token=assignment_token, study=study).first()
         or ControlTrial.objects.select_for_update(no_key=True).filter(token=assignment_token, study=study).first()

@@ -181,23 +181,29 @@ def run_phase(name: str, port: int, tokens: list[str | None], seconds: float, vo
         try:
             barrier.wait()
             deadline = start[0] + seconds
+            trial = None
             while time.perf_counter() < deadline:
                 try:
-                    status, body, elapsed = client.request("GET", next_path)
-                    phase.record("next" if vote else "floor", status, elapsed)
-                    if vote and status == 204:
-                        break  # this rater has nothing left
-                    if not vote or status != 200:
-                        continue
-                    trial = json.loads(body)
-                    # A control (training or gold) pair shows pictures without image ids.
-                    kind = "vote" if trial["left"].get("id") is not None else "control"
+                    if trial is None:
+                        # The first trial (and after a refusal): GET next. Then every vote's
+                        # answer carries the next trial, as on the rating page: one request per trial.
+                        status, body, elapsed = client.request("GET", next_path)
+                        phase.record("next" if vote else "floor", status, elapsed)
+                        if vote and status == 204:
+                            break  # this rater has nothing left
+                        if not vote or status != 200:
+                            continue
+                        trial = json.loads(body)
                     choice = rng.choice(("left", "right"))
-                    status, _, elapsed = client.request(
+                    status, body, elapsed = client.request(
                         "POST", vote_path, {"assignment": trial["assignment"], "choice": choice, "response_ms": 800}
                     )
-                    phase.record(kind, status, elapsed)
+                    phase.record("vote", status, elapsed)
+                    trial = json.loads(body)["next"] if status == 201 else None
+                    if status == 201 and trial is None:
+                        break  # this rater has nothing left
                 except (OSError, http.client.HTTPException, ValueError, KeyError) as error:
+                    trial = None
                     with phase.lock:
                         phase.errors[type(error).__name__] += 1
         finally:
@@ -395,6 +401,7 @@ def db_totals(url: str) -> dict[str, float]:
         (voted,) = connection.execute("SELECT count(*) FROM annotation_assignment WHERE status = 'voted'").fetchone()
         (assignments,) = connection.execute("SELECT count(*) FROM annotation_assignment").fetchone()
         (linked,) = connection.execute("SELECT count(DISTINCT assignment_id) FROM annotation_judgment").fetchone()
+        (controls,) = connection.execute("SELECT count(*) FROM annotation_controltrial").fetchone()
     return {
         "elo_sum": float(elo_sum),
         "images": images,
@@ -407,6 +414,7 @@ def db_totals(url: str) -> dict[str, float]:
         "voted": voted,
         "assignments": assignments,
         "distinct_assignments": linked,
+        "controls": controls,
     }
 
 
@@ -595,8 +603,6 @@ def report(args, before, after, replay, warm, floor_a, votes, floor_b, server_cp
                 problems.append(f"{phase.name}: {kind} answered {unexpected}")
         if phase.count("next", 204):
             problems.append(f"{phase.name}: {phase.count('next', 204)} GET next answered 204 (no pair left)")
-        if phase.count("control"):
-            problems.append(f"{phase.name}: {phase.count('control')} control (training/gold) pairs were issued")
         if phase.errors:
             problems.append(f"{phase.name}: client errors {dict(phase.errors)}")
     created = sum(phase.count("vote", 201) for phase in (*warm, votes))
@@ -611,6 +617,7 @@ def report(args, before, after, replay, warm, floor_a, votes, floor_b, server_cp
             after["voted"] == after["judgments"] == after["distinct_assignments"],
         ),
         (f"sum of Elo unchanged (drift {elo_drift:+.3g})", abs(elo_drift) < 1e-6),
+        (f"no control (training/gold) pair issued ({after['controls']})", after["controls"] == 0),
         (
             f"sum of judgment counts = 2 x judgments ({after['judgment_counts']})",
             after["judgment_counts"] == 2 * after["judgments"],

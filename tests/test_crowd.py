@@ -333,7 +333,7 @@ def test_a_viewing_report_of_another_rater_cannot_be_attached_to_a_vote(crowd, a
     client = join(api, "crowd", "me")
     trial = next_trial(client)
     response = vote(client, trial, viewing=foreign)
-    assert response.status_code == 400 and "viewing" in response.json()["error"]["fields"]
+    assert response.status_code == 404 and "viewing" in response.json()["error"]["fields"]
 
 
 # --- ties ------------------------------------------------------------------------------------------
