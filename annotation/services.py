@@ -579,10 +579,13 @@ def vote_submit(
 
 
 def _check_choice(study: Study, choice: str) -> None:
-    allowed = CHOICES if study.allow_ties else CHOICES[:2]
-    if choice not in allowed:
-        message = f"choice must be one of {', '.join(repr(c) for c in allowed)}"
-        raise ApplicationError(message, fields={"choice": [message]})
+    """A valid choice (the API's own validation) that the study may still not offer: a tie where
+    the study is forced choice conflicts with its settings (409, like a vote on a closed study)."""
+    if choice not in CHOICES:
+        raise ApplicationError(f"choice must be one of {', '.join(CHOICES)}", fields={"choice": ["invalid"]})
+    if choice == "tie" and not study.allow_ties:
+        message = "this study is forced choice: 'tie' (can't tell) is not offered; choose 'left' or 'right'"
+        raise Conflict(message, code="ties_not_allowed", fields={"choice": [message]})
 
 
 @atomic_with_retry
@@ -599,7 +602,6 @@ def _vote_locked(
     """Locks, in this order: the rater (rate limit; the order pair_next locks in too),
     the assignment (or control trial), then both images in id order."""
     study_require_judgments(study)
-    _check_choice(study, choice)
     rater = _lock_rater(rater)
     if seen.viewing_id is not None and not ViewingReport.objects.filter(pk=seen.viewing_id, rater=rater).exists():
         raise NotFound("viewing: not one of this rater's viewing reports", fields={"viewing": ["unknown"]})
@@ -616,6 +618,7 @@ def _vote_locked(
     now = timezone.now()
     if item.status == Assignment.Status.RETIRED or item.expires_at <= now:
         raise Gone("this assignment has expired; fetch a new pair", fields={"assignment": ["expired"]})
+    _check_choice(study, choice)
 
     interval = timedelta(milliseconds=study.min_vote_interval_ms)
     if enforce_rate_limit and rater.last_vote_at and now - rater.last_vote_at < interval:

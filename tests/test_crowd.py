@@ -342,7 +342,8 @@ def test_a_viewing_report_of_another_rater_cannot_be_attached_to_a_vote(crowd, a
 def test_a_tie_is_refused_unless_the_study_allows_it(crowd, api):
     client = join(api, "crowd", "tie")
     trial = next_trial(client)
-    assert vote(client, trial, "tie").status_code == 400
+    refused = vote(client, trial, "tie")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "ties_not_allowed"
     crowd.allow_ties = True
     crowd.save()
     while ControlTrial.objects.filter(token=trial["assignment"]).exists():
