@@ -305,6 +305,16 @@ class Rater(models.Model):
     finished_at = models.DateTimeField(
         null=True, blank=True, help_text="When the quota was reached or no pair was left: the code is shown from then"
     )
+    # Counters kept by the vote path (issue 22), so progress and the QC figures are read from
+    # this row instead of counted over the log; raters_recount() rebuilds them from the log.
+    trials_done = models.PositiveIntegerField(default=0, help_text="Rated trials: real pairs and gold pairs voted")
+    practice_done = models.PositiveIntegerField(default=0, help_text="Practice pairs answered")
+    votes_left = models.PositiveIntegerField(default=0, help_text="Real pairs where the left image was chosen")
+    votes_tied = models.PositiveIntegerField(default=0, help_text="Real pairs answered 'can't tell'")
+    votes_fast = models.PositiveIntegerField(default=0, help_text="Real votes faster than the study's min_response_ms")
+    votes_timed = models.PositiveIntegerField(default=0, help_text="Real votes with a response time")
+    votes_native = models.PositiveIntegerField(default=0, help_text="Real votes on images shown at native size")
+    votes_native_known = models.PositiveIntegerField(default=0, help_text="Real votes whose page said native or not")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

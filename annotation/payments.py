@@ -14,14 +14,14 @@ from datetime import datetime
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import Avg, Count, Max, Q
+from django.db.models import Avg, Max, Q
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 
 from . import completion
 from .dashboard import can_view_dashboard
-from .models import Assignment, ControlTrial, Judgment, Rater, Study, ViewingReport
+from .models import Rater, Study, ViewingReport
 from .services import rater_code
 
 STATUS_LABELS = {
@@ -76,24 +76,6 @@ def rater_rows(study: Study, query: str = "") -> list[RaterRow]:
 def rows_of(study: Study, raters: list[Rater]) -> list[RaterRow]:
     """Reconciliation rows of some of a study's raters, from a fixed number of queries."""
     ids = [rater.id for rater in raters]
-    voted = dict(
-        Assignment.objects.filter(rater_id__in=ids, status="voted")
-        .values("rater_id")
-        .annotate(n=Count("id"))
-        .values_list("rater_id", "n")
-    )
-    gold = dict(
-        ControlTrial.objects.filter(rater_id__in=ids, kind=ControlTrial.Kind.GOLD, status="voted")
-        .values("rater_id")
-        .annotate(n=Count("id"))
-        .values_list("rater_id", "n")
-    )
-    native = {
-        row["rater_id"]: row
-        for row in Judgment.objects.filter(rater_id__in=ids, native__isnull=False)
-        .values("rater_id")
-        .annotate(known=Count("id"), shown=Count("id", filter=Q(native=True)))
-    }
     latest = {}
     for report in ViewingReport.objects.filter(
         pk__in=ViewingReport.objects.filter(rater_id__in=ids).values("rater_id").annotate(last=Max("id")).values("last")
@@ -109,17 +91,16 @@ def rows_of(study: Study, raters: list[Rater]) -> list[RaterRow]:
     for rater in raters:
         status = completion.rater_status(rater)
         report = latest.get(rater.id)
-        seen = native.get(rater.id)
         rows.append(
             RaterRow(
                 rater=rater,
                 status=STATUS_LABELS[status],
                 reason=rater.exclusion_reason if rater.excluded else "",
-                trials=voted.get(rater.id, 0) + gold.get(rater.id, 0),
+                trials=rater.trials_done,
                 code=rater_code(rater, study) if status == completion.FINISHED else "",
                 device_pixel_ratio=report.device_pixel_ratio if report else None,
                 viewport=f"{report.viewport_width}x{report.viewport_height}" if report else "",
-                native_share=seen["shown"] / seen["known"] if seen else None,
+                native_share=rater.votes_native / rater.votes_native_known if rater.votes_native_known else None,
                 px_per_degree=calibrated.get(rater.id),
             )
         )

@@ -26,10 +26,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from . import control_trials, elo, scheduler, stimuli
+from . import control_trials, elo, hot_path, scheduler, stimuli
 from .db import atomic_with_retry
 from .exceptions import ApplicationError, Conflict, Forbidden, Gone, LabelsStudy, NotFound
 from .models import Assignment, ControlTrial, DistortedImage, Judgment, Rater, ReferenceImage, Study, ViewingReport
@@ -251,30 +251,14 @@ class IssuedTrial:
 
 @dataclass(frozen=True)
 class RaterProgress:
-    training_issued: int
-    rating_issued: int
-    rated: int
+    training_done: int  # practice pairs answered
+    rated: int  # rated trials: real pairs and gold pairs voted
 
 
 def rater_progress(rater: Rater) -> RaterProgress:
-    """Trials issued and answered so far, in two aggregate queries; retired (expired,
-    never answered) trials don't count. A rated trial is a voted assignment or a voted
-    gold pair."""
-    live, voted = ~Q(status="retired"), Q(status="voted")
-    pairs = Assignment.objects.filter(rater=rater).aggregate(
-        issued=Count("id", filter=live), voted=Count("id", filter=voted)
-    )
-    training, gold = Q(kind=ControlTrial.Kind.TRAINING), Q(kind=ControlTrial.Kind.GOLD)
-    controls = ControlTrial.objects.filter(rater=rater).aggregate(
-        training=Count("id", filter=training & live),
-        gold=Count("id", filter=gold & live),
-        gold_voted=Count("id", filter=gold & voted),
-    )
-    return RaterProgress(
-        training_issued=controls["training"],
-        rating_issued=pairs["issued"] + controls["gold"],
-        rated=pairs["voted"] + controls["gold_voted"],
-    )
+    """Progress from the counters on the rater's row (kept by the vote paths; one trial is open
+    at a time, so what was answered is what counts). The caller passes a fresh row."""
+    return RaterProgress(training_done=rater.practice_done, rated=rater.trials_done)
 
 
 def _gold_slot(rater: Rater, every: int) -> int:
@@ -323,6 +307,11 @@ def pair_next(*, study: Study, rater: Rater, rng: random.Random | None = None) -
     if rater.study_id != study.id:
         raise Forbidden("this rater belongs to another study")
     study_require_judgments(study)
+    rng = rng or random.Random()
+    # The common case in a few SQL statements (hot_path); the rest here, through the ORM.
+    fast = hot_path.issue(study=study, rater=rater, rng=rng)
+    if fast is not hot_path.SLOW:
+        return fast
     # The rater's row is the lock every issue and vote of this rater takes first: one trial
     # open at a time and the quota hold under simultaneous requests.
     rater = _lock_rater(rater)
@@ -334,12 +323,11 @@ def pair_next(*, study: Study, rater: Rater, rng: random.Random | None = None) -
     if current is not None:
         return _trial_of(study, current, progress)
     _retire_expired(rater, now)
-    rng = rng or random.Random()
     trial = None
     if progress.rated < study.trials_per_rater:
-        if progress.training_issued < study.training_trials:
+        if progress.training_done < study.training_trials:
             trial = _issue_control(study, rater, ControlTrial.Kind.TRAINING, rng, now, progress)
-        elif study.gold_every and progress.rating_issued % study.gold_every == _gold_slot(rater, study.gold_every):
+        elif study.gold_every and progress.rated % study.gold_every == _gold_slot(rater, study.gold_every):
             trial = _issue_control(study, rater, ControlTrial.Kind.GOLD, rng, now, progress)
         trial = trial or _issue_pair(study, rater, rng, now, progress)
     if trial is None:
@@ -428,7 +416,7 @@ def _issue_pair(study, rater, rng, now, progress) -> IssuedTrial | None:
 
 
 def _issue_control(study, rater, kind, rng, now, progress) -> IssuedTrial | None:
-    number = progress.training_issued if kind == ControlTrial.Kind.TRAINING else None
+    number = progress.training_done if kind == ControlTrial.Kind.TRAINING else None
     pair = control_trials.build(study=study, kind=kind, practice_number=number, rng=rng)
     if pair is None:
         return None
@@ -562,19 +550,45 @@ def vote_submit(
     The vote is one transaction; the next trial is issued after it commits, so the image
     rows are not held locked meanwhile.
     """
+    seen = seen or Seen()
+    if enforce_rate_limit:
+        # The common case in a few SQL statements (hot_path): the vote and the next real pair in
+        # one transaction. Everything else (control trials, refusals) goes the ORM way below.
+        fast = _fast_vote(study, rater, assignment_token, choice, response_ms, seen, with_next)
+        if fast is not hot_path.SLOW:
+            judgment, done, following = fast
+            if with_next and following is None:
+                following = pair_next(study=study, rater=rater)
+            return VoteOutcome(
+                judgment=judgment, feedback=None, done=done, quota=study.trials_per_rater, next=following
+            )
     judgment, feedback = _vote_locked(
         study=study,
         rater=rater,
         assignment_token=assignment_token,
         choice=choice,
         response_ms=response_ms,
-        seen=seen or Seen(),
+        seen=seen,
         enforce_rate_limit=enforce_rate_limit,
     )
     following = pair_next(study=study, rater=rater) if with_next else None
-    progress = rater_progress(rater)
+    rater.refresh_from_db(fields=["trials_done", "practice_done"])
     return VoteOutcome(
-        judgment=judgment, feedback=feedback, done=progress.rated, quota=study.trials_per_rater, next=following
+        judgment=judgment, feedback=feedback, done=rater.trials_done, quota=study.trials_per_rater, next=following
+    )
+
+
+@atomic_with_retry
+def _fast_vote(study, rater, token, choice, response_ms, seen, with_next):
+    return hot_path.vote(
+        study=study,
+        rater=rater,
+        token=token,
+        choice=choice,
+        response_ms=response_ms,
+        seen=seen,
+        rng=random.Random(),
+        issue_next=with_next,
     )
 
 
@@ -640,11 +654,14 @@ def _vote_locked(
         )
         item.status = Assignment.Status.VOTED
         item.save(update_fields=["status"])
+        _count_vote(rater, choice, response_ms, seen, study)
     else:
         item.choice, item.response_ms, item.answered_at = choice, response_ms, now
         item.visible_ms, item.native = seen.visible_ms, seen.native
         item.status = Assignment.Status.VOTED
         item.save(update_fields=["choice", "response_ms", "answered_at", "visible_ms", "native", "status"])
+        counter = "practice_done" if item.kind == ControlTrial.Kind.TRAINING else "trials_done"
+        Rater.objects.filter(pk=rater.pk).update(**{counter: F(counter) + 1})
         if item.kind == ControlTrial.Kind.TRAINING:
             lesson = PRACTICE_LESSONS.get(item.construction, "")
             feedback = {
@@ -660,6 +677,19 @@ def _vote_locked(
             # P.808: a session with a failed gold question is not used (a tie on an obvious pair fails too).
             rater_set_excluded(rater=rater, excluded=True, reason="failed a gold pair")
     return judgment, feedback
+
+
+def _count_vote(rater: Rater, choice: str, response_ms: int | None, seen: Seen, study: Study) -> None:
+    """The counters a real vote adds on the rater's row (as hot_path does in its UPDATE)."""
+    Rater.objects.filter(pk=rater.pk).update(
+        trials_done=F("trials_done") + 1,
+        votes_left=F("votes_left") + int(choice == "left"),
+        votes_tied=F("votes_tied") + int(choice == "tie"),
+        votes_timed=F("votes_timed") + int(response_ms is not None),
+        votes_fast=F("votes_fast") + int(response_ms is not None and response_ms < study.min_response_ms),
+        votes_native=F("votes_native") + int(seen.native is True),
+        votes_native_known=F("votes_native_known") + int(seen.native is not None),
+    )
 
 
 @atomic_with_retry
@@ -748,7 +778,51 @@ def judgments_replay(*, study: Study, rows: Sequence[ReplayRow]) -> int:
     ]
     Judgment.objects.bulk_create(log, batch_size=2000)
     _store_states(by_id, states, params)
+    raters_recount(raters=list(raters.values()))
     return len(log)
+
+
+def raters_recount(*, raters: Sequence[Rater]) -> None:
+    """Rebuild the counters on the raters' rows from the judgment log and their control trials
+    (inside the caller's transaction): after a replay, or a change of what counts as fast."""
+    ids = [rater.pk for rater in raters]
+    if not ids:
+        return
+    fast_below = dict(Rater.objects.filter(pk__in=ids).values_list("study_id", "study__min_response_ms"))
+    votes = {}
+    for study_id, threshold in fast_below.items():
+        rows = (
+            Judgment.objects.filter(rater_id__in=ids, study_id=study_id)
+            .values("rater_id")
+            .annotate(
+                total=Count("id"),
+                chose_left=Count("id", filter=Q(tie=False, winner_id=F("image_a_id"))),
+                tied=Count("id", filter=Q(tie=True)),
+                timed=Count("id", filter=Q(response_ms__isnull=False)),
+                fast=Count("id", filter=Q(response_ms__lt=threshold)),
+                shown_native=Count("id", filter=Q(native=True)),
+                known=Count("id", filter=Q(native__isnull=False)),
+            )
+        )
+        votes.update({row["rater_id"]: row for row in rows})
+    controls = {
+        row["rater_id"]: row
+        for row in ControlTrial.objects.filter(rater_id__in=ids, status=Assignment.Status.VOTED)
+        .values("rater_id")
+        .annotate(gold=Count("id", filter=Q(kind="gold")), practice=Count("id", filter=Q(kind="training")))
+    }
+    for rater_id in sorted(ids):
+        v, c = votes.get(rater_id, {}), controls.get(rater_id, {})
+        Rater.objects.filter(pk=rater_id).update(
+            trials_done=v.get("total", 0) + c.get("gold", 0),
+            practice_done=c.get("practice", 0),
+            votes_left=v.get("chose_left", 0),
+            votes_tied=v.get("tied", 0),
+            votes_timed=v.get("timed", 0),
+            votes_fast=v.get("fast", 0),
+            votes_native=v.get("shown_native", 0),
+            votes_native_known=v.get("known", 0),
+        )
 
 
 def _store_states(images: dict[int, DistortedImage], states: dict[int, elo.RatingState], params: elo.EloParams) -> int:

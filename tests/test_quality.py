@@ -45,15 +45,19 @@ def run_study(seed, folder, capture):
     random.seed(seed)  # the images' shuffle keys: the run is deterministic
     study = services.study_create(slug=f"qc{seed}", trials_per_rater=40, min_vote_interval_ms=0)
     import_folder(study, folder)
-    report = simulate_study(study=study, judgments_per_image=40, seed=seed, mix=RaterMix(random=0.2, one_side=0.2))
+    with capture(execute=True):  # a failed gold pair excludes its rater and rebuilds the MOS after commit
+        report = simulate_study(study=study, judgments_per_image=40, seed=seed, mix=RaterMix(random=0.2, one_side=0.2))
     qualities = selectors.rater_qualities(study)
     images = list(DistortedImage.objects.filter(study=study))
     with_everyone, _ = services.replayed_states(study, images, include_excluded=True)
     before = mos_agreement(study, report.truth, {i: s.mos(study.elo_initial) for i, s in with_everyone.items()})
+    flagged = Rater.objects.filter(pk__in=[r for r, q in qualities.items() if q.flagged])
+    newly = flagged.filter(excluded=False, judgments__isnull=False).distinct().count()
     with capture(execute=True) as callbacks:
-        for rater in Rater.objects.filter(pk__in=[r for r, q in qualities.items() if q.flagged]):
+        for rater in flagged:
             services.rater_set_excluded(rater=rater, excluded=True, reason="flagged")
-    assert callbacks, "excluding a rater schedules the MOS recompute"
+    # Raters who failed a gold pair were excluded when they failed it; the others now.
+    assert bool(callbacks) == bool(newly), "excluding a rater with votes schedules the MOS recompute"
     assert services.study_recompute_mos(study=study, write=False).differences == []
     return report.behaviours, qualities, before, mos_agreement(study, report.truth)
 

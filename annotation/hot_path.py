@@ -1,0 +1,396 @@
+"""The vote path in SQL: the two requests every rater makes all the time, at the database's pace.
+
+A profile of one vote through the ORM spent 60% of its time building and compiling queries
+and issued 31 statements (issue 22). Here each request is a few hand-written statements:
+
+* authentication and the study: one narrow query (``rater_for_token``, ``rater_for_session``);
+* a trial (``issue``): lock the rater and find an open trial in one statement, choose the pair
+  in two (the head of the least-judged queue with its open assignments, then a partner the
+  rater has not had), insert it;
+* a vote with the next trial (``vote``): claim the assignment with ``UPDATE … RETURNING`` (it
+  is single-use), rate limit and counters on the rater row in one ``UPDATE … RETURNING``, lock
+  both images in id order, update both in one statement, append the judgment; then the next
+  pair as above, in the same transaction (the rater's row lock makes a second open trial
+  impossible, so no lookup is needed).
+
+Everything else — practice and gold pairs, the active pair policy, refusals and their
+reasons, stimuli not yet prepared — goes the ORM way in ``services``: these functions return
+``SLOW`` and change nothing. The invariants are the ORM path's: one transaction, locks in the
+order rater, assignment, images by id (``FOR NO KEY UPDATE`` on PostgreSQL; SQLite's IMMEDIATE
+transactions serialise writers), zero-sum Elo through ``elo.apply``, the append-only log, a
+pair never twice for a rater (its unique constraint). Tested on SQLite and PostgreSQL alike
+(tests/test_hot_path.py, tests/test_concurrency.py).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from . import elo
+from .models import Assignment, Judgment, Rater, Study
+
+SLOW = object()  # "take the ORM path": nothing was changed
+FIRST_POOL = 16  # as scheduler.FIRST_POOL: the head of the least-judged queue drawn from
+PARTNER_POOL = 8  # as scheduler.PARTNER_POOL
+
+RATER_WANTED = {"id", "study_id", "excluded", "finished_at", "trials_done", "practice_done", "last_vote_at"}
+STUDY_WANTED = {
+    "id", "slug", "name", "trials_per_rater", "training_trials", "gold_every", "min_vote_interval_ms",
+    "min_response_ms", "allow_ties", "elo_m", "elo_k", "elo_initial", "mos_window", "mos_source", "pair_policy",
+}  # fmt: skip
+
+
+def _in_model_order(model, wanted: set[str]) -> tuple[str, ...]:
+    """Model.from_db takes the values in the order of the model's fields."""
+    return tuple(field.attname for field in model._meta.concrete_fields if field.attname in wanted)
+
+
+RATER_FIELDS = _in_model_order(Rater, RATER_WANTED)
+STUDY_FIELDS = _in_model_order(Study, STUDY_WANTED)
+_SELECT_RATER = (
+    "SELECT "
+    + ", ".join(f"r.{name}" for name in RATER_FIELDS)
+    + ", "
+    + ", ".join(f"s.{name}" for name in STUDY_FIELDS)
+    + " FROM annotation_rater r JOIN annotation_study s ON s.id = r.study_id WHERE "
+)
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _lock(clause: str) -> str:
+    """A row lock on PostgreSQL; SQLite's IMMEDIATE transaction already holds the write lock."""
+    return f" {clause}" if _postgres() else ""
+
+
+def _db_time(value: datetime):
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _aware(value) -> datetime | None:
+    """A datetime read by a raw cursor (SQLite returns text) as an aware UTC datetime."""
+    if value is None or isinstance(value, datetime):
+        return value if value is None or timezone.is_aware(value) else value.replace(tzinfo=UTC)
+    parsed = parse_datetime(value)
+    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
+
+
+def _json(value) -> list:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _json_param(value: list) -> str:
+    return json.dumps(value)
+
+
+def _jsonb(placeholder: str = "%s") -> str:
+    return f"{placeholder}::jsonb" if _postgres() else placeholder
+
+
+# --- authentication: the rater and the study in one narrow query -----------------------------
+
+
+def _rater_from_row(row) -> Rater:
+    rater = Rater.from_db(connection.alias, RATER_FIELDS, row[: len(RATER_FIELDS)])
+    study = Study.from_db(connection.alias, STUDY_FIELDS, row[len(RATER_FIELDS) :])
+    rater.study = study  # the foreign key's cache: no query when the view asks for it
+    return rater
+
+
+def _one(sql: str, params) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def rater_for_token(token_hash: str) -> Rater | None:
+    row = _one(_SELECT_RATER + "r.token_hash = %s", [token_hash])
+    return _rater_from_row(row) if row else None
+
+
+def rater_for_session(rater_id: int, slug: str) -> Rater | None:
+    row = _one(_SELECT_RATER + "r.id = %s AND s.slug = %s", [rater_id, slug])
+    return _rater_from_row(row) if row else None
+
+
+# --- issuing a trial ------------------------------------------------------------------------------
+
+
+def _open_count(column: str) -> str:
+    return (
+        f"(SELECT count(*) FROM annotation_assignment a WHERE a.{column} = d.id AND a.status = 'open' "
+        "AND a.expires_at > %s)"
+    )
+
+
+def _head(study_id: int, offset: int, now) -> list[tuple]:
+    """(id, reference id, load, display, reference display) of the least-judged images, load =
+    judgments + open assignments (so concurrent raters spread out), as scheduler.least_judged."""
+    sql = (
+        f"SELECT d.id, d.reference_id, d.judgment_count + {_open_count('left_id')} + {_open_count('right_id')}, "
+        "d.display, ref.display FROM (SELECT id, reference_id, judgment_count, display "
+        "FROM annotation_distortedimage WHERE study_id = %s ORDER BY judgment_count, shuffle_key LIMIT %s OFFSET %s) d "
+        "JOIN annotation_referenceimage ref ON ref.id = d.reference_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_db_time(now), _db_time(now), study_id, FIRST_POOL, offset])
+        return cursor.fetchall()
+
+
+def _partners(rater_id: int, reference_id: int, image_id: int, now) -> list[tuple]:
+    """(id, load, display) of the least-judged images of the reference that this rater has not
+    had with ``image_id``, as scheduler.least_judged_partner."""
+    sql = (
+        f"SELECT d.id, d.judgment_count + {_open_count('left_id')} + {_open_count('right_id')}, d.display "
+        "FROM (SELECT id, judgment_count, display FROM annotation_distortedimage "
+        "WHERE reference_id = %s AND id <> %s AND id NOT IN ("
+        "SELECT image_high_id FROM annotation_assignment WHERE rater_id = %s AND image_low_id = %s "
+        "UNION ALL SELECT image_low_id FROM annotation_assignment WHERE rater_id = %s AND image_high_id = %s) "
+        "ORDER BY judgment_count, shuffle_key LIMIT %s) d"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, now, reference_id, image_id, rater_id, image_id, rater_id, image_id, PARTNER_POOL])
+        return cursor.fetchall()
+
+
+def _choose_and_insert(study: Study, rater: Rater, rng: random.Random, now, progress_done: int):
+    """The balanced scheduler (scheduler.md) over SQL, then the assignment's INSERT: an
+    IssuedTrial, None when the rater has had every pair, or SLOW (a stimulus not prepared)."""
+    from .services import Candidate, IssuedTrial, opaque_id  # services builds on this module
+
+    offset = 0
+    while head := _head(study.id, offset, now):
+        for image_id, reference_id, _, display, reference_display in sorted(
+            head, key=lambda row: (row[2], rng.random())
+        ):
+            partners = _partners(rater.id, reference_id, image_id, now)
+            if not partners:
+                continue
+            fewest = min(load for _, load, _ in partners)
+            partner_id, _, partner_display = rng.choice([row for row in partners if row[1] == fewest])
+            if not (display and partner_display and reference_display):
+                return SLOW  # an older study: services makes the display copies
+            first, second = (image_id, display), (partner_id, partner_display)
+            (left_id, left_display), (right_id, right_display) = (
+                (first, second) if rng.random() < 0.5 else (second, first)
+            )
+            token = secrets.token_urlsafe(24)
+            expires = now + timedelta(seconds=settings.PIPAL_ASSIGNMENT_TTL_SECONDS)
+            try:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute(
+                        "INSERT INTO annotation_assignment (study_id, rater_id, token, reference_id, left_id, "
+                        "right_id, image_low_id, image_high_id, status, issued_at, expires_at) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'open', %s, %s) RETURNING id",
+                        [
+                            study.id, rater.id, token, reference_id, left_id, right_id, min(left_id, right_id),
+                            max(left_id, right_id), _db_time(now), _db_time(expires),
+                        ],
+                    )  # fmt: skip
+                    (assignment_id,) = cursor.fetchone()
+            except IntegrityError:
+                return SLOW  # a concurrent request of this rater took the pair first: the ORM path retries
+            assignment = Assignment(
+                id=assignment_id, study_id=study.id, rater_id=rater.id, token=token, reference_id=reference_id,
+                left_id=left_id, right_id=right_id, image_low_id=min(left_id, right_id),
+                image_high_id=max(left_id, right_id), status=Assignment.Status.OPEN, issued_at=now, expires_at=expires,
+            )  # fmt: skip
+            return IssuedTrial(
+                token=token,
+                phase="rating",
+                reference=Candidate(opaque_id(token, "reference"), reference_display),
+                left=Candidate(opaque_id(token, "left"), left_display),
+                right=Candidate(opaque_id(token, "right"), right_display),
+                expires_at=expires,
+                done=progress_done,
+                quota=study.trials_per_rater,
+                allow_tie=study.allow_ties,
+                assignment=assignment,
+            )
+        offset += FIRST_POOL
+    return None
+
+
+def _gold_due(study: Study, rater: Rater, done: int) -> bool:
+    from .services import _gold_slot
+
+    return bool(study.gold_every) and done % study.gold_every == _gold_slot(rater, study.gold_every)
+
+
+def _plain(study: Study) -> bool:
+    """A study the SQL path serves: votes, the balanced policy."""
+    return study.mos_source == Study.MosSource.ELO and study.pair_policy == Study.PairPolicy.BALANCED
+
+
+def issue(*, study: Study, rater: Rater, rng: random.Random):
+    """pair_next's common case inside the caller's transaction: the rater's open real pair again,
+    or a new real pair; SLOW for anything else (practice, gold, an open control trial, …)."""
+    if not _plain(study) or rater.study_id != study.id:
+        return SLOW
+    from .services import Candidate, IssuedTrial, opaque_id
+
+    now = timezone.now()
+    row = _one(
+        "SELECT r.excluded, r.trials_done, r.practice_done, a.id, a.token, a.expires_at, a.reference_id, "
+        "a.left_id, a.right_id, a.issued_at, ref.display, l.display, rt.display, c.id "
+        "FROM annotation_rater r "
+        "LEFT JOIN annotation_assignment a ON a.rater_id = r.id AND a.status = 'open' AND a.expires_at > %s "
+        "LEFT JOIN annotation_referenceimage ref ON ref.id = a.reference_id "
+        "LEFT JOIN annotation_distortedimage l ON l.id = a.left_id "
+        "LEFT JOIN annotation_distortedimage rt ON rt.id = a.right_id "
+        "LEFT JOIN annotation_controltrial c ON c.rater_id = r.id AND c.status = 'open' AND c.expires_at > %s "
+        "WHERE r.id = %s" + _lock("FOR NO KEY UPDATE OF r"),
+        [_db_time(now), _db_time(now), rater.id],
+    )
+    if row is None:
+        return SLOW
+    excluded, done, practice, assignment_id, token, expires, reference_id, left_id, right_id, issued = row[:10]
+    displays, control_id = row[10:13], row[13]
+    if excluded or control_id is not None or done >= study.trials_per_rater:
+        return SLOW
+    if assignment_id is not None:
+        if not all(displays):
+            return SLOW
+        expires, issued = _aware(expires), _aware(issued)
+        assignment = Assignment(
+            id=assignment_id, study_id=study.id, rater_id=rater.id, token=token, reference_id=reference_id,
+            left_id=left_id, right_id=right_id, status=Assignment.Status.OPEN, issued_at=issued, expires_at=expires,
+        )  # fmt: skip
+        return IssuedTrial(
+            token=token,
+            phase="rating",
+            reference=Candidate(opaque_id(token, "reference"), displays[0]),
+            left=Candidate(opaque_id(token, "left"), displays[1]),
+            right=Candidate(opaque_id(token, "right"), displays[2]),
+            expires_at=expires,
+            done=done,
+            quota=study.trials_per_rater,
+            allow_tie=study.allow_ties,
+            assignment=assignment,
+        )
+    if practice < study.training_trials or _gold_due(study, rater, done):
+        return SLOW
+    trial = _choose_and_insert(study, rater, rng, now, done)
+    return SLOW if trial is None else trial  # every pair seen: services finishes the rater
+
+
+# --- recording a vote ---------------------------------------------------------------------------
+
+
+class _Fallback(Exception):
+    """Undo this transaction's changes and take the ORM path (which says why it refuses)."""
+
+
+def vote(
+    *, study: Study, rater: Rater, token: str, choice: str, response_ms: int, seen, rng: random.Random, issue_next=True
+):
+    """vote_submit's common case: a vote on the rater's open real pair by a rater who is not voting
+    too fast, and the next real pair, in one transaction (the caller's). Returns (judgment, done,
+    next trial or None when the next trial must come from pair_next's ORM path), or SLOW when
+    nothing was changed: control trials, refusals, a tie where the study is forced choice."""
+    if not _plain(study) or choice not in ("left", "right", "tie") or (choice == "tie" and not study.allow_ties):
+        return SLOW
+    try:
+        with transaction.atomic():  # a savepoint: a fallback undoes the claim and the counters
+            done, judgment = _vote_in_transaction(study, rater, token, choice, response_ms, seen)
+    except _Fallback:
+        return SLOW
+    following = None
+    if issue_next and done < study.trials_per_rater and not _next_is_slow(study, rater, done):
+        following = _choose_and_insert(study, rater, rng, timezone.now(), done)
+        if following is SLOW:
+            following = None
+    return judgment, done, following
+
+
+def _next_is_slow(study: Study, rater: Rater, done: int) -> bool:
+    return rater.practice_done < study.training_trials or _gold_due(study, rater, done)
+
+
+def _vote_in_transaction(study, rater, token, choice, response_ms, seen) -> tuple[int, Judgment]:
+    now = timezone.now()
+    claimed = _one(
+        "UPDATE annotation_assignment SET status = 'voted' WHERE token = %s AND rater_id = %s AND study_id = %s "
+        "AND status = 'open' AND expires_at > %s RETURNING id, left_id, right_id, issued_at",
+        [token, rater.id, study.id, _db_time(now)],
+    )
+    if claimed is None:
+        raise _Fallback  # a control trial, or a refusal the ORM path explains
+    assignment_id, left_id, right_id, issued_at = claimed
+    score = {"left": 1.0, "right": 0.0, "tie": 0.5}[choice]
+    fast = int(response_ms < study.min_response_ms)
+    native = seen.native
+    limit = now - timedelta(milliseconds=study.min_vote_interval_ms)
+    counted = _one(
+        "UPDATE annotation_rater SET last_vote_at = %s, trials_done = trials_done + 1, "
+        "votes_left = votes_left + %s, votes_tied = votes_tied + %s, votes_timed = votes_timed + 1, "
+        "votes_fast = votes_fast + %s, votes_native = votes_native + %s, "
+        "votes_native_known = votes_native_known + %s "
+        "WHERE id = %s AND excluded = %s AND (last_vote_at IS NULL OR last_vote_at <= %s) "
+        "RETURNING trials_done, (SELECT count(*) FROM annotation_viewingreport v WHERE v.id = %s AND v.rater_id = %s)",
+        [
+            _db_time(now), int(choice == "left"), int(choice == "tie"), fast, int(native is True),
+            int(native is not None), rater.id, False, _db_time(limit), seen.viewing_id, rater.id,
+        ],
+    )  # fmt: skip
+    if counted is None or (seen.viewing_id is not None and not counted[1]):
+        raise _Fallback  # too fast, excluded, or someone else's viewing report: the ORM path says which
+    done = counted[0]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, study_id, reference_id, elo, judgment_count, recent_elo FROM annotation_distortedimage "
+            "WHERE id IN (%s, %s) ORDER BY id" + _lock("FOR NO KEY UPDATE"),
+            [left_id, right_id],
+        )
+        images = {row[0]: row for row in cursor.fetchall()}
+    a, b = images[left_id], images[right_id]
+    params = study.elo_params
+    states = {row[0]: elo.RatingState(row[3], row[4], list(_json(row[5]))) for row in (a, b)}
+    (step,) = elo.apply(states, [(left_id, right_id, score)], params)
+    after = {image: (state.elo, state.recent, state.mos(params.initial)) for image, state in states.items()}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE annotation_distortedimage SET judgment_count = judgment_count + 1, "
+            f"elo = CASE WHEN id = %s THEN %s ELSE %s END, "
+            f"recent_elo = CASE WHEN id = %s THEN {_jsonb()} ELSE {_jsonb()} END, "
+            f"mos = CASE WHEN id = %s THEN %s ELSE %s END WHERE id IN (%s, %s)",
+            [
+                left_id, after[left_id][0], after[right_id][0],
+                left_id, _json_param(after[left_id][1]), _json_param(after[right_id][1]),
+                left_id, after[left_id][2], after[right_id][2],
+                left_id, right_id,
+            ],
+        )  # fmt: skip
+    winner = None if score == 0.5 else left_id if score else right_id
+    judgment = Judgment(
+        study_id=study.id, rater_id=rater.id, assignment_id=assignment_id, image_a_id=left_id, image_b_id=right_id,
+        winner_id=winner, tie=score == 0.5, elo_a_before=step.a_before, elo_a_after=step.a_after,
+        elo_b_before=step.b_before, elo_b_after=step.b_after, response_ms=response_ms, visible_ms=seen.visible_ms,
+        native=native, viewing_id=seen.viewing_id, source=Judgment.Source.LIVE, issued_at=_aware(issued_at),
+        created_at=now,
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO annotation_judgment (study_id, rater_id, assignment_id, image_a_id, image_b_id, winner_id, "
+            "tie, elo_a_before, elo_a_after, elo_b_before, elo_b_after, response_ms, visible_ms, native, viewing_id, "
+            "source, issued_at, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            "%s, %s) RETURNING id",
+            [
+                study.id, rater.id, assignment_id, left_id, right_id, winner, judgment.tie, step.a_before,
+                step.a_after, step.b_before, step.b_after, response_ms, seen.visible_ms, native, seen.viewing_id,
+                Judgment.Source.LIVE, _db_time(judgment.issued_at), _db_time(now),
+            ],
+        )  # fmt: skip
+        (judgment.id,) = cursor.fetchone()
+    rater.trials_done = done
+    return done, judgment
