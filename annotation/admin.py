@@ -12,15 +12,27 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import BigIntegerField, Count, IntegerField, Max, OuterRef, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.urls import path, reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from sr_models import distortions
 
-from . import admin_services, bt_fit, completion, dashboard, generation, payments, selectors, services, tasks
+from . import (
+    admin_services,
+    bt_fit,
+    completion,
+    dashboard,
+    generation,
+    payments,
+    selectors,
+    services,
+    tasks,
+)
 from .exceptions import ApplicationError
 from .imaging import CheckedImage, ImageRejected
 from .importing import check_upload
@@ -59,10 +71,11 @@ def _latest_fit(field: str):
     return Subquery(fits.values(field)[:1])
 
 
-def _counted_judgments(aggregate, output_field):
-    """``aggregate`` over the judgments a fit counts (bt_fit.counted_judgments), per study."""
-    counted = Judgment.objects.filter(study=OuterRef("pk")).exclude(rater__excluded=True).order_by().values("study")
-    return Coalesce(Subquery(counted.annotate(v=aggregate).values("v"), output_field=output_field), 0)
+def _counted_judgments():
+    """The judgments in a study's MOS, from its images' counters (each counted judgment added one
+    to both its images' judgment counts): one row per image read, not the log."""
+    sums = DistortedImage.objects.filter(study=OuterRef("pk")).order_by().values("study")
+    return Coalesce(Subquery(sums.annotate(n=Sum("judgment_count") / 2).values("n"), output_field=IntegerField()), 0)
 
 
 # --- studies ---------------------------------------------------------------------
@@ -116,13 +129,17 @@ class StudyAdmin(admin.ModelAdmin):
                 n_references=_count_of(ReferenceImage),
                 n_images=_count_of(DistortedImage),
                 n_raters=_count_of(Rater),
-                n_judgments=_count_of(Judgment),
-                # The precision column: the latest fit and what bt_fit.fit_is_current compares it with.
+                n_judgments=_counted_judgments(),
+                # The precision column: the latest fit, and what bt_fit.fit_is_current(exact=False) compares.
                 bt_done=_latest_fit("done"),
                 bt_log_judgments=_latest_fit("log_judgments"),
                 bt_last_judgment=_latest_fit("last_judgment_id"),
-                n_counted=_counted_judgments(Count("pk"), IntegerField()),
-                last_counted=_counted_judgments(Max("pk"), BigIntegerField()),
+                last_counted=Subquery(
+                    Judgment.objects.filter(study=OuterRef("pk"))
+                    .exclude(rater__excluded=True)
+                    .order_by("-id")
+                    .values("id")[:1]
+                ),
             )
         )
 
@@ -144,9 +161,9 @@ class StudyAdmin(admin.ModelAdmin):
     def raters(self, obj):
         return obj.n_raters
 
-    @admin.display(description="judgments", ordering="n_judgments")
+    @admin.display(description="judgments in the MOS", ordering="n_judgments")
     def judgments(self, obj):
-        return obj.n_judgments
+        return 0 if obj.mos_from_labels else obj.n_judgments
 
     @admin.action(description="Generate the default catalogue's distortions (missing images only)")
     def generate_catalogue_distortions(self, request, queryset):
@@ -168,12 +185,12 @@ class StudyAdmin(admin.ModelAdmin):
 
     @admin.display(description="precision")
     def precision(self, obj):
-        """The latest Bradley–Terry fit's verdict on the precision goal, from the
-        list's annotations (no query per row); "stale" as bt_fit.fit_is_current."""
+        """The latest Bradley–Terry fit's verdict on the precision goal; "stale" as
+        bt_fit.fit_is_current(exact=False) says, from the list's annotations (no query per row)."""
         if obj.bt_done is None:
             return "no fit"
         verdict = "done" if obj.bt_done else "not done"
-        current = obj.bt_last_judgment == obj.last_counted and obj.bt_log_judgments == obj.n_counted
+        current = obj.bt_last_judgment == (obj.last_counted or 0) and obj.bt_log_judgments == obj.n_judgments
         return verdict if current else f"{verdict} (stale)"
 
     @admin.action(description="Fit Bradley–Terry (bootstrap CIs)", permissions=["change"])
@@ -652,8 +669,21 @@ class RaterAdmin(admin.ModelAdmin):
 # --- the logs ------------------------------------------------------------------------
 
 
+class CappedCountPaginator(Paginator):
+    """Counts at most CAP rows: the count of a million-row log on every page load would cost
+    more than the page (its first pages are what the admin is for; exports give the rest)."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        return len(self.object_list.values_list("pk", flat=True)[: self.CAP + 1])
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """The judgment log is append-only: nobody edits or deletes it by hand."""
+
+    paginator = CappedCountPaginator
 
     def has_add_permission(self, request):
         return False

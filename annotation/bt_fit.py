@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Sum
 
 from . import bradley_terry
 from .exceptions import ApplicationError
@@ -61,13 +61,21 @@ def judgment_log(study: Study) -> JudgmentLog:
     )
 
 
-def fit_is_current(study: Study, fit: BradleyTerryFit | None = None) -> bool:
-    """Whether the latest fit saw exactly the judgments counted now."""
+def fit_is_current(study: Study, fit: BradleyTerryFit | None = None, *, exact: bool = True) -> bool:
+    """Whether the latest fit saw exactly the judgments counted now: the same newest judgment and
+    the same number. ``exact=False`` (pages) takes the number from the images' counters (each
+    counted judgment counts once on both its images: one row per image, not the million-row
+    log), which lags an exclusion only until the MOS recompute that follows it."""
     fit = fit or study.bt_fits.first()
     if fit is None:
         return False
-    counted = counted_judgments(study).aggregate(last=Max("id"))
-    return fit.last_judgment_id == (counted["last"] or 0) and fit.log_judgments == counted_judgments(study).count()
+    last = counted_judgments(study).order_by("-id").values_list("id", flat=True).first()
+    if fit.last_judgment_id != (last or 0):
+        return False
+    if exact:
+        return fit.log_judgments == counted_judgments(study).count()
+    counts = study.images.aggregate(n=Sum("judgment_count"))["n"] or 0
+    return fit.log_judgments == counts // 2
 
 
 def study_fit_bradley_terry(

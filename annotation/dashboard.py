@@ -17,7 +17,7 @@ from datetime import datetime
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncHour
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -26,7 +26,7 @@ from django.views.decorators.cache import never_cache
 
 from iqa import selectors as iqa_selectors
 
-from . import bt_fit, generation, selectors
+from . import bt_fit, generation, page_cache, selectors
 from .exports import mos_csv
 from .models import BradleyTerryFit, Category, DistortedImage, Judgment, Study
 
@@ -57,22 +57,28 @@ class ImageFigures:
 
 
 def study_progress_figures(study: Study) -> Progress:
+    """From counters, not by counting the log: every counted judgment added one to each of its two
+    images' judgment counts, and each excluded rater's row counts their votes."""
     raters = study.raters.aggregate(
-        real=Count("id", filter=Q(synthetic=False)),
-        synthetic=Count("id", filter=Q(synthetic=True)),
-        excluded=Count("id", filter=Q(excluded=True)),
+        n_real=Count("id", filter=Q(synthetic=False)),
+        n_synthetic=Count("id", filter=Q(synthetic=True)),
+        n_excluded=Count("id", filter=Q(excluded=True)),
+        excluded_votes=Sum("votes_cast", filter=Q(excluded=True)),
     )
-    images = study.images.aggregate(total=Count("id"), judged=Count("id", filter=Q(judgment_count__gt=0)))
-    judgments = Judgment.objects.filter(study=study)
+    images = study.images.aggregate(
+        total=Count("id"), judged=Count("id", filter=Q(judgment_count__gt=0)), counts=Sum("judgment_count")
+    )
+    # A labels study's images carry the label's nominal count, not judgments.
+    counted = 0 if study.mos_from_labels else (images["counts"] or 0) // 2
     return Progress(
-        judgments=judgments.count(),
-        judgments_counted=judgments.exclude(rater__excluded=True).count(),
+        judgments=counted + (raters["excluded_votes"] or 0),
+        judgments_counted=counted,
         references=study.references.count(),
         images=images["total"],
         images_judged=images["judged"],
-        raters_real=raters["real"],
-        raters_synthetic=raters["synthetic"],
-        raters_excluded=raters["excluded"],
+        raters_real=raters["n_real"],
+        raters_synthetic=raters["n_synthetic"],
+        raters_excluded=raters["n_excluded"],
     )
 
 
@@ -192,7 +198,7 @@ def bt_fit_summary(study: Study) -> FitSummary | None:
     fit = study.bt_fits.first()
     if fit is None:
         return None
-    return FitSummary(fit=fit, current=bt_fit.fit_is_current(study, fit), figures=fit_figures(fit))
+    return FitSummary(fit=fit, current=bt_fit.fit_is_current(study, fit, exact=False), figures=fit_figures(fit))
 
 
 def reference_bt_rows(study: Study, reference: str) -> list[tuple[str, float, float, float, str, float]]:
@@ -291,7 +297,9 @@ def bt_dashboard_section(study: Study, reference: str | None) -> dict:
         "previous": names[position - 1] if reference and position > 0 else None,
         "next": names[position + 1] if reference and position + 1 < len(names) else None,
         # No fit, nothing to draw: the page says how to make one instead.
-        "charts": _bt_charts(study, summary, reference) if summary else {},
+        "charts": page_cache.cached(study, "bt-charts", lambda: _bt_charts(study, summary, reference), reference).value
+        if summary
+        else {},
     }
 
 
@@ -334,14 +342,15 @@ def study_dashboard(request, slug):
 
     # First: a link to a reference the study lacks fails before the costly figures.
     bt = bt_dashboard_section(study, request.GET.get("reference") or None)
-    images = study_image_figures(study)
     raters = list(study.raters.order_by("external_id"))
     qualities = selectors.rater_qualities(study, raters)
     rows = sorted(((rater, qualities[rater.id]) for rater in raters), key=lambda r: (not r[1].flagged, -r[1].trials))
+    charts = page_cache.cached(study, "charts", lambda: _dashboard_charts(study, study_image_figures(study), rows))
     context = {
         "study": study,
         "progress": study_progress_figures(study),
-        "charts": _dashboard_charts(study, images, rows),
+        "charts": charts.value,
+        "charts_at": charts.stale_since,
         "rater_rows": rows[:RATER_TABLE_LIMIT],
         "raters_total": len(rows),
         "raters_flagged": sum(q.flagged for _, q in rows),
@@ -369,7 +378,14 @@ def _admin_study(model_admin, request, object_id) -> Study:
 
 def admin_study_progress(model_admin, request, object_id):
     study = _admin_study(model_admin, request, object_id)
-    images = study_image_figures(study)
+
+    def charts() -> dict:
+        return {
+            "judgments_per_image": _judgments_per_image_chart(study_image_figures(study)),
+            "judgments_per_hour": _judgments_per_hour_chart(study),
+        }
+
+    cached_charts = page_cache.cached(study, "progress-charts", charts)
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,
@@ -377,14 +393,12 @@ def admin_study_progress(model_admin, request, object_id):
         "title": f"Progress of {study.name}",
         "subtitle": study.slug,
         "progress": study_progress_figures(study),
-        "charts": {
-            "judgments_per_image": _judgments_per_image_chart(images),
-            "judgments_per_hour": _judgments_per_hour_chart(study),
-        },
+        "charts": cached_charts.value,
+        "charts_at": cached_charts.stale_since,
         "csv_url": reverse("admin:annotation_study_mos_csv", args=[study.pk]),
         "generation": generation_figures(study),
         "bt": {"summary": bt_fit_summary(study)},
-        "scores": iqa_selectors.score_coverage(study),
+        "scores": page_cache.cached(study, "score-coverage", lambda: iqa_selectors.score_coverage(study)).value,
         "benchmark_runs": study.benchmark_runs.all()[:5],
         "label_import": study.label_imports.order_by("-id").first(),
     }

@@ -36,28 +36,21 @@ def _fmt(value: float | None) -> str:
 
 
 def mos_rows(study: Study) -> list[tuple]:
-    images = (
+    rows = (
         DistortedImage.objects.filter(study=study)
-        .select_related("reference", "distortion_type")
         .order_by("reference__name", "name")
-    )
-    return [
-        (
-            image.reference.name,
-            image.name,
-            image.distortion_type.code,
-            image.distortion_type.category,
-            image.distortion_type.subtype,
-            image.level,
-            _fmt(image.elo),
-            _fmt(image.mos),
-            image.judgment_count,
-            _fmt(image.mos_bt),
-            _fmt(image.bt_ci_low),
-            _fmt(image.bt_ci_high),
+        .values_list(
+            "reference__name", "name", "distortion_type__code", "distortion_type__category",
+            "distortion_type__subtype", "level", "elo", "mos", "judgment_count", "mos_bt", "bt_ci_low", "bt_ci_high",
         )
-        for image in images
-    ]
+    )  # fmt: skip
+    return [
+        (reference, image, code, category, subtype, level, _fmt(elo), _fmt(mos), judgments, _fmt(bt), _fmt(low),
+         _fmt(high))
+        for reference, image, code, category, subtype, level, elo, mos, judgments, bt, low, high in rows.iterator(
+            chunk_size=10_000
+        )
+    ]  # fmt: skip
 
 
 def mos_csv(study: Study) -> str:

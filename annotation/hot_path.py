@@ -30,11 +30,11 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import elo
+from . import elo, rater_counts
 from .models import Assignment, Judgment, Rater, Study
 
 SLOW = object()  # "take the ORM path": nothing was changed
@@ -44,7 +44,8 @@ PARTNER_POOL = 8  # as scheduler.PARTNER_POOL
 RATER_WANTED = {"id", "study_id", "excluded", "finished_at", "trials_done", "practice_done", "last_vote_at"}
 STUDY_WANTED = {
     "id", "slug", "name", "trials_per_rater", "training_trials", "gold_every", "min_vote_interval_ms",
-    "min_response_ms", "allow_ties", "elo_m", "elo_k", "elo_initial", "mos_window", "mos_source", "pair_policy",
+    "min_response_ms", "agreement_min_gap", "allow_ties", "elo_m", "elo_k", "elo_initial", "mos_window", "mos_source",
+    "pair_policy",
 }  # fmt: skip
 
 
@@ -126,40 +127,56 @@ def rater_for_session(rater_id: int, slug: str) -> Rater | None:
 # --- issuing a trial ------------------------------------------------------------------------------
 
 
-def _open_count(column: str) -> str:
-    return (
-        f"(SELECT count(*) FROM annotation_assignment a WHERE a.{column} = d.id AND a.status = 'open' "
-        "AND a.expires_at > %s)"
-    )
+# The study's open assignments, read once per statement from a small partial index (one open
+# trial per rater at most) and counted per image: a candidate's load is its judgments plus these.
+_OPEN_PAIRS = (
+    "WITH open_load AS MATERIALIZED (SELECT image, count(*) AS n FROM (SELECT left_id AS image "
+    "FROM annotation_assignment WHERE study_id = %s AND status = 'open' AND expires_at > %s UNION ALL "
+    "SELECT right_id FROM annotation_assignment WHERE study_id = %s AND status = 'open' AND expires_at > %s) o "
+    "GROUP BY image) "
+)
+_LOAD = "d.judgment_count + COALESCE((SELECT n FROM open_load WHERE image = d.id), 0)"
+
+
+def _open_pairs() -> str:
+    # SQLite has no MATERIALIZED hint before 3.35 and plans its CTEs itself.
+    return _OPEN_PAIRS if _postgres() else _OPEN_PAIRS.replace(" MATERIALIZED", "")
+
+
+def _open_params(study_id: int, now) -> list:
+    return [study_id, _db_time(now), study_id, _db_time(now)]
 
 
 def _head(study_id: int, offset: int, now) -> list[tuple]:
     """(id, reference id, load, display, reference display) of the least-judged images, load =
     judgments + open assignments (so concurrent raters spread out), as scheduler.least_judged."""
     sql = (
-        f"SELECT d.id, d.reference_id, d.judgment_count + {_open_count('left_id')} + {_open_count('right_id')}, "
-        "d.display, ref.display FROM (SELECT id, reference_id, judgment_count, display "
-        "FROM annotation_distortedimage WHERE study_id = %s ORDER BY judgment_count, shuffle_key LIMIT %s OFFSET %s) d "
+        _open_pairs()
+        + f"SELECT d.id, d.reference_id, {_LOAD}, d.display, ref.display FROM (SELECT id, reference_id, "
+        "judgment_count, display FROM annotation_distortedimage WHERE study_id = %s "
+        "ORDER BY judgment_count, shuffle_key LIMIT %s OFFSET %s) d "
         "JOIN annotation_referenceimage ref ON ref.id = d.reference_id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_db_time(now), _db_time(now), study_id, FIRST_POOL, offset])
+        cursor.execute(sql, [*_open_params(study_id, now), study_id, FIRST_POOL, offset])
         return cursor.fetchall()
 
 
-def _partners(rater_id: int, reference_id: int, image_id: int, now) -> list[tuple]:
+def _partners(study_id: int, rater_id: int, reference_id: int, image_id: int, now) -> list[tuple]:
     """(id, load, display) of the least-judged images of the reference that this rater has not
     had with ``image_id``, as scheduler.least_judged_partner."""
     sql = (
-        f"SELECT d.id, d.judgment_count + {_open_count('left_id')} + {_open_count('right_id')}, d.display "
-        "FROM (SELECT id, judgment_count, display FROM annotation_distortedimage "
-        "WHERE reference_id = %s AND id <> %s AND id NOT IN ("
+        _open_pairs()
+        + f"SELECT d.id, {_LOAD}, d.display FROM (SELECT id, judgment_count, display "
+        "FROM annotation_distortedimage WHERE reference_id = %s AND id <> %s AND id NOT IN ("
         "SELECT image_high_id FROM annotation_assignment WHERE rater_id = %s AND image_low_id = %s "
         "UNION ALL SELECT image_low_id FROM annotation_assignment WHERE rater_id = %s AND image_high_id = %s) "
         "ORDER BY judgment_count, shuffle_key LIMIT %s) d"
     )
+    params = [*_open_params(study_id, now), reference_id, image_id, rater_id, image_id, rater_id, image_id]
+    params.append(PARTNER_POOL)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [now, now, reference_id, image_id, rater_id, image_id, rater_id, image_id, PARTNER_POOL])
+        cursor.execute(sql, params)
         return cursor.fetchall()
 
 
@@ -170,10 +187,12 @@ def _choose_and_insert(study: Study, rater: Rater, rng: random.Random, now, prog
 
     offset = 0
     while head := _head(study.id, offset, now):
+        # One statement for the head, one for the partners of the first image that has any (a
+        # LATERAL join of both cost more database time than the second round trip).
         for image_id, reference_id, _, display, reference_display in sorted(
             head, key=lambda row: (row[2], rng.random())
         ):
-            partners = _partners(rater.id, reference_id, image_id, now)
+            partners = _partners(study.id, rater.id, reference_id, image_id, now)
             if not partners:
                 continue
             fewest = min(load for _, load, _ in partners)
@@ -186,20 +205,20 @@ def _choose_and_insert(study: Study, rater: Rater, rng: random.Random, now, prog
             )
             token = secrets.token_urlsafe(24)
             expires = now + timedelta(seconds=settings.PIPAL_ASSIGNMENT_TTL_SECONDS)
-            try:
-                with transaction.atomic(), connection.cursor() as cursor:
-                    cursor.execute(
-                        "INSERT INTO annotation_assignment (study_id, rater_id, token, reference_id, left_id, "
-                        "right_id, image_low_id, image_high_id, status, issued_at, expires_at) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'open', %s, %s) RETURNING id",
-                        [
-                            study.id, rater.id, token, reference_id, left_id, right_id, min(left_id, right_id),
-                            max(left_id, right_id), _db_time(now), _db_time(expires),
-                        ],
-                    )  # fmt: skip
-                    (assignment_id,) = cursor.fetchone()
-            except IntegrityError:
+            # ON CONFLICT rather than a savepoint (two more round trips on every pair): the pair's
+            # unique constraint (never twice for a rater) leaves the transaction usable.
+            inserted = _one(
+                "INSERT INTO annotation_assignment (study_id, rater_id, token, reference_id, left_id, right_id, "
+                "image_low_id, image_high_id, status, issued_at, expires_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'open', %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+                [
+                    study.id, rater.id, token, reference_id, left_id, right_id, min(left_id, right_id),
+                    max(left_id, right_id), _db_time(now), _db_time(expires),
+                ],
+            )  # fmt: skip
+            if inserted is None:
                 return SLOW  # a concurrent request of this rater took the pair first: the ORM path retries
+            (assignment_id,) = inserted
             assignment = Assignment(
                 id=assignment_id, study_id=study.id, rater_id=rater.id, token=token, reference_id=reference_id,
                 left_id=left_id, right_id=right_id, image_low_id=min(left_id, right_id),
@@ -287,7 +306,7 @@ def issue(*, study: Study, rater: Rater, rng: random.Random):
 # --- recording a vote ---------------------------------------------------------------------------
 
 
-class _Fallback(Exception):
+class Fallback(Exception):
     """Undo this transaction's changes and take the ORM path (which says why it refuses)."""
 
 
@@ -300,11 +319,9 @@ def vote(
     nothing was changed: control trials, refusals, a tie where the study is forced choice."""
     if not _plain(study) or choice not in ("left", "right", "tie") or (choice == "tie" and not study.allow_ties):
         return SLOW
-    try:
-        with transaction.atomic():  # a savepoint: a fallback undoes the claim and the counters
-            done, judgment = _vote_in_transaction(study, rater, token, choice, response_ms, seen)
-    except _Fallback:
-        return SLOW
+    # A Fallback raised here leaves through the caller's transaction, which undoes the claim and the
+    # counters (services then takes the ORM path); no savepoint, which costs two round trips.
+    done, judgment = _vote_in_transaction(study, rater, token, choice, response_ms, seen)
     following = None
     if issue_next and done < study.trials_per_rater and not _next_is_slow(study, rater, done):
         following = _choose_and_insert(study, rater, rng, timezone.now(), done)
@@ -317,60 +334,104 @@ def _next_is_slow(study: Study, rater: Rater, done: int) -> bool:
     return rater.practice_done < study.training_trials or _gold_due(study, rater, done)
 
 
+_CLAIM = (
+    "UPDATE annotation_assignment SET status = 'voted' WHERE token = %s AND rater_id = %s AND study_id = %s "
+    "AND status = 'open' AND expires_at > %s RETURNING id, left_id, right_id, issued_at"
+)
+_COUNT = (
+    "UPDATE annotation_rater SET last_vote_at = %s, trials_done = trials_done + 1, votes_cast = votes_cast + 1, "
+    "votes_left = votes_left + %s, votes_tied = votes_tied + %s, votes_timed = votes_timed + 1, "
+    "votes_fast = votes_fast + %s, votes_native = votes_native + %s, votes_native_known = votes_native_known + %s, "
+    "votes_clear = votes_clear + %s, votes_agreed = votes_agreed + %s "
+    "WHERE id = %s AND excluded = %s AND (last_vote_at IS NULL OR last_vote_at <= %s){claimed} "
+    "RETURNING trials_done, (SELECT count(*) FROM annotation_viewingreport v WHERE v.id = %s AND v.rater_id = %s)"
+)
+_IMAGES = "SELECT {columns} FROM annotation_distortedimage d WHERE d.id IN ({ids}) ORDER BY d.id"
+_IMAGE_COLUMNS = "d.id, d.study_id, d.reference_id, d.elo, d.judgment_count, d.recent_elo"
+
+
+def _claim_count_lock(study, rater, token, choice, response_ms, seen, now) -> tuple[tuple, int, dict]:
+    """Claim the assignment, count the vote on the rater's row (rate limit, counters, viewing
+    report), lock both images in id order: in this order, and on PostgreSQL in one statement
+    (data-modifying CTEs, then the images locked as the sort returns them)."""
+    def count_params(clear: int, agreed: int) -> list:
+        return [
+            _db_time(now), int(choice == "left"), int(choice == "tie"), int(response_ms < study.min_response_ms),
+            int(seen.native is True), int(seen.native is not None), clear, agreed, rater.id, False,
+            _db_time(now - timedelta(milliseconds=study.min_vote_interval_ms)), seen.viewing_id, rater.id,
+        ]  # fmt: skip
+
+    claim_params = [token, rater.id, study.id, _db_time(now)]
+    if _postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH claimed AS ({_CLAIM}), counted AS ("
+                + _COUNT.format(claimed=" AND EXISTS (SELECT 1 FROM claimed)")
+                + ") SELECT c.id, c.left_id, c.right_id, c.issued_at, n.trials_done, n.count, "
+                + _IMAGE_COLUMNS
+                + " FROM claimed c JOIN counted n ON true JOIN annotation_distortedimage d "
+                "ON d.id IN (c.left_id, c.right_id) ORDER BY d.id FOR NO KEY UPDATE OF d",
+                claim_params + count_params(0, 0),  # agreement is counted with the ratings (it needs them)
+            )
+            rows = cursor.fetchall()
+        if len(rows) != 2:
+            raise Fallback  # not claimed (a control trial, a refusal) or not counted (too fast, excluded)
+        claimed, counted = rows[0][:4], rows[0][4:6]
+        images = {row[6]: row[6:] for row in rows}
+    else:
+        # SQLite's IMMEDIATE transaction holds the database's write lock: the images can be read
+        # first, so the agreement counters go with the others.
+        claimed = _one(_CLAIM, claim_params)
+        if claimed is None:
+            raise Fallback
+        with connection.cursor() as cursor:
+            cursor.execute(_IMAGES.format(columns=_IMAGE_COLUMNS, ids="%s, %s"), [claimed[1], claimed[2]])
+            images = {row[0]: row for row in cursor.fetchall()}
+        elo_left, elo_right = images[claimed[1]][3], images[claimed[2]][3]
+        clear, agreed = _agreement(choice, elo_left, elo_right, study)
+        counted = _one(_COUNT.format(claimed=""), count_params(int(clear), int(agreed)))
+        if counted is None:
+            raise Fallback
+    if seen.viewing_id is not None and not counted[1]:
+        raise Fallback  # someone else's viewing report: the ORM path says so
+    return claimed, counted[0], images
+
+
+def _agreement(choice: str, elo_left: float, elo_right: float, study: Study) -> tuple[bool, bool]:
+    """Agreement with the consensus (rater_counts): on a clear pair — the Elo gap before the vote at
+    least the study's agreement_min_gap — did the rater choose the image then rated higher?"""
+    counts = rater_counts.vote_increments(
+        choice=choice, response_ms=None, native=None, elo_a=elo_left, elo_b=elo_right, fast_below_ms=0,
+        clear_gap=study.agreement_min_gap,
+    )  # fmt: skip
+    return bool(counts["votes_clear"]), bool(counts["votes_agreed"])
+
+
 def _vote_in_transaction(study, rater, token, choice, response_ms, seen) -> tuple[int, Judgment]:
     now = timezone.now()
-    claimed = _one(
-        "UPDATE annotation_assignment SET status = 'voted' WHERE token = %s AND rater_id = %s AND study_id = %s "
-        "AND status = 'open' AND expires_at > %s RETURNING id, left_id, right_id, issued_at",
-        [token, rater.id, study.id, _db_time(now)],
+    # A Fallback undoes everything: a control trial, or a refusal the ORM path explains.
+    (assignment_id, left_id, right_id, issued_at), done, images = _claim_count_lock(
+        study, rater, token, choice, response_ms, seen, now
     )
-    if claimed is None:
-        raise _Fallback  # a control trial, or a refusal the ORM path explains
-    assignment_id, left_id, right_id, issued_at = claimed
     score = {"left": 1.0, "right": 0.0, "tie": 0.5}[choice]
-    fast = int(response_ms < study.min_response_ms)
     native = seen.native
-    limit = now - timedelta(milliseconds=study.min_vote_interval_ms)
-    counted = _one(
-        "UPDATE annotation_rater SET last_vote_at = %s, trials_done = trials_done + 1, "
-        "votes_left = votes_left + %s, votes_tied = votes_tied + %s, votes_timed = votes_timed + 1, "
-        "votes_fast = votes_fast + %s, votes_native = votes_native + %s, "
-        "votes_native_known = votes_native_known + %s "
-        "WHERE id = %s AND excluded = %s AND (last_vote_at IS NULL OR last_vote_at <= %s) "
-        "RETURNING trials_done, (SELECT count(*) FROM annotation_viewingreport v WHERE v.id = %s AND v.rater_id = %s)",
-        [
-            _db_time(now), int(choice == "left"), int(choice == "tie"), fast, int(native is True),
-            int(native is not None), rater.id, False, _db_time(limit), seen.viewing_id, rater.id,
-        ],
-    )  # fmt: skip
-    if counted is None or (seen.viewing_id is not None and not counted[1]):
-        raise _Fallback  # too fast, excluded, or someone else's viewing report: the ORM path says which
-    done = counted[0]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id, study_id, reference_id, elo, judgment_count, recent_elo FROM annotation_distortedimage "
-            "WHERE id IN (%s, %s) ORDER BY id" + _lock("FOR NO KEY UPDATE"),
-            [left_id, right_id],
-        )
-        images = {row[0]: row for row in cursor.fetchall()}
     a, b = images[left_id], images[right_id]
     params = study.elo_params
     states = {row[0]: elo.RatingState(row[3], row[4], list(_json(row[5]))) for row in (a, b)}
     (step,) = elo.apply(states, [(left_id, right_id, score)], params)
     after = {image: (state.elo, state.recent, state.mos(params.initial)) for image, state in states.items()}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE annotation_distortedimage SET judgment_count = judgment_count + 1, "
-            f"elo = CASE WHEN id = %s THEN %s ELSE %s END, "
-            f"recent_elo = CASE WHEN id = %s THEN {_jsonb()} ELSE {_jsonb()} END, "
-            f"mos = CASE WHEN id = %s THEN %s ELSE %s END WHERE id IN (%s, %s)",
-            [
-                left_id, after[left_id][0], after[right_id][0],
-                left_id, _json_param(after[left_id][1]), _json_param(after[right_id][1]),
-                left_id, after[left_id][2], after[right_id][2],
-                left_id, right_id,
-            ],
-        )  # fmt: skip
+    update = (
+        "UPDATE annotation_distortedimage SET judgment_count = judgment_count + 1, "
+        f"elo = CASE WHEN id = %s THEN %s ELSE %s END, "
+        f"recent_elo = CASE WHEN id = %s THEN {_jsonb()} ELSE {_jsonb()} END, "
+        "mos = CASE WHEN id = %s THEN %s ELSE %s END WHERE id IN (%s, %s)"
+    )
+    update_params = [
+        left_id, after[left_id][0], after[right_id][0],
+        left_id, _json_param(after[left_id][1]), _json_param(after[right_id][1]),
+        left_id, after[left_id][2], after[right_id][2],
+        left_id, right_id,
+    ]  # fmt: skip
     winner = None if score == 0.5 else left_id if score else right_id
     judgment = Judgment(
         study_id=study.id, rater_id=rater.id, assignment_id=assignment_id, image_a_id=left_id, image_b_id=right_id,
@@ -379,18 +440,31 @@ def _vote_in_transaction(study, rater, token, choice, response_ms, seen) -> tupl
         native=native, viewing_id=seen.viewing_id, source=Judgment.Source.LIVE, issued_at=_aware(issued_at),
         created_at=now,
     )  # fmt: skip
+    insert = (
+        "INSERT INTO annotation_judgment (study_id, rater_id, assignment_id, image_a_id, image_b_id, winner_id, "
+        "tie, elo_a_before, elo_a_after, elo_b_before, elo_b_after, response_ms, visible_ms, native, viewing_id, "
+        "source, issued_at, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+        "%s, %s) RETURNING id"
+    )
+    insert_params = [
+        study.id, rater.id, assignment_id, left_id, right_id, winner, judgment.tie, step.a_before,
+        step.a_after, step.b_before, step.b_after, response_ms, seen.visible_ms, native, seen.viewing_id,
+        Judgment.Source.LIVE, _db_time(judgment.issued_at), _db_time(now),
+    ]  # fmt: skip
+    clear, agreed = _agreement(choice, step.a_before, step.b_before, study)
+    agreement = (
+        "UPDATE annotation_rater SET votes_clear = votes_clear + %s, votes_agreed = votes_agreed + %s WHERE id = %s"
+    )
+    agreement_params = [int(clear), int(agreed), rater.id]
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO annotation_judgment (study_id, rater_id, assignment_id, image_a_id, image_b_id, winner_id, "
-            "tie, elo_a_before, elo_a_after, elo_b_before, elo_b_after, response_ms, visible_ms, native, viewing_id, "
-            "source, issued_at, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            "%s, %s) RETURNING id",
-            [
-                study.id, rater.id, assignment_id, left_id, right_id, winner, judgment.tie, step.a_before,
-                step.a_after, step.b_before, step.b_after, response_ms, seen.visible_ms, native, seen.viewing_id,
-                Judgment.Source.LIVE, _db_time(judgment.issued_at), _db_time(now),
-            ],
-        )  # fmt: skip
+        if _postgres():  # the ratings, the agreement counters and the log entry in one statement
+            cursor.execute(
+                f"WITH rated AS ({update} RETURNING 1), agreed AS ({agreement} RETURNING 1) {insert}",
+                update_params + agreement_params + insert_params,
+            )
+        else:  # (the agreement counters went with the others)
+            cursor.execute(update, update_params)
+            cursor.execute(insert, insert_params)
         (judgment.id,) = cursor.fetchone()
     rater.trials_done = done
     return done, judgment

@@ -309,12 +309,19 @@ class Rater(models.Model):
     # this row instead of counted over the log; raters_recount() rebuilds them from the log.
     trials_done = models.PositiveIntegerField(default=0, help_text="Rated trials: real pairs and gold pairs voted")
     practice_done = models.PositiveIntegerField(default=0, help_text="Practice pairs answered")
+    votes_cast = models.PositiveIntegerField(default=0, help_text="Real pairs voted (judgments in the log)")
     votes_left = models.PositiveIntegerField(default=0, help_text="Real pairs where the left image was chosen")
     votes_tied = models.PositiveIntegerField(default=0, help_text="Real pairs answered 'can't tell'")
     votes_fast = models.PositiveIntegerField(default=0, help_text="Real votes faster than the study's min_response_ms")
     votes_timed = models.PositiveIntegerField(default=0, help_text="Real votes with a response time")
     votes_native = models.PositiveIntegerField(default=0, help_text="Real votes on images shown at native size")
     votes_native_known = models.PositiveIntegerField(default=0, help_text="Real votes whose page said native or not")
+    votes_clear = models.PositiveIntegerField(
+        default=0, help_text="Real votes on clear pairs: Elo gap at least the study's agreement_min_gap when voted"
+    )
+    votes_agreed = models.PositiveIntegerField(
+        default=0, help_text="Votes on clear pairs for the image with the higher Elo at the time (the consensus)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -362,11 +369,13 @@ class Assignment(models.Model):
             models.UniqueConstraint(fields=["rater", "image_low", "image_high"], name="assignment_pair_once_per_rater"),
         ]
         indexes = [
-            models.Index(fields=["rater", "status", "issued_at"], name="assignment_open_idx"),
+            # A rater's open trial (at most one): partial, so a vote updates no index on status.
+            models.Index(fields=["rater"], condition=Q(status="open"), name="assignment_open_idx"),
             models.Index(fields=["rater", "image_high"], name="assignment_rater_high_idx"),
-            # The scheduler's open-assignment counts per candidate image.
-            models.Index(fields=["left", "status"], name="assignment_left_open_idx"),
-            models.Index(fields=["right", "status"], name="assignment_right_open_idx"),
+            # The study's open pairs, which both schedulers read whole to count each candidate's open
+            # assignments (hot_path._OPEN_PAIRS, scheduler.open_counts). Partial: a vote's status
+            # change leaves no other index on status to update.
+            models.Index(fields=["study", "expires_at"], condition=Q(status="open"), name="assignment_study_open_idx"),
         ]
 
     def __str__(self) -> str:

@@ -6,10 +6,12 @@ practice and the pairwise-vote cleaning of LMSYS's arena (see SPEC §2):
 * side bias: one side chosen in more than 80% of at least 20 trials;
 * fast votes: more than a share of votes sooner than 0.5 s after both images
   loaded;
-* low agreement with the consensus: on clear pairs (MOS gap of at least
-  ``min_gap``, 100 Elo points = a 64% preference) the rater picks the higher-MOS image less often than
-  ``min_agreement``. The consensus is the study's MOS; with many raters one
-  rater's own votes hardly move it.
+* low agreement with the consensus: on clear pairs (a gap of at least
+  ``min_gap`` between the two images' ratings when the rater voted, 100 Elo points = a 64%
+  preference) the rater picks the higher-rated image less often than ``min_agreement``. The
+  consensus is the study's Elo at the time of each vote (kept as counters on the rater's
+  row, so QC costs the same at any study size); with many raters one rater's own votes
+  hardly move it.
 * a failed gold pair (recorded by the vote service) voids the session;
 * viewing conditions (issue 16): more than ``max_non_native_share`` of the votes
   made while the images were not shown one image pixel per device pixel, or,
@@ -68,17 +70,53 @@ class RaterQuality:
         return bool(self.flags)
 
 
+@dataclass(frozen=True)
+class Counts:
+    """What QC needs of a rater's votes, as counters (the rater's row keeps them: rater_counts)."""
+
+    votes: int = 0  # real votes
+    left: int = 0
+    tied: int = 0
+    timed: int = 0
+    fast: int = 0
+    clear: int = 0  # votes on clear pairs (consensus gap at least min_gap)
+    agreed: int = 0  # of those, for the image the consensus rated higher
+    native: int = 0
+    native_known: int = 0
+
+    @classmethod
+    def of_votes(cls, votes: Sequence[Vote], thresholds: Thresholds) -> Counts:
+        timed = [v.response_ms for v in votes if v.response_ms is not None]
+        clear = [v for v in votes if abs(v.winner_mos - v.loser_mos) >= thresholds.min_gap]
+        reported = [v.native for v in votes if v.native is not None]
+        return cls(
+            votes=len(votes),
+            left=sum(v.chose_left for v in votes),
+            timed=len(timed),
+            fast=sum(ms < thresholds.min_response_ms for ms in timed),
+            clear=len(clear),
+            agreed=sum(v.winner_mos > v.loser_mos for v in clear),
+            native=sum(reported),
+            native_known=len(reported),
+        )
+
+
 def assess(
     votes: Sequence[Vote], *, gold_failed: int, thresholds: Thresholds, viewing: Viewing = Viewing()
 ) -> RaterQuality:
-    trials = len(votes)
-    left_share = sum(v.chose_left for v in votes) / trials if trials else 0.0
-    timed = [v.response_ms for v in votes if v.response_ms is not None]
-    fast_share = sum(ms < thresholds.min_response_ms for ms in timed) / len(timed) if timed else 0.0
-    clear = [v for v in votes if abs(v.winner_mos - v.loser_mos) >= thresholds.min_gap]
-    agreement = sum(v.winner_mos > v.loser_mos for v in clear) / len(clear) if clear else None
-    reported = [v.native for v in votes if v.native is not None]
-    non_native = sum(not shown for shown in reported) / len(reported) if reported else None
+    return assess_counts(Counts.of_votes(votes, thresholds), gold_failed=gold_failed, thresholds=thresholds,
+                         viewing=viewing)  # fmt: skip
+
+
+def assess_counts(
+    counts: Counts, *, gold_failed: int, thresholds: Thresholds, viewing: Viewing = Viewing()
+) -> RaterQuality:
+    """The QC figures and flags from a rater's counters: the same whatever the number of votes."""
+    trials = counts.votes - counts.tied  # a tie chooses no side and agrees with no order
+    left_share = counts.left / trials if trials else 0.0
+    fast_share = counts.fast / counts.timed if counts.timed else 0.0
+    agreement = counts.agreed / counts.clear if counts.clear else None
+    non_native = 1 - counts.native / counts.native_known if counts.native_known else None
 
     flags = []
     if gold_failed:
@@ -94,13 +132,17 @@ def assess(
             flags.append(f"one side in {max(left_share, 1 - left_share):.0%} of trials")
         if fast_share > thresholds.max_fast_share:
             flags.append(f"{fast_share:.0%} of votes faster than {thresholds.min_response_ms} ms")
-        if agreement is not None and len(clear) >= thresholds.min_trials // 2 and agreement < thresholds.min_agreement:
+        if (
+            agreement is not None
+            and counts.clear >= thresholds.min_trials // 2
+            and agreement < thresholds.min_agreement
+        ):
             flags.append(f"agrees with the consensus on {agreement:.0%} of clear pairs")
     return RaterQuality(
         trials=trials,
         left_share=left_share,
         fast_share=fast_share,
-        clear_pairs=len(clear),
+        clear_pairs=counts.clear,
         agreement=agreement,
         gold_failed=gold_failed,
         non_native_share=non_native,

@@ -35,17 +35,15 @@ class PairChoice:
     second_id: int
 
 
-def open_counts(image_ids: list[int]) -> Counter:
+def open_counts(study_id: int, image_ids: list[int]) -> Counter:
     """How many unexpired, unanswered assignments each image is in right now.
 
     Counting them keeps concurrent raters apart: the second rater asking for a
-    pair sees the first one's images as already one judgment further. Bounded
-    by the candidates' own assignments, not by the study.
+    pair sees the first one's images as already one judgment further. Reads the
+    study's open assignments from their partial index: at most one per rater.
     """
     rows = Assignment.objects.filter(
-        Q(left_id__in=image_ids) | Q(right_id__in=image_ids),
-        status=Assignment.Status.OPEN,
-        expires_at__gt=timezone.now(),
+        study_id=study_id, status=Assignment.Status.OPEN, expires_at__gt=timezone.now()
     ).values_list("left_id", "right_id")
     wanted = set(image_ids)
     return Counter(image for pair in rows for image in pair if image in wanted)
@@ -67,7 +65,9 @@ def partners_seen(rater_id: int, image_id: int) -> set[int]:
     return {high if low == image_id else low for low, high in rows.values_list("image_low_id", "image_high_id")}
 
 
-def least_judged_partner(reference_id: int, image_id: int, exclude: set[int], rng: random.Random) -> int | None:
+def least_judged_partner(
+    study_id: int, reference_id: int, image_id: int, exclude: set[int], rng: random.Random
+) -> int | None:
     """A least-judged image of the same reference not in ``exclude``."""
     rows = list(
         DistortedImage.objects.filter(reference_id=reference_id)
@@ -77,7 +77,7 @@ def least_judged_partner(reference_id: int, image_id: int, exclude: set[int], rn
     )
     if not rows:
         return None
-    pending = open_counts([image for image, _ in rows])
+    pending = open_counts(study_id, [image for image, _ in rows])
     effective = [(count + pending[image], image) for image, count in rows]
     fewest = min(count for count, _ in effective)
     return rng.choice([image for count, image in effective if count == fewest])
@@ -124,14 +124,14 @@ def choose_pair(study: Study, rater_id: int, rng: random.Random) -> PairChoice |
     (the active policy)."""
     offset = 0
     while head := least_judged(study.id, offset=offset, limit=FIRST_POOL):
-        pending = open_counts([row[0] for row in head])
+        pending = open_counts(study.id, [row[0] for row in head])
         # Least-judged first, counting pairs issued but not yet answered; ties in random order.
         for image_id, reference_id, _ in sorted(head, key=lambda row: (row[2] + pending[row[0]], rng.random())):
             seen = partners_seen(rater_id, image_id)
             if study.pair_policy == Study.PairPolicy.ACTIVE:
                 partner = informative_partner(study, reference_id, image_id, seen, rng)
             else:
-                partner = least_judged_partner(reference_id, image_id, seen, rng)
+                partner = least_judged_partner(study.id, reference_id, image_id, seen, rng)
             if partner is not None:
                 return PairChoice(reference_id=reference_id, first_id=image_id, second_id=partner)
         offset += FIRST_POOL

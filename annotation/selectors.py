@@ -1,30 +1,25 @@
 """Read-only queries about studies."""
 
-from django.db.models import Count, F, Min, Sum
+from django.db.models import Count, F, Min, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from . import quality
-from .models import ControlTrial, DistortedImage, Judgment, Study, ViewingReport
+from .models import ControlTrial, DistortedImage, Study, ViewingReport
 
 
-def study_summaries():
-    """Each study with its counts, for listings."""
-    return Study.objects.annotate(
-        reference_count=Count("references", distinct=True),
-        image_count=Count("images", distinct=True),
-    ).order_by("slug")
-
-
-def study_judgment_total(study: Study) -> int:
-    return study.judgments.count()
-
-
-def study_progress(study: Study) -> dict:
-    images = study.images.aggregate(total=Count("id"), judged=Sum("judgment_count"))
-    return {
-        "images": images["total"] or 0,
-        "judgments": study.judgments.count(),
-        "raters": study.raters.filter(synthetic=False).count(),
-    }
+def study_summaries(user) -> list:
+    """The studies ``user`` may see, with their counts (from the images' counters, not the log):
+    every study for staff, their own for owners, none for anyone else."""
+    if not (user.is_authenticated and user.is_active):
+        return []
+    studies = Study.objects.all() if user.is_staff else Study.objects.filter(owners=user)
+    images = DistortedImage.objects.filter(study=OuterRef("pk")).order_by().values("study")
+    return list(
+        studies.annotate(
+            image_count=Coalesce(Subquery(images.annotate(n=Count("pk")).values("n")), 0),
+            judgment_count=Coalesce(Subquery(images.annotate(n=Sum("judgment_count") / 2).values("n")), 0),
+        ).order_by("slug")
+    )
 
 
 def study_thresholds(study: Study) -> quality.Thresholds:
@@ -41,18 +36,9 @@ def study_thresholds(study: Study) -> quality.Thresholds:
 
 
 def rater_qualities(study: Study, raters=None) -> dict[int, quality.RaterQuality]:
-    """Each rater's QC figures and flags, against the study's current MOS."""
+    """Each rater's QC figures and flags, from the counters on their rows (the vote paths keep
+    them; no judgment is read), their failed gold pairs and their screen calibration."""
     raters = list(raters if raters is not None else study.raters.all())
-    mos = dict(DistortedImage.objects.filter(study=study).values_list("id", "mos"))
-    votes: dict[int, list[quality.Vote]] = {rater.id: [] for rater in raters}
-    rows = Judgment.objects.filter(study=study, rater__in=raters).values_list(
-        "rater_id", "image_a_id", "image_b_id", "winner_id", "response_ms", "native"
-    )
-    for rater_id, a, b, winner, response_ms, native in rows.iterator(chunk_size=10_000):
-        if winner is None:  # a tie chooses no side and agrees with no order
-            continue
-        loser = b if winner == a else a
-        votes[rater_id].append(quality.Vote(winner == a, response_ms, mos[winner], mos[loser], native))
     gold_failed = dict(
         ControlTrial.objects.filter(study=study, rater__in=raters, kind=ControlTrial.Kind.GOLD, status="voted")
         .exclude(choice=F("correct_side"))
@@ -68,8 +54,18 @@ def rater_qualities(study: Study, raters=None) -> dict[int, quality.RaterQuality
         .values_list("rater_id", "ppd")
     )
     return {
-        rater.id: quality.assess(
-            votes[rater.id],
+        rater.id: quality.assess_counts(
+            quality.Counts(
+                votes=rater.votes_cast,
+                left=rater.votes_left,
+                tied=rater.votes_tied,
+                timed=rater.votes_timed,
+                fast=rater.votes_fast,
+                clear=rater.votes_clear,
+                agreed=rater.votes_agreed,
+                native=rater.votes_native,
+                native_known=rater.votes_native_known,
+            ),
             gold_failed=gold_failed.get(rater.id, 0),
             thresholds=thresholds,
             viewing=quality.Viewing(px_per_degree=calibrated.get(rater.id)),

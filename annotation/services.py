@@ -26,10 +26,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from . import control_trials, elo, hot_path, scheduler, stimuli
+from . import control_trials, elo, hot_path, rater_counts, scheduler, stimuli
 from .db import atomic_with_retry
 from .exceptions import ApplicationError, Conflict, Forbidden, Gone, LabelsStudy, NotFound
 from .models import Assignment, ControlTrial, DistortedImage, Judgment, Rater, ReferenceImage, Study, ViewingReport
@@ -477,6 +477,17 @@ def _apply_judgment(
         image.mos = state.mos(params.initial)
         image.save(update_fields=["elo", "judgment_count", "recent_elo", "mos"])
     seen = seen or Seen()
+    if rater is not None:
+        increments = rater_counts.vote_increments(
+            choice="tie" if a_score == 0.5 else "left" if a_score else "right",
+            response_ms=response_ms,
+            native=seen.native,
+            elo_a=step.a_before,
+            elo_b=step.b_before,
+            fast_below_ms=study.min_response_ms,
+            clear_gap=study.agreement_min_gap,
+        )
+        Rater.objects.filter(pk=rater.pk).update(**{name: F(name) + value for name, value in increments.items()})
     return Judgment.objects.create(
         study=study,
         rater=rater,
@@ -554,7 +565,10 @@ def vote_submit(
     if enforce_rate_limit:
         # The common case in a few SQL statements (hot_path): the vote and the next real pair in
         # one transaction. Everything else (control trials, refusals) goes the ORM way below.
-        fast = _fast_vote(study, rater, assignment_token, choice, response_ms, seen, with_next)
+        try:
+            fast = _fast_vote(study, rater, assignment_token, choice, response_ms, seen, with_next)
+        except hot_path.Fallback:  # rolled back: the ORM path below says why it refuses, or records it
+            fast = hot_path.SLOW
         if fast is not hot_path.SLOW:
             judgment, done, following = fast
             if with_next and following is None:
@@ -654,7 +668,6 @@ def _vote_locked(
         )
         item.status = Assignment.Status.VOTED
         item.save(update_fields=["status"])
-        _count_vote(rater, choice, response_ms, seen, study)
     else:
         item.choice, item.response_ms, item.answered_at = choice, response_ms, now
         item.visible_ms, item.native = seen.visible_ms, seen.native
@@ -677,19 +690,6 @@ def _vote_locked(
             # P.808: a session with a failed gold question is not used (a tie on an obvious pair fails too).
             rater_set_excluded(rater=rater, excluded=True, reason="failed a gold pair")
     return judgment, feedback
-
-
-def _count_vote(rater: Rater, choice: str, response_ms: int | None, seen: Seen, study: Study) -> None:
-    """The counters a real vote adds on the rater's row (as hot_path does in its UPDATE)."""
-    Rater.objects.filter(pk=rater.pk).update(
-        trials_done=F("trials_done") + 1,
-        votes_left=F("votes_left") + int(choice == "left"),
-        votes_tied=F("votes_tied") + int(choice == "tie"),
-        votes_timed=F("votes_timed") + int(response_ms is not None),
-        votes_fast=F("votes_fast") + int(response_ms is not None and response_ms < study.min_response_ms),
-        votes_native=F("votes_native") + int(seen.native is True),
-        votes_native_known=F("votes_native_known") + int(seen.native is not None),
-    )
 
 
 @atomic_with_retry
@@ -784,44 +784,19 @@ def judgments_replay(*, study: Study, rows: Sequence[ReplayRow]) -> int:
 
 def raters_recount(*, raters: Sequence[Rater]) -> None:
     """Rebuild the counters on the raters' rows from the judgment log and their control trials
-    (inside the caller's transaction): after a replay, or a change of what counts as fast."""
-    ids = [rater.pk for rater in raters]
-    if not ids:
-        return
-    fast_below = dict(Rater.objects.filter(pk__in=ids).values_list("study_id", "study__min_response_ms"))
-    votes = {}
-    for study_id, threshold in fast_below.items():
-        rows = (
-            Judgment.objects.filter(rater_id__in=ids, study_id=study_id)
-            .values("rater_id")
-            .annotate(
-                total=Count("id"),
-                chose_left=Count("id", filter=Q(tie=False, winner_id=F("image_a_id"))),
-                tied=Count("id", filter=Q(tie=True)),
-                timed=Count("id", filter=Q(response_ms__isnull=False)),
-                fast=Count("id", filter=Q(response_ms__lt=threshold)),
-                shown_native=Count("id", filter=Q(native=True)),
-                known=Count("id", filter=Q(native__isnull=False)),
-            )
-        )
-        votes.update({row["rater_id"]: row for row in rows})
-    controls = {
-        row["rater_id"]: row
-        for row in ControlTrial.objects.filter(rater_id__in=ids, status=Assignment.Status.VOTED)
-        .values("rater_id")
-        .annotate(gold=Count("id", filter=Q(kind="gold")), practice=Count("id", filter=Q(kind="training")))
-    }
-    for rater_id in sorted(ids):
-        v, c = votes.get(rater_id, {}), controls.get(rater_id, {})
-        Rater.objects.filter(pk=rater_id).update(
-            trials_done=v.get("total", 0) + c.get("gold", 0),
-            practice_done=c.get("practice", 0),
-            votes_left=v.get("chose_left", 0),
-            votes_tied=v.get("tied", 0),
-            votes_timed=v.get("timed", 0),
-            votes_fast=v.get("fast", 0),
-            votes_native=v.get("shown_native", 0),
-            votes_native_known=v.get("known", 0),
+    (inside the caller's transaction): after a replay, or when what counts as fast or as a
+    clear pair changed."""
+    by_study: dict[int, list[int]] = {}
+    for rater_id, study_id in Rater.objects.filter(pk__in=[rater.pk for rater in raters]).values_list("pk", "study_id"):
+        by_study.setdefault(study_id, []).append(rater_id)
+    for study in Study.objects.filter(pk__in=by_study):
+        rater_counts.recount(
+            rater_model=Rater,
+            judgment_model=Judgment,
+            control_model=ControlTrial,
+            rater_ids=by_study[study.pk],
+            fast_below_ms=study.min_response_ms,
+            clear_gap=study.agreement_min_gap,
         )
 
 

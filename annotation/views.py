@@ -24,8 +24,9 @@ QUESTION = "Which of the two images is more similar to the reference?"
 
 
 def home(request):
-    studies = [(study, selectors.study_progress(study)) for study in selectors.study_summaries()]
-    return render(request, "annotation/home.html", {"studies": studies})
+    """The landing page: what the platform is; signed-in owners and staff also see their studies
+    (nobody else: a study's existence and size are its owners' business)."""
+    return render(request, "annotation/home.html", {"studies": selectors.study_summaries(request.user)})
 
 
 def _session_rater(request, study: Study) -> Rater | None:

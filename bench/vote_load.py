@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import os
 import random
 import resource
@@ -84,6 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--raters", type=int, default=50, help="concurrent raters (client threads)")
+    parser.add_argument("--few", type=int, default=8, help="the smaller number of clients compared")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of voting")
     parser.add_argument("--floor-duration", type=float, default=5.0, help="seconds of each floor phase")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unreported warm-up")
@@ -112,6 +114,7 @@ class Phase:
     errors: Counter = field(default_factory=Counter)
     wall: float = 0.0
     server_cpu: float = 0.0  # CPU seconds of the gunicorn workers during the phase
+    pg_cpu: float = 0.0  # CPU seconds of the database's PostgreSQL backends during the phase
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, kind: str, status: int, seconds: float) -> None:
@@ -165,15 +168,19 @@ class Client:
         self.connection.close()
 
 
-def run_phase(name: str, port: int, tokens: list[str | None], seconds: float, vote: bool, seed: int) -> Phase:
+def run_phase(
+    name: str, port: int, tokens: list[str | None], seconds: float, vote: bool, seed: int, prefix: str = "/api",
+    slug: str = SLUG,
+) -> Phase:  # fmt: skip
     """All threads start together and loop until ``seconds`` have passed; a
-    vote cycle (GET next + POST vote) started before the end is finished."""
+    vote cycle (GET next + POST vote) started before the end is finished.
+    ``prefix`` "/api" is the app; "/reference" the hand-written reference path."""
     phase = Phase(name)
     barrier = threading.Barrier(len(tokens) + 1)
     start = [0.0]
     ends = [0.0] * len(tokens)
-    next_path = f"/api/studies/{SLUG}/pairs/next/"
-    vote_path = f"/api/studies/{SLUG}/votes/"
+    next_path = f"{prefix}/studies/{slug}/pairs/next/"
+    vote_path = f"{prefix}/studies/{slug}/votes/"
 
     def worker(index: int, token: str | None) -> None:
         rng = random.Random(f"{seed}:{name}:{index}")
@@ -336,6 +343,9 @@ def manage(env: dict[str, str], *command: str) -> str:
     return result.stdout.strip()
 
 
+REFERENCE_SLUG = "reference"
+
+
 def wait_ready(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -365,14 +375,14 @@ def stop(process: subprocess.Popen | None) -> None:
         process.wait(timeout=10)
 
 
-def join_raters(port: int, count: int) -> list[str]:
+def join_raters(port: int, count: int, slug: str = SLUG, prefix: str = "bench-rater") -> list[str]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     tokens = []
     try:
         for i in range(count):
-            body = json.dumps({"external_id": f"bench-rater-{i:03d}"}).encode()
+            body = json.dumps({"external_id": f"{prefix}-{i:03d}"}).encode()
             connection.request(
-                "POST", f"/api/studies/{SLUG}/raters/", body=body, headers={"Content-Type": "application/json"}
+                "POST", f"/api/studies/{slug}/raters/", body=body, headers={"Content-Type": "application/json"}
             )
             response = connection.getresponse()
             data = response.read()
@@ -382,6 +392,13 @@ def join_raters(port: int, count: int) -> list[str]:
     finally:
         connection.close()
     return tokens
+
+
+def analyze(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("ANALYZE")
 
 
 def db_totals(url: str) -> dict[str, float]:
@@ -436,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
             SECRET_KEY="bench",
             DATABASE_URL=url,
             ALLOWED_HOSTS="127.0.0.1",
+            EMAIL_URL="console://",
             SECURE_SSL_REDIRECT="false",
             SESSION_COOKIE_SECURE="false",
             CSRF_COOKIE_SECURE="false",
@@ -451,15 +469,20 @@ def main(argv: list[str] | None = None) -> int:
             tmp / "data", references=args.references, per_reference=args.per_reference, size=args.size
         )
         flags = [flag for flag in PLAIN_FLAGS if flag.split("=")[0] in manage(env, "create_study", "--help")]
-        manage(env, "create_study", SLUG, *flags)
-        settings = manage(env, "shell", "-c", PLAIN_STUDY % SLUG).splitlines()[-1]  # after Django's auto-import note
-        print(f"study settings for the benchmark: {settings}")
-        print(manage(env, "import_images", SLUG, str(folder)).splitlines()[-1])
+        for slug in (SLUG, REFERENCE_SLUG):  # the app's study, and the reference path's twin
+            manage(env, "create_study", slug, *flags)
+            settings = manage(env, "shell", "-c", PLAIN_STUDY % slug).splitlines()[-1]  # after Django's note
+            print(f"study {slug} settings for the benchmark: {settings}")
+            print(manage(env, "import_images", slug, str(folder)).splitlines()[-1])
+        analyze(url)  # a live database has its planner statistics (autovacuum); a fresh one not yet
         before = db_totals(url)
         print(f"database {args.db} ready in {time.perf_counter() - t0:.1f} s: {before['images']} images")
 
         port = args.port or free_port()
         log = (tmp / "gunicorn.log").open("w")
+        # The same gunicorn serves the app and the reference path (bench/vote_reference.py).
+        env["DJANGO_SETTINGS_MODULE"] = "vote_reference_settings"
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "bench"), env.get("PYTHONPATH", "")])
         command = [
             sys.executable, "-m", "gunicorn", "pipal_site.wsgi",
             "-b", f"127.0.0.1:{port}",
@@ -474,13 +497,17 @@ def main(argv: list[str] | None = None) -> int:
         wait_ready(port, process)
         print(f"gunicorn: {' '.join(command[3:])} (pid {process.pid})")
         tokens = join_raters(port, args.raters)
-        print(f"{len(tokens)} raters joined; {args.raters} client threads, one keep-alive connection each")
+        reference_tokens = join_raters(port, args.raters, REFERENCE_SLUG, "reference-rater")
+        print(f"{len(tokens)} + {len(reference_tokens)} raters joined; {args.raters} client threads, one keep-alive "
+              "connection each")  # fmt: skip
 
         anonymous: list[str | None] = [None] * args.raters
         warm = [
             run_phase("warm-floor", port, anonymous, args.warmup / 2, vote=False, seed=args.seed),
             run_phase("warm-vote", port, tokens, args.warmup / 2, vote=True, seed=args.seed),
-        ]
+            run_phase("warm-reference", port, reference_tokens, args.warmup / 2, vote=True, seed=args.seed,
+                      prefix="/reference", slug=REFERENCE_SLUG),
+        ]  # fmt: skip
         workers = children(process.pid)
         floor_cpu = cpu_snapshot(workers)
         floor_a = run_phase("floor-before", port, anonymous, args.floor_duration, vote=False, seed=args.seed)
@@ -496,14 +523,30 @@ def main(argv: list[str] | None = None) -> int:
         server_cpu = cpu_used(server_before, cpu_snapshot(workers))
         pg_cpu = cpu_used(pg_before, cpu_snapshot(backend_pids(args.pg_admin_url, args.db)))
         client_cpu = (client_after.ru_utime + client_after.ru_stime) - (client_before.ru_utime + client_before.ru_stime)
+        # The app against the reference path, at 50 and at 8 clients, each with its CPU.
+        compared = []
+        for clients in (args.raters, args.few):
+            for label, prefix, slug, pool in (
+                ("app", "/api", SLUG, tokens), ("reference", "/reference", REFERENCE_SLUG, reference_tokens)
+            ):  # fmt: skip
+                server_at = cpu_snapshot(workers)
+                pg_at = cpu_snapshot(backend_pids(args.pg_admin_url, args.db))
+                phase = run_phase(f"{label}@{clients}", port, pool[:clients], args.duration, vote=True,
+                                  seed=args.seed, prefix=prefix, slug=slug)  # fmt: skip
+                phase.server_cpu = cpu_used(server_at, cpu_snapshot(workers))
+                phase.pg_cpu = cpu_used(pg_at, cpu_snapshot(backend_pids(args.pg_admin_url, args.db)))
+                compared.append((label, clients, phase))
         floor_cpu = cpu_snapshot(workers)
         floor_b = run_phase("floor-after", port, anonymous, args.floor_duration, vote=False, seed=args.seed)
         floor_b.server_cpu = cpu_used(floor_cpu, cpu_snapshot(workers))
         stop(process)
 
         after = db_totals(url)
-        replay = manage(env, "recompute_mos", SLUG, "--check")
-        return report(args, before, after, replay, warm, floor_a, votes, floor_b, server_cpu, pg_cpu, client_cpu, locks)
+        replay = "\n".join(manage(env, "recompute_mos", slug, "--check") for slug in (SLUG, REFERENCE_SLUG))
+        status = report(
+            args, before, after, replay, warm, floor_a, votes, floor_b, server_cpu, pg_cpu, client_cpu, locks, compared
+        )
+        return status
     finally:
         stop(process)
         if log is not None:
@@ -518,7 +561,43 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def report(args, before, after, replay, warm, floor_a, votes, floor_b, server_cpu, pg_cpu, client_cpu, locks) -> int:
+def compare(compared) -> list[str]:
+    """The app against the reference path at each client count: votes/s, CPU per vote, latency."""
+    ms = 1000.0
+    rows, problems, goals = [], [], []
+    by_key = {(label, clients): phase for label, clients, phase in compared}
+    for clients in sorted({clients for _, clients, _ in compared}, reverse=True):
+        figures = {}
+        for label in ("app", "reference"):
+            phase = by_key[(label, clients)]
+            accepted = phase.count("vote", 201)
+            latency = phase.latencies.get("vote", [])
+            figures[label] = (
+                accepted / phase.wall,
+                (phase.server_cpu + phase.pg_cpu) / accepted * ms if accepted else math.nan,
+                percentile(latency, 50) * ms,
+                percentile(latency, 99) * ms,
+            )
+            rows.append([f"{label} @ {clients} clients", accepted, *figures[label],
+                         phase.server_cpu / accepted * ms if accepted else math.nan,
+                         phase.pg_cpu / accepted * ms if accepted else math.nan])  # fmt: skip
+            for kind, statuses in phase.non_2xx().items():
+                problems.append(f"{label}@{clients}: {kind} answered {statuses}")
+        app, reference = figures["app"], figures["reference"]
+        rows.append([f"app / reference @ {clients}", "", ratio(app[0], reference[0]), ratio(app[1], reference[1]),
+                     ratio(app[2], reference[2]), ratio(app[3], reference[3]), "", ""])  # fmt: skip
+        goals.append((clients, app))
+    print()
+    print(benchlib.table(
+        ["path @ clients", "votes", "votes/s", "CPU ms/vote (gunicorn + PG)", "p50 ms", "p99 ms", "gunicorn ms/vote",
+         "PG ms/vote"], rows,
+    ))  # fmt: skip
+    return problems
+
+
+def report(
+    args, before, after, replay, warm, floor_a, votes, floor_b, server_cpu, pg_cpu, client_cpu, locks, compared
+) -> int:
     ms = 1000.0
     floor_rate = (floor_a.count("floor") / floor_a.wall + floor_b.count("floor") / floor_b.wall) / 2
     floor_p50 = (percentile(floor_a.latencies["floor"], 50) + percentile(floor_b.latencies["floor"], 50)) / 2
@@ -594,7 +673,7 @@ def report(args, before, after, replay, warm, floor_a, votes, floor_b, server_cp
         f"lock; a lock wait in {locks[2]:.0%} of samples"
     )
 
-    problems = []
+    problems = compare(compared)
     for phase in (*warm, floor_a, votes, floor_b):
         expected_floor = {401} if "floor" in phase.name else set()
         for kind, statuses in phase.non_2xx().items():
@@ -605,7 +684,7 @@ def report(args, before, after, replay, warm, floor_a, votes, floor_b, server_cp
             problems.append(f"{phase.name}: {phase.count('next', 204)} GET next answered 204 (no pair left)")
         if phase.errors:
             problems.append(f"{phase.name}: client errors {dict(phase.errors)}")
-    created = sum(phase.count("vote", 201) for phase in (*warm, votes))
+    created = sum(phase.count("vote", 201) for phase in (*warm, votes, *(phase for _, _, phase in compared)))
     elo_drift = after["elo_sum"] - before["elo_sum"]
     checks = [
         (
@@ -622,7 +701,7 @@ def report(args, before, after, replay, warm, floor_a, votes, floor_b, server_cp
             f"sum of judgment counts = 2 x judgments ({after['judgment_counts']})",
             after["judgment_counts"] == 2 * after["judgments"],
         ),
-        (f"recompute_mos --check: {replay.splitlines()[-1]}", "no difference" in replay),
+        (f"recompute_mos --check, both studies: {replay.splitlines()[-1]}", replay.count("no difference") == 2),
     ]
     print()
     for text, ok in checks:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from django.db.models import Exists, OuterRef
 
 from annotation.models import Study
 
@@ -15,10 +16,10 @@ def _study_images(study: Study):
 
 
 def latest_version(study: Study, metric: str) -> str | None:
-    """The version of the newest score of this metric among the study's images."""
-    shas = study.images.values_list("sha256", flat=True)
+    """The version of the newest score of this metric among the study's images (a join on the
+    scores' (metric, image) index, not a list of every image's hash)."""
     row = (
-        MetricScore.objects.filter(metric=metric, image_sha256__in=shas)
+        MetricScore.objects.filter(metric=metric, image_sha256__in=study.images.values("sha256"))
         .order_by("-computed_at", "-id")
         .values_list("version", flat=True)
         .first()
@@ -96,10 +97,16 @@ def study_score_frame(
 
 def score_coverage(study: Study) -> list[dict]:
     """Per metric scored on the study: its latest version and how many of the study's
-    images have a score at that version (the admin's progress for compute_scores)."""
-    images = list(study.images.select_related("reference"))
-    shas = [image.sha256 for image in images]
-    names = sorted(set(MetricScore.objects.filter(image_sha256__in=shas).values_list("metric", flat=True)))
+    images have a score at that version (the admin's progress for compute_scores). Counted by
+    the database, one aggregate per metric: the page costs the same at any number of images."""
+    total = study.images.count()
+    names = sorted(
+        set(
+            MetricScore.objects.filter(image_sha256__in=study.images.values("sha256"))
+            .values_list("metric", flat=True)
+            .distinct()
+        )
+    )
     rows = []
     for name in names:
         try:
@@ -107,19 +114,23 @@ def score_coverage(study: Study) -> list[dict]:
         except KeyError:  # a project metric not registered in this process
             continue
         version = latest_version(study, name)
-        values = _values(study, info, version)
-        scored = sum(
-            (image.sha256, image.reference.sha256 if info.full_reference else "") in values for image in images
-        )
-        total = len(images)
+        scored = MetricScore.objects.filter(metric=name, version=version)
+        if info.full_reference:
+            pairs = study.images.filter(
+                sha256=OuterRef("image_sha256"), reference__sha256=OuterRef("reference_sha256")
+            )
+        else:
+            pairs = study.images.filter(sha256=OuterRef("image_sha256"))
+            scored = scored.filter(reference_sha256="")
+        count = scored.filter(Exists(pairs)).count()
         rows.append(
             {
                 "metric": name,
                 "arrow": info.arrow,
                 "version": version,
-                "scored": scored,
+                "scored": count,
                 "total": total,
-                "percent": round(100 * scored / total) if total else 0,
+                "percent": round(100 * count / total) if total else 0,
             }
         )
     return rows

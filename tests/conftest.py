@@ -44,6 +44,16 @@ def redis_url() -> str:
 
 
 @pytest.fixture(autouse=True)
+def fresh_cache():
+    """Pages cache their figures per study id (annotation/page_cache.py); ids repeat across tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def media_root(settings, tmp_path) -> Path:
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.PIPAL_PRIVATE_ROOT = tmp_path / "private"

@@ -58,7 +58,9 @@ def test_pair_is_two_distortions_of_one_reference_without_scores(small_study, ap
     # Every picture: an opaque id of its own and a keyed PNG name (not the file's hash).
     ids = {pair[part]["id"] for part in ("reference", "left", "right")}
     assert len(ids) == 3 and not ids & {str(left.pk), str(right.pk), str(assignment.reference_id)}
-    assert pair["left"]["url"] == "http://testserver/media/" + left.display.name and left.sha256 not in pair["left"]["url"]
+    assert (
+        pair["left"]["url"] == "http://testserver/media/" + left.display.name and left.sha256 not in pair["left"]["url"]
+    )
     image = client.get(pair["left"]["url"].removeprefix("http://testserver"))
     assert image.status_code == 200 and image["Content-Type"] == "image/png"
 
@@ -177,9 +179,16 @@ def test_openapi_schema_documents_the_endpoints(api):
     assert api.get("/api/docs/").status_code == 200
 
 
-def test_home_page_lists_studies(small_study, client):
-    response = client.get("/")
-    assert response.status_code == 200 and b"Study one" in response.content
+def test_the_home_page_lists_studies_to_their_owners_only(small_study, client, django_user_model, admin_client):
+    anonymous = client.get("/")
+    assert anonymous.status_code == 200 and b"Study one" not in anonymous.content and b"sign in" in anonymous.content
+    assert b"Study one" in admin_client.get("/").content  # staff see every study
+    owner = django_user_model.objects.create_user("owner", password="pw-owner-1")
+    client.force_login(owner)
+    assert b"Study one" not in client.get("/").content
+    small_study.owners.add(owner)
+    page = client.get("/").content.decode()
+    assert "Study one" in page and "<td>8</td>" in page
 
 
 def test_openapi_schema_is_valid_and_warning_free(tmp_path):

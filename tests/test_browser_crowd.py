@@ -207,8 +207,14 @@ def test_a_phone_in_a_study_that_allows_it_stacks_magnifies_and_forgets_taps(bro
     # Press and hold: the magnifier, on all three images, and no vote.
     slot = page.locator("#left-slot")
     box = slot.bounding_box()
-    point = {"clientX": box["x"] + 60, "clientY": box["y"] + 60, "pointerType": "touch", "pointerId": 7,
-             "isPrimary": True, "bubbles": True}
+    point = {
+        "clientX": box["x"] + 60,
+        "clientY": box["y"] + 60,
+        "pointerType": "touch",
+        "pointerId": 7,
+        "isPrimary": True,
+        "bubbles": True,
+    }
     slot.dispatch_event("pointerdown", point)
     page.wait_for_timeout(600)
     assert page.locator(".loupe:not([hidden])").count() == 3

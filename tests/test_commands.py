@@ -90,7 +90,9 @@ def test_replay_judgments_refuses_bad_files_whole(small_study, tmp_path):
     )
     with pytest.raises(CommandError) as error:
         run("replay_judgments", "s1", str(bad))
-    assert "line 3: winner must be 'a', 'b' or 'tie'" in str(error.value) and "line 4: expected 3 fields" in str(error.value)
+    assert "line 3: winner must be 'a', 'b' or 'tie'" in str(error.value) and "line 4: expected 3 fields" in str(
+        error.value
+    )
     unknown = write(
         tmp_path,
         "unknown.csv",

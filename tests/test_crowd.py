@@ -149,6 +149,14 @@ def test_a_gold_pair_and_a_real_pair_look_alike_in_every_field(crowd, api):
     assert gold["left"]["id"] != gold["right"]["id"] and real["left"]["id"] != real["right"]["id"]
 
 
+def served_pixels(client, url: str) -> bytes:
+    """The RGB pixels of a stimulus as the media URL serves it."""
+    from PIL import Image
+
+    response = client.get(url.removeprefix("http://testserver"))
+    return Image.open(io.BytesIO(b"".join(response.streaming_content))).convert("RGB").tobytes()
+
+
 def test_no_candidate_of_a_gold_pair_is_the_reference_itself(crowd, api):
     from PIL import Image
 
@@ -160,13 +168,11 @@ def test_no_candidate_of_a_gold_pair_is_the_reference_itself(crowd, api):
         control = ControlTrial.objects.filter(token=trial["assignment"], kind="gold").first()
         if control:
             golds += 1
-            media = lambda url: Image.open(client.get(url.removeprefix("http://testserver")).getvalue() and io.BytesIO(
-                b"".join(client.get(url.removeprefix("http://testserver")).streaming_content)))  # noqa: E731
-            reference = media(trial["reference"]["url"]).convert("RGB").tobytes()
-            left, right = (media(trial[side]["url"]).convert("RGB").tobytes() for side in ("left", "right"))
+            reference = served_pixels(client, trial["reference"]["url"])
+            left, right = (served_pixels(client, trial[side]["url"]) for side in ("left", "right"))
             assert reference not in (left, right)
             # The correct side is one of the study's own images, as in any real pair.
-            correct = media(trial[control.correct_side]["url"]).convert("RGB").tobytes()
+            correct = served_pixels(client, trial[control.correct_side]["url"])
             own = [Image.open(image.file.path).convert("RGB").tobytes() for image in DistortedImage.objects.all()]
             assert correct in own
         answer(client, trial)
@@ -276,8 +282,12 @@ def test_owners_reconcile_payments_by_code_and_external_id(crowd, django_user_mo
     assert by_id["half-2"]["status"] == "in progress" and by_id["half-2"]["completion_code"] == ""
     # The check: a valid code, a forged one, a code of a rater who has not finished, another study's code.
     check = lambda code: client.get("/study/crowd/raters/check/", {"code": code}).json()  # noqa: E731
-    assert check(code) == {"valid": True, "external_id": "paid-1", "status": "finished",
-                           "finished_at": check(code)["finished_at"]}
+    assert check(code) == {
+        "valid": True,
+        "external_id": "paid-1",
+        "status": "finished",
+        "finished_at": check(code)["finished_at"],
+    }
     assert check("ZZZZZZZZZZZZ")["valid"] is False and "no rater" in check("ZZZZZZZZZZZZ")["reason"]
     stale = Rater.objects.get(external_id="half-2").completion_code
     assert check(stale)["valid"] is False and "not finished" in check(stale)["reason"]
@@ -294,8 +304,15 @@ def test_owners_reconcile_payments_by_code_and_external_id(crowd, django_user_mo
 
 
 GOOD_VIEWING = {
-    "device_pixel_ratio": 1.25, "screen_width": 1536, "screen_height": 864, "viewport_width": 1500,
-    "viewport_height": 780, "zoom": 1.0, "user_agent": "Mozilla/5.0 test", "native": True, "layout": "side_by_side",
+    "device_pixel_ratio": 1.25,
+    "screen_width": 1536,
+    "screen_height": 864,
+    "viewport_width": 1500,
+    "viewport_height": 780,
+    "zoom": 1.0,
+    "user_agent": "Mozilla/5.0 test",
+    "native": True,
+    "layout": "side_by_side",
 }
 
 
@@ -315,8 +332,16 @@ def test_viewing_conditions_are_recorded_with_each_judgment(crowd, api):
 
 @pytest.mark.parametrize(
     "field,value",
-    [("device_pixel_ratio", 0), ("device_pixel_ratio", -1), ("screen_width", -5), ("viewport_height", 10**7),
-     ("user_agent", "x" * 5000), ("native", "yes"), ("zoom", 0), ("px_per_mm", -3)],
+    [
+        ("device_pixel_ratio", 0),
+        ("device_pixel_ratio", -1),
+        ("screen_width", -5),
+        ("viewport_height", 10**7),
+        ("user_agent", "x" * 5000),
+        ("native", "yes"),
+        ("zoom", 0),
+        ("px_per_mm", -3),
+    ],
 )
 def test_absurd_viewing_reports_are_refused_naming_the_field(crowd, api, field, value):
     client = join(api, "crowd", "liar")

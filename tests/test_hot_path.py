@@ -144,7 +144,8 @@ def test_the_counters_the_vote_paths_keep_equal_a_recount_from_the_log(hot):
         if index % 4:
             payload["native"] = index % 2 == 0
         trial = client.post("/api/studies/hot/votes/", payload, format="json").json()["next"]
-    fields = ("trials_done", "practice_done", "votes_left", "votes_tied", "votes_timed", "votes_fast", "votes_native",
+    fields = ("trials_done", "practice_done", "votes_cast", "votes_left", "votes_tied", "votes_timed", "votes_fast",
+              "votes_native", "votes_clear", "votes_agreed",
               "votes_native_known")  # fmt: skip
     kept = Rater.objects.filter(external_id="rater").values(*fields).get()
     assert kept["trials_done"] == 12 and kept["votes_tied"] == 4 and kept["votes_fast"] == 2
