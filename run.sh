@@ -12,5 +12,7 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 .venv/bin/python manage.py migrate --no-input
 .venv/bin/python manage.py seed_demo
-echo "Serving the demo study at http://127.0.0.1:8000/ (Ctrl-C to stop)"
-exec .venv/bin/python manage.py runserver "${PIPAL_ADDRESS:-127.0.0.1:8000}" --noreload
+ADDRESS="${PIPAL_ADDRESS:-127.0.0.1:8000}"
+echo "Serving at http://$ADDRESS/ : rate the demo study at http://$ADDRESS/study/demo/ ;"
+echo "its dashboard needs an owner or staff account (.venv/bin/python manage.py createsuperuser). Ctrl-C to stop."
+exec .venv/bin/python manage.py runserver "$ADDRESS" --noreload

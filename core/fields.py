@@ -4,11 +4,20 @@ DRF's CharField turns 0 into "0" and IntegerField takes "900"; a client that
 sends the wrong type has a bug, and the schema promises a 400 for it.
 """
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
+
+# DRF refuses NUL in every CharField (PostgreSQL text cannot hold it); this validator says so in the
+# schema as a pattern, so clients and fuzzers know the rule before they meet the 400.
+NO_NUL = RegexValidator(r"^[^\x00]*$", message="Null characters are not allowed.")
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string, nothing else."""
+    """A JSON string without NUL characters, nothing else."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.append(NO_NUL)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
