@@ -1,4 +1,4 @@
-"""The vote endpoint under load: 50 concurrent raters against PostgreSQL behind gunicorn.
+"""The vote endpoint under load: the app against a hand-written reference path, PostgreSQL behind gunicorn.
 
 What it does, in order:
 
@@ -9,37 +9,44 @@ What it does, in order:
    ALLOWED_HOSTS=127.0.0.1, no SSL redirect or secure cookies,
    DB_CONN_MAX_AGE=60, MEDIA_ROOT in a temporary folder);
 2. writes a synthetic PIPAL-layout folder (``--references`` x
-   ``--per-reference`` random 32x32 PNGs, default 20 x 30) and loads it with
-   ``manage.py create_study`` and ``manage.py import_images``; training and
-   gold pairs, the per-rater quota and the vote rate limit are turned off on
-   that study (``create_study`` flags, or ``manage.py shell`` where the
-   command lacks them), since a load generator can neither answer
-   gold pairs nor must it run out of quota;
+   ``--per-reference`` random 32x32 PNGs, default 20 x 30) and loads it twice,
+   as study ``bench`` (the app's) and its twin ``reference`` (the reference
+   path's), with ``manage.py create_study`` and ``manage.py import_images``;
+   practice and gold pairs, the per-rater quota and the vote rate limit are
+   turned off on both, since a load generator can neither answer gold pairs nor
+   must it run out of quota; then ``ANALYZE`` (a live database has planner
+   statistics, a fresh one not yet);
 3. starts ``gunicorn pipal_site.wsgi -k gthread`` on a free loopback port
-   (``--workers``, ``--threads``);
-4. joins ``--raters`` raters (default 50) through ``POST /api/studies/<slug>/raters/``;
-5. runs the same number of client threads (stdlib ``http.client``, one
-   keep-alive connection each) in these phases:
-   warm-up (not reported), *floor* (``--floor-duration`` s), *vote*
-   (``--duration`` s), *floor* again. A vote-phase thread loops
-   ``GET /api/studies/<slug>/pairs/next/`` (``Authorization: Bearer``) then
-   ``POST /api/studies/<slug>/votes/`` with ``{"assignment", "choice", "response_ms": 800}``.
-   The floor phases send the same GET *without* credentials: a fast 401 that
-   still passes through gunicorn, Django's middleware and DRF, but touches no
-   database; it is the framework floor, measured twice (before and after the
-   votes) to show drift on a noisy machine;
-6. checks consistency: judgments in the database = 201 responses, every
-   assignment voted at most once, the sum of all Elo ratings unchanged (Elo is
-   zero-sum), judgment counts = 2 x judgments, and
+   (``--workers``, ``--threads``) with ``bench/vote_reference_settings.py``:
+   production's settings plus the two routes of ``bench/vote_reference.py``
+   (the same pair and vote transaction as a minimal Django view in raw SQL,
+   with the same invariants), so the app and the reference path share one
+   server, one database and one run;
+4. joins ``--raters`` raters (default 50) to each study through
+   ``POST /api/studies/<slug>/raters/``;
+5. runs client threads (stdlib ``http.client``, one keep-alive connection
+   each) in these phases: warm-up (not reported); *floor* (``--floor-duration``
+   s, an unauthenticated GET next: a fast 401 through gunicorn, Django's
+   middleware and DRF that touches no database); *vote* (``--duration`` s, the
+   app at ``--raters`` clients, with PostgreSQL lock sampling); then the app and
+   the reference path in turn at ``--raters`` and at ``--few`` (default 8)
+   clients; *floor* again. A voting thread sends GET next for its first trial,
+   then loops ``POST votes`` with ``{"assignment", "choice", "response_ms": 800}``,
+   taking the next trial from the vote's answer, as the rating page does;
+6. checks consistency on both studies: judgments in the database = 201
+   responses, every assignment voted at most once, the sum of all Elo ratings
+   unchanged (Elo is zero-sum), judgment counts = 2 x judgments, and
    ``manage.py recompute_mos --check`` (a replay of the judgment log equals the
    live ratings);
 7. always stops gunicorn and drops the database (``finally``).
 
 Figures: votes/s; p50/p99 latency of the vote POST and of GET next; every
 non-2xx status (must be none); CPU time of the gunicorn workers and of the
-database's PostgreSQL backends per vote. Ratios against the floor measured in
-the same run: votes/s over floor requests/s, and vote latency over the floor's
-p50. The client threads run on the same machine and take their share of the CPU.
+database's PostgreSQL backends per vote. Ratios against the reference path
+measured in the same run, at both client counts: votes/s, CPU per vote and
+p50/p99 of the app over the reference's (and, for context, against the
+framework floor). The client threads run on the same machine and take their
+share of the CPU.
 
 Run from the repository root (needs PostgreSQL at 127.0.0.1:5432, user
 postgres, trust auth):
@@ -81,7 +88,8 @@ SLUG = "bench"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Load-test the vote endpoint: N concurrent raters against PostgreSQL behind gunicorn, "
-        "with the framework floor (an unauthenticated 401 through the same stack) measured in the same run.",
+        "the app against a hand-written reference path of the same transaction (bench/vote_reference.py) "
+        "and the framework floor (an unauthenticated 401 through the same stack), all in the same run.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--raters", type=int, default=50, help="concurrent raters (client threads)")
