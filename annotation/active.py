@@ -30,7 +30,7 @@ import numpy as np
 from scipy.special import ndtr
 from threadpoolctl import threadpool_limits
 
-from . import bradley_terry
+from annotation import bradley_terry
 
 # σ(c·x) ≈ Φ(κ·x) with κ = c·sqrt(π/8) (MacKay 1992), and Houlsby et al.'s constant
 # for the expected entropy of Φ under a Gaussian, in bits.

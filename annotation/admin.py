@@ -20,23 +20,11 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from sr_models import distortions
-
-from . import (
-    admin_services,
-    bt_fit,
-    completion,
-    dashboard,
-    generation,
-    payments,
-    selectors,
-    services,
-    tasks,
-)
-from .exceptions import ApplicationError
-from .imaging import CheckedImage, ImageRejected
-from .importing import check_upload
-from .models import (
+from annotation import admin_services, bt_fit, completion, dashboard, generation, payments, selectors, services, tasks
+from annotation.exceptions import ApplicationError
+from annotation.imaging import CheckedImage, ImageRejected
+from annotation.importing import check_upload
+from annotation.models import (
     Assignment,
     BradleyTerryFit,
     ControlTrial,
@@ -48,6 +36,7 @@ from .models import (
     ReferenceImage,
     Study,
 )
+from sr_models import distortions
 
 THUMB_STYLE = "max-width:{size}px;max-height:{size}px;image-rendering:auto"
 

@@ -12,9 +12,8 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from annotation.exceptions import ApplicationError
 from core.errors import error_body
-
-from .exceptions import ApplicationError
 
 
 def _error(status_code: int, code: str, message: str, fields=None) -> Response:

@@ -16,6 +16,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from annotation import completion, services, viewing
+from annotation.exceptions import Forbidden
+from annotation.models import Rater, Study, ViewingReport
+from annotation.permissions import IsRater
 from core.fields import (
     FieldSet,
     StrictBooleanField,
@@ -24,11 +28,6 @@ from core.fields import (
     StrictFloatField,
     StrictIntegerField,
 )
-
-from . import completion, services, viewing
-from .exceptions import Forbidden
-from .models import Rater, Study, ViewingReport
-from .permissions import IsRater
 
 ERROR = inline_serializer(
     "Error",

@@ -4,8 +4,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.authentication import CSRFCheck
 
-from . import hot_path
-from .services import hash_token
+from annotation import hot_path
+from annotation.services import hash_token
 
 
 class RaterTokenAuthentication(authentication.BaseAuthentication):

@@ -15,9 +15,9 @@ import numpy as np
 from django.db import transaction
 from django.db.models import Sum
 
-from . import bradley_terry
-from .exceptions import ApplicationError
-from .models import BradleyTerryFit, DistortedImage, Judgment, Study
+from annotation import bradley_terry
+from annotation.exceptions import ApplicationError
+from annotation.models import BradleyTerryFit, DistortedImage, Judgment, Study
 
 
 @dataclass(frozen=True)

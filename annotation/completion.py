@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .models import Rater, Study
-from .services import rater_code, rater_progress
+from annotation.models import Rater, Study
+from annotation.services import rater_code, rater_progress
 
 IN_PROGRESS, FINISHED, SCREENED_OUT = "in_progress", "finished", "screened_out"
 

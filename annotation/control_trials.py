@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 
-from . import controls, stimuli
-from .models import ControlPicture, ControlTrial, DistortedImage, ReferenceImage, Study
+from annotation import controls, stimuli
+from annotation.models import ControlPicture, ControlTrial, DistortedImage, ReferenceImage, Study
 
 # A 300-point Elo gap: the better image is preferred 85% of the time (PIPAL Eq. 1).
 PRACTICE_MOS_GAP = 300.0

@@ -21,7 +21,7 @@ import io
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .imaging import png_bytes
+from annotation.imaging import png_bytes
 
 DECOY_BLUR_RADIUS = 4.0
 DECOY_NOISE_SIGMA = 40.0  # on 0-255

@@ -24,11 +24,10 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
+from annotation import bt_fit, generation, page_cache, selectors
+from annotation.exports import mos_csv
+from annotation.models import BradleyTerryFit, Category, DistortedImage, Judgment, Study
 from iqa import selectors as iqa_selectors
-
-from . import bt_fit, generation, page_cache, selectors
-from .exports import mos_csv
-from .models import BradleyTerryFit, Category, DistortedImage, Judgment, Study
 
 RATER_TABLE_LIMIT = 500  # rows; the chart still shows every rater
 
@@ -219,7 +218,7 @@ def bt_ci_widths(study: Study) -> list[float]:
 def _plots():
     # matplotlib takes about a quarter of a second to import: only the chart
     # pages pay for it, not every process that loads the admin (commands, workers).
-    from . import plots
+    from annotation import plots
 
     return plots
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import dashboard
+from annotation import dashboard
 
 app_name = "dashboard"
 

@@ -11,7 +11,7 @@ import csv
 import io
 from pathlib import Path
 
-from .models import DistortedImage, Study
+from annotation.models import DistortedImage, Study
 
 CSV_COLUMNS = (
     "reference",
@@ -101,7 +101,7 @@ def write_judgments_csv(study: Study, out) -> int:
     """The judgment log in order, with how each pair was seen (issue 16): ``winner`` is a, b or
     tie; native, visible time and the rater's viewing conditions at the time. Streams the
     rows to the text file ``out``; returns how many."""
-    from .models import Judgment  # the log; kept apart from the MOS rows above
+    from annotation.models import Judgment  # the log; kept apart from the MOS rows above
 
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(JUDGMENT_COLUMNS)

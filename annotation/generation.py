@@ -22,13 +22,12 @@ from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from PIL import Image
 
+from annotation import stimuli
+from annotation.exceptions import ApplicationError
+from annotation.imaging import checked_png
+from annotation.importing import joining_image
+from annotation.models import DistortedImage, DistortionType, ReferenceImage, Study
 from sr_models import distortions
-
-from . import stimuli
-from .exceptions import ApplicationError
-from .imaging import checked_png
-from .importing import joining_image
-from .models import DistortedImage, DistortionType, ReferenceImage, Study
 
 Job = tuple[int, int, int]  # (reference id, distortion type id, level)
 
@@ -198,7 +197,7 @@ def distortion_generate(*, reference_id: int, distortion_type_id: int, level: in
 def generation_enqueue(jobs: Sequence[Job], *, chunk: int = 4) -> int:
     """Send the jobs to Celery in small chunks (in-process without a broker);
     returns the number of tasks sent."""
-    from .tasks import generate_distortions  # tasks import this module
+    from annotation.tasks import generate_distortions  # tasks import this module
 
     # Jobs that run a network go to the GPU workers' queue when one is configured.
     gpu_queue = settings.PIPAL_GPU_QUEUE

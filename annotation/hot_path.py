@@ -34,8 +34,8 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import elo, rater_counts
-from .models import Assignment, Judgment, Rater, Study
+from annotation import elo, rater_counts
+from annotation.models import Assignment, Judgment, Rater, Study
 
 SLOW = object()  # "take the ORM path": nothing was changed
 FIRST_POOL = 16  # as scheduler.FIRST_POOL: the head of the least-judged queue drawn from
@@ -183,7 +183,7 @@ def _partners(study_id: int, rater_id: int, reference_id: int, image_id: int, no
 def _choose_and_insert(study: Study, rater: Rater, rng: random.Random, now, progress_done: int):
     """The balanced scheduler (scheduler.md) over SQL, then the assignment's INSERT: an
     IssuedTrial, None when the rater has had every pair, or SLOW (a stimulus not prepared)."""
-    from .services import Candidate, IssuedTrial, opaque_id  # services builds on this module
+    from annotation.services import Candidate, IssuedTrial, opaque_id  # services builds on this module
 
     offset = 0
     while head := _head(study.id, offset, now):
@@ -241,7 +241,7 @@ def _choose_and_insert(study: Study, rater: Rater, rng: random.Random, now, prog
 
 
 def _gold_due(study: Study, rater: Rater, done: int) -> bool:
-    from .services import _gold_slot
+    from annotation.services import _gold_slot
 
     return bool(study.gold_every) and done % study.gold_every == _gold_slot(rater, study.gold_every)
 
@@ -256,7 +256,7 @@ def issue(*, study: Study, rater: Rater, rng: random.Random):
     or a new real pair; SLOW for anything else (practice, gold, an open control trial, …)."""
     if not _plain(study) or rater.study_id != study.id:
         return SLOW
-    from .services import Candidate, IssuedTrial, opaque_id
+    from annotation.services import Candidate, IssuedTrial, opaque_id
 
     now = timezone.now()
     row = _one(

@@ -25,10 +25,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from core.dataset_paths import OutsideDataset, dataset_files, inside
-
-from .exceptions import ApplicationError
-from .imaging import (
+from annotation.exceptions import ApplicationError
+from annotation.imaging import (
     EXTENSIONS,
     CheckedImage,
     ImageRejected,
@@ -38,7 +36,8 @@ from .imaging import (
     read_image_bytes,
     sha256_of,
 )
-from .models import Category, DistortedImage, DistortionType, ReferenceImage, Study
+from annotation.models import Category, DistortedImage, DistortionType, ReferenceImage, Study
+from core.dataset_paths import OutsideDataset, dataset_files, inside
 
 DISTORTED_NAME = re.compile(r"^(?P<reference>[^_/\\]+)_(?P<type>[^_/\\]+)_(?P<level>\d+)\.(?P<ext>[A-Za-z0-9]+)$")
 REFERENCE_NAME = re.compile(r"^(?P<reference>[^_/\\.]+)\.(?P<ext>[A-Za-z0-9]+)$")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .importing import ImportFailed
-from .services import ReplayRow
+from annotation.importing import ImportFailed
+from annotation.services import ReplayRow
 
 REQUIRED = ("image_a", "image_b", "winner")
 

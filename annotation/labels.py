@@ -40,11 +40,9 @@ from django.core.files.storage import default_storage
 from django.core.validators import validate_slug
 from django.db import transaction
 
-from core.dataset_paths import OutsideDataset, inside
-
-from . import services
-from .exceptions import ApplicationError, Conflict
-from .importing import (
+from annotation import services
+from annotation.exceptions import ApplicationError, Conflict
+from annotation.importing import (
     DISTORTED_NAME,
     ImportFailed,
     ImportPlan,
@@ -57,8 +55,9 @@ from .importing import (
     reference_name,
     write_plan,
 )
-from .models import Category, LabelImport, ReferenceImage, Study
-from .services import ReplayRow
+from annotation.models import Category, LabelImport, ReferenceImage, Study
+from annotation.services import ReplayRow
+from core.dataset_paths import OutsideDataset, inside
 
 FORMATS = tuple(choice.value for choice in LabelImport.Format)
 REF_FOLDERS = ("Ref", "Train_Ref", "Reference_train")

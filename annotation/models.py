@@ -14,7 +14,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from . import bradley_terry, elo
+from annotation import bradley_terry, elo
 
 
 def validate_url_template(value: str) -> None:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from django.core.cache import cache
 from django.db.models import Count, Max, Q, Sum
 
-from .models import Judgment, Study
+from annotation.models import Judgment, Study
 
 REFRESH_SECONDS = 60
 TIMEOUT_SECONDS = 24 * 3600

@@ -19,10 +19,10 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 
-from . import completion
-from .dashboard import can_view_dashboard
-from .models import Rater, Study, ViewingReport
-from .services import rater_code
+from annotation import completion
+from annotation.dashboard import can_view_dashboard
+from annotation.models import Rater, Study, ViewingReport
+from annotation.services import rater_code
 
 STATUS_LABELS = {
     completion.IN_PROGRESS: "in progress",

@@ -1,6 +1,6 @@
 from rest_framework.permissions import BasePermission
 
-from .models import Rater
+from annotation.models import Rater
 
 
 class IsRater(BasePermission):

@@ -17,8 +17,8 @@ import numpy as np
 from django.db.models import Q
 from django.utils import timezone
 
-from . import active
-from .models import Assignment, DistortedImage, Judgment, Study
+from annotation import active
+from annotation.models import Assignment, DistortedImage, Judgment, Study
 
 # How many of the least-judged images to draw the first image from. Drawing at
 # random from a small head of the queue (rather than always its first row)

@@ -3,8 +3,8 @@
 from django.db.models import Count, F, Min, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from . import quality
-from .models import ControlTrial, DistortedImage, Study, ViewingReport
+from annotation import quality
+from annotation.models import ControlTrial, DistortedImage, Study, ViewingReport
 
 
 def study_summaries(user) -> list:

@@ -29,10 +29,19 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import control_trials, elo, hot_path, rater_counts, scheduler, stimuli
-from .db import atomic_with_retry
-from .exceptions import ApplicationError, Conflict, Forbidden, Gone, LabelsStudy, NotFound
-from .models import Assignment, ControlTrial, DistortedImage, Judgment, Rater, ReferenceImage, Study, ViewingReport
+from annotation import control_trials, elo, hot_path, rater_counts, scheduler, stimuli
+from annotation.db import atomic_with_retry
+from annotation.exceptions import ApplicationError, Conflict, Forbidden, Gone, LabelsStudy, NotFound
+from annotation.models import (
+    Assignment,
+    ControlTrial,
+    DistortedImage,
+    Judgment,
+    Rater,
+    ReferenceImage,
+    Study,
+    ViewingReport,
+)
 
 
 def hash_token(token: str) -> str:
@@ -217,7 +226,7 @@ def rater_set_excluded(*, rater: Rater, excluded: bool, reason: str = "") -> boo
 
 
 def _recompute_after_commit(study_id: int) -> None:
-    from .tasks import recompute_mos  # tasks import services
+    from annotation.tasks import recompute_mos  # tasks import services
 
     transaction.on_commit(lambda: recompute_mos.delay(study_id))
 

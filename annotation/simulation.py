@@ -31,11 +31,9 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 
-from iqa.correlation import RankAgreement, rank_agreement
-
-from . import bradley_terry, bt_fit, elo, selectors, services
-from .exceptions import ApplicationError
-from .models import (
+from annotation import bradley_terry, bt_fit, elo, selectors, services
+from annotation.exceptions import ApplicationError
+from annotation.models import (
     Assignment,
     BradleyTerryFit,
     ControlPicture,
@@ -47,6 +45,7 @@ from .models import (
     ReferenceImage,
     Study,
 )
+from iqa.correlation import RankAgreement, rank_agreement
 
 DEFAULT_SPREAD = 150.0  # SD of true scores on the Elo scale; 200 points ~ 76% preference
 

@@ -21,7 +21,7 @@ from django.core.files.storage import default_storage
 from django.utils.crypto import salted_hmac
 from PIL import Image
 
-from .imaging import png_bytes
+from annotation.imaging import png_bytes
 
 
 def display_png(image_bytes: bytes) -> bytes:

@@ -3,10 +3,9 @@
 from celery import shared_task
 from django.db import OperationalError
 
+from annotation import bt_fit, generation, services
+from annotation.models import Study
 from core.tasks import time_limits
-
-from . import bt_fit, generation, services
-from .models import Study
 
 
 @shared_task(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import apis, payments, views
+from annotation import apis, payments, views
 
 app_name = "annotation"
 

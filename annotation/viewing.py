@@ -1,6 +1,6 @@
 """Viewing conditions: what the rating page reports about each rater's screen."""
 
-from .models import Rater, ViewingReport
+from annotation.models import Rater, ViewingReport
 
 
 def viewing_report_create(*, rater: Rater, **conditions) -> ViewingReport:

@@ -12,11 +12,11 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from . import completion, selectors, services
-from .authentication import session_key
-from .exceptions import ApplicationError
-from .forms import JoinForm
-from .models import Rater, Study
+from annotation import completion, selectors, services
+from annotation.authentication import session_key
+from annotation.exceptions import ApplicationError
+from annotation.forms import JoinForm
+from annotation.models import Rater, Study
 
 # PIPAL §4.1: raters judged perceptual similarity to the ground truth, not
 # "quality" (which invites picking the sharper GAN output). SPEC §6.

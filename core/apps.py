@@ -8,4 +8,4 @@ class CoreConfig(AppConfig):
     verbose_name = "Platform core"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the system checks)
+        from core import checks  # noqa: F401  (registers the system checks)

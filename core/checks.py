@@ -5,7 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from .media_layout import PUBLIC_MEDIA_FOLDERS, public_overlaps
+from core.media_layout import PUBLIC_MEDIA_FOLDERS, public_overlaps
 
 
 @register(Tags.security)

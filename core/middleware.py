@@ -5,8 +5,8 @@ import logging
 from django.conf import settings
 from django.http import HttpResponse
 
-from .errors import error_response, is_api_path
-from .uploads import takes_files
+from core.errors import error_response, is_api_path
+from core.uploads import takes_files
 
 logger = logging.getLogger("django.request")
 

@@ -2,7 +2,7 @@
 
 from django.views.decorators.csrf import csrf_exempt
 
-from .errors import error_response
+from core.errors import error_response
 
 
 @csrf_exempt

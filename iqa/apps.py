@@ -6,8 +6,8 @@ def _configure(**kwargs):
 
     from django.conf import settings
 
-    from . import metrics
-    from .learned import store
+    from iqa import metrics
+    from iqa.learned import store
 
     metrics.configure_learned_root(store.learned_root(Path(settings.PIPAL_WEIGHTS_DIR)))
 

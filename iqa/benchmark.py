@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import stats
-from .metrics import MetricInfo
+from iqa import stats
+from iqa.metrics import MetricInfo
 
 SR_CATEGORY = "super_resolution"
 TRADITIONAL_SR_SUBTYPES = ("interpolation", "traditional_sr", "kernel_mismatch_sr")

@@ -9,12 +9,11 @@ from django.utils import timezone
 
 from annotation.models import Study
 from core.private_media import private_root
-
-from . import benchmark, report
-from .metrics import UnknownMetric, parse_metric_list
-from .models import BenchmarkRun
-from .scoring import ScoringError
-from .selectors import study_score_frame
+from iqa import benchmark, report
+from iqa.metrics import UnknownMetric, parse_metric_list
+from iqa.models import BenchmarkRun
+from iqa.scoring import ScoringError
+from iqa.selectors import study_score_frame
 
 
 def benchmark_run(

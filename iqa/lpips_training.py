@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annotation.models import Study
-
-from . import learned_data
-from .learned import lpips, store
-from .learned.training import TrainingError, TrainingRun, read_rgb, split_references, torch_threads
-from .weights import WeightsMissing, file_sha256
+from iqa import learned_data
+from iqa.learned import lpips, store
+from iqa.learned.training import TrainingError, TrainingRun, read_rgb, split_references, torch_threads
+from iqa.weights import WeightsMissing, file_sha256
 
 
 @dataclass

@@ -94,7 +94,7 @@ def configure_learned_root(root: Path | None) -> None:
 def _learned() -> dict[str, ProjectMetric]:
     if _learned_root is None:
         return {}
-    from .learned import store
+    from iqa.learned import store
 
     found = {}
     for name, manifest in store.discover(_learned_root).items():
@@ -117,7 +117,7 @@ def weights_stamp(name: str) -> tuple:
     name), so a process that keeps loaded metrics knows to load it again; () for other metrics."""
     if _learned_root is None or name not in _learned():
         return ()
-    from .learned import store
+    from iqa.learned import store
 
     stat = (_learned_root / name / store.MODEL_FILE).stat()
     return (stat.st_mtime_ns, stat.st_size)
@@ -225,7 +225,7 @@ class LoadedMetric:
 def load_metric(name: str, *, device: str, weights_dir: Path) -> LoadedMetric:
     """Build a metric on a device, with weights from ``weights_dir`` or pyiqa's cache
     (downloaded when online); a missing file raises weights.WeightsMissing."""
-    from . import weights
+    from iqa import weights
 
     info = metric_info(name)
     with weights.weight_sources(weights_dir), weights.opened_files() as opened:
@@ -258,4 +258,4 @@ def stack(images: Sequence) -> Any:
 
 
 # The platform's own metrics with published weights (RankSRGAN's Rankers) register here.
-from .learned import official  # noqa: E402, F401
+from iqa.learned import official  # noqa: E402, F401

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .benchmark import SR_CATEGORY, BenchmarkResult, Cell
+from iqa.benchmark import SR_CATEGORY, BenchmarkResult, Cell
 
 CATEGORY_COLOURS = {
     "traditional": "#1f77b4",
@@ -265,7 +265,7 @@ def scatter_plots(frame: pd.DataFrame, result: BenchmarkResult, folder: Path) ->
 def type_pair_plot(frame: pd.DataFrame, info, types: tuple[str, str], folder: Path, logistic: int = 5) -> str:
     """PIPAL Fig. 5 style: the images of two distortion types (by code), MOS against one metric, each
     type with its own fitted VQEG logistic curve: do the two types sit on one curve?"""
-    from . import stats
+    from iqa import stats
 
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 4.5), dpi=100)

@@ -18,10 +18,9 @@ from django.db import transaction
 
 from annotation.exceptions import ApplicationError
 from annotation.models import DistortedImage, ReferenceImage, Study
-
-from . import metrics
-from .models import MetricScore
-from .weights import WeightsMissing
+from iqa import metrics
+from iqa.models import MetricScore
+from iqa.weights import WeightsMissing
 
 DEFAULT_BATCH = 8
 
@@ -147,7 +146,7 @@ def _check_sizes(images: Sequence[DistortedImage], reference: ReferenceImage) ->
 
 
 def scoring_enqueue(jobs: Sequence[ScoreJob]) -> int:
-    from .tasks import compute_scores
+    from iqa.tasks import compute_scores
 
     for job in jobs:
         compute_scores.delay(*job.as_task_args())

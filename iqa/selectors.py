@@ -6,9 +6,8 @@ import pandas as pd
 from django.db.models import Exists, OuterRef
 
 from annotation.models import Study
-
-from .metrics import MetricInfo, metric_info
-from .models import MetricScore
+from iqa.metrics import MetricInfo, metric_info
+from iqa.models import MetricScore
 
 
 def _study_images(study: Study):

@@ -4,8 +4,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from core.tasks import time_limits
-
-from . import scoring
+from iqa import scoring
 
 
 @shared_task(

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from iqa import views
 
 app_name = "iqa"
 

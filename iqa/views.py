@@ -9,8 +9,7 @@ from django.views.decorators.cache import never_cache
 from annotation.dashboard import can_view_dashboard
 from annotation.models import Study
 from core.private_media import private_file_response
-
-from .models import BenchmarkRun
+from iqa.models import BenchmarkRun
 
 
 @never_cache

@@ -6,7 +6,7 @@ RUNTIME_SETTINGS = {"PIPAL_WEIGHTS_DIR": "weights_dir", "PIPAL_SR_DEVICE": "devi
 def _configure(**kwargs):
     from django.conf import settings
 
-    from . import runtime
+    from sr_models import runtime
 
     runtime.configure(**{field: getattr(settings, name) for name, field in RUNTIME_SETTINGS.items()})
 

@@ -138,7 +138,7 @@ def _is_variable_name(tf_name: str) -> bool:
 def check_graph_arithmetic(constants: Mapping[str, np.ndarray]) -> dict:
     """Check the mean shift and residual scaling the graph computes with against our EUSR's; returns the
     facts for the provenance (how many of each constant were found and checked)."""
-    from .archs.eusr_arch import RGB_MEAN
+    from sr_models.archs.eusr_arch import RGB_MEAN
 
     means = {k: v for k, v in constants.items() if _MEAN_CONST.fullmatch(k) and np.shape(v) == (3,)}
     scalings = {k: v for k, v in constants.items() if _SCALING_CONST.fullmatch(k) and np.ndim(v) == 0}
@@ -176,7 +176,7 @@ def eusr_state_from_tf(constants: Mapping[str, np.ndarray], **options) -> dict:
     """
     import torch
 
-    from . import archs
+    from sr_models import archs
 
     model = archs.build("eusr", 4, **options)
     expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
@@ -240,7 +240,7 @@ def convert(pb_path: str | os.PathLike, out_path: str | os.PathLike, *, source_n
     small network; the released graphs need none)."""
     import torch
 
-    from . import archs
+    from sr_models import archs
 
     tf = _tensorflow()
     pb_path, out_path, options = Path(pb_path), Path(out_path), dict(options or {})

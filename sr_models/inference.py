@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .imresize import imresize
-from .weights import LoadedModel
+from sr_models.imresize import imresize
+from sr_models.weights import LoadedModel
 
 DTYPES = ("fp32", "fp16", "bf16")
 

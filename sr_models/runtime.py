@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import weights
+from sr_models import weights
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def current() -> Runtime:
 
 
 def device() -> str:
-    from .inference import default_device
+    from sr_models.inference import default_device
 
     return _current.device or default_device()
 

@@ -46,8 +46,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .imresize import imresize
-from .inference import rgb_to_ycbcr
+from sr_models.imresize import imresize
+from sr_models.inference import rgb_to_ycbcr
 
 ARCH = "srresnet"
 ETA_MIN = 1e-7  # the configs' cosine floor
@@ -99,7 +99,7 @@ class TrainResult:
 
 
 def check_config(config: TrainConfig) -> None:
-    from . import archs
+    from sr_models import archs
 
     scales = archs.arch(ARCH).scales
     if config.scale not in scales:
@@ -268,7 +268,7 @@ def train_srresnet(
     ``progress(iteration, loss)`` is called after every step (1-based iteration)."""
     import torch
 
-    from . import archs
+    from sr_models import archs
 
     config = config or TrainConfig()
     check_config(config)

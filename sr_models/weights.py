@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import archs
+from sr_models import archs
 
 # The containers checkpoints come in: BasicSR's "params_ema" (preferred, the EMA
 # weights it evaluates with) and "params", and the generic "state_dict"/"model".
@@ -166,7 +166,7 @@ def load_checkpoint(name: str, *, weights_dir: Path, device: str = "cpu") -> Loa
 
 
 def load_interpolated(name: str, alpha: float, *, weights_dir: Path, device: str = "cpu") -> LoadedModel:
-    from .archs.interpolation import interpolate_state_dicts
+    from sr_models.archs.interpolation import interpolate_state_dicts
 
     checkpoint = get_checkpoint(name)
     if not checkpoint.interpolate:

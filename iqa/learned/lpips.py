@@ -46,7 +46,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .training import TrainingError, TrainingRun
+from iqa.learned.training import TrainingError, TrainingRun
 
 KIND = "lpips"
 POOLINGS = ("max", "blurpool", "l2")
@@ -397,7 +397,7 @@ def image_distances(network: LPIPS, images, pairs: Sequence[tuple[int, int]], ba
 def evaluate(network: LPIPS, images, triplets: Sequence[TrainTriplet], mos: dict[int, float],
              reference_of: dict[int, int]) -> Evaluation:
     """2AFC score on ``triplets`` and SRCC/KRCC of distance vs MOS over the ``mos`` images."""
-    from ..correlation import rank_agreement
+    from iqa.correlation import rank_agreement
 
     needed = sorted({t.p0 for t in triplets} | {t.p1 for t in triplets} | set(mos))
     pairs = [(image, reference_of[image]) for image in needed]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import metrics
+from iqa import metrics
 
 RANKSRGAN_PAGE = "https://github.com/XPixelGroup/RankSRGAN"
 RANKSRGAN_DRIVE = "https://drive.google.com/drive/folders/1_KhEc_zBRW7iLeEJITU3i923DC6wv51T?usp=sharing"
@@ -59,8 +59,8 @@ OFFICIAL_RANKERS: tuple[OfficialRanker, ...] = tuple(
 
 def _ranker_factory(entry: OfficialRanker):
     def factory(device: str, weights_dir: Path):
-        from ..weights import WeightsMissing, file_sha256
-        from . import ranker
+        from iqa.learned import ranker
+        from iqa.weights import WeightsMissing, file_sha256
 
         path = Path(weights_dir) / entry.file
         if not path.is_file():

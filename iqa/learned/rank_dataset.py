@@ -62,8 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from core.dataset_paths import OutsideDataset, inside
-
-from .training import TrainingError
+from iqa.learned.training import TrainingError
 
 LABELS_FILE = "labels.csv"
 MANIFEST_FILE = "manifest.json"
@@ -201,7 +200,7 @@ def safe_name(name: str) -> str:
 
 
 def _split(names: Sequence[str], share: float, seed: int) -> tuple[list[str], list[str]]:
-    from .training import TrainingError, split_references
+    from iqa.learned.training import TrainingError, split_references
 
     if len(set(names)) < 2:
         raise RankDatasetError(

@@ -44,9 +44,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import rank_dataset, store
-from .official import OFFICIAL_RANKERS, OfficialRanker  # noqa: F401 - re-exported: the Ranker's files
-from .training import TrainingError, TrainingRun
+from iqa.learned import rank_dataset, store
+from iqa.learned.official import OFFICIAL_RANKERS, OfficialRanker  # noqa: F401 - re-exported: the Ranker's files
+from iqa.learned.training import TrainingError, TrainingRun
 
 KIND = "ranker"
 ARCH = "Ranker_VGG12_296"

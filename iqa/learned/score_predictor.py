@@ -63,7 +63,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .training import TrainingError, TrainingRun
+from iqa.learned.training import TrainingError, TrainingRun
 
 KIND = "score_predictor"
 BINS = 10
@@ -267,7 +267,7 @@ def backbone_state(choice: str, weights_dir: Path) -> tuple[dict | None, dict]:
         return None, {"init": "scratch", "note": "random initial weights (torchvision's initialisation), no ImageNet"}
     if choice not in BACKBONES:
         raise TrainingError(f"--backbone must be one of {', '.join(BACKBONE_CHOICES)}, not {choice!r}")
-    from ..weights import file_sha256
+    from iqa.weights import file_sha256
 
     backbone = BACKBONES[choice]
     path = Path(weights_dir) / backbone.file
@@ -467,7 +467,7 @@ def evaluate(
     """Held-out figures on centre crops: SRCC/KRCC vs MOS (pooled, per-reference mean) and the squared EMD."""
     from scipy.stats import ConstantInputWarning
 
-    from ..correlation import rank_agreement
+    from iqa.correlation import rank_agreement
 
     model.eval()
     predicted, distances = [], []

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..weights import file_sha256
+from iqa.weights import file_sha256
 
 MODEL_FILE = "model.pt"
 MANIFEST_FILE = "manifest.json"
@@ -56,7 +56,7 @@ def kind_module(kind: str):
 
 def check_name(name: str) -> str:
     """A metric name a training run may take: lower-case file-name characters, not a pyiqa name."""
-    from .. import metrics
+    from iqa import metrics
 
     if not NAME_PATTERN.fullmatch(name or ""):
         raise LearnedModelError(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import store
+from iqa.learned import store
 
 # Settings a resumed run may change: a longer run, checkpoints more or less often.
 RESUMABLE_CHANGES = ("iterations", "checkpoint_every")

@@ -10,8 +10,7 @@ import dj_email_url
 from django.core.exceptions import ImproperlyConfigured
 
 from core.media_layout import public_overlaps
-
-from .env import env_bool
+from pipal_site.settings.env import env_bool
 
 PRIVATE_MEDIA_SERVERS = ("django", "nginx", "apache")
 

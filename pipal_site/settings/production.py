@@ -13,9 +13,9 @@ for _required in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS", "EMAIL_URL"):
     if not os.environ.get(_required):
         raise ImproperlyConfigured(f"production settings need the environment variable {_required}")
 
-from .base import *  # noqa: E402,F403
-from .derived import finish  # noqa: E402
-from .env import env_bool, env_int  # noqa: E402
+from pipal_site.settings.base import *  # noqa: E402,F403
+from pipal_site.settings.derived import finish  # noqa: E402
+from pipal_site.settings.env import env_bool, env_int  # noqa: E402
 
 DEBUG = env_bool("DEBUG", False)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)

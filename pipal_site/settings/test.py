@@ -7,9 +7,9 @@ against SQLite (default) and PostgreSQL (DATABASE_URL=postgres://...).
 import tempfile
 from pathlib import Path
 
-from .base import *  # noqa: F403
-from .base import DATABASES
-from .derived import finish
+from pipal_site.settings.base import *  # noqa: F403
+from pipal_site.settings.base import DATABASES
+from pipal_site.settings.derived import finish
 
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="pipal-test-media-"))
 PIPAL_PRIVATE_ROOT = Path(tempfile.mkdtemp(prefix="pipal-test-private-"))

@@ -27,8 +27,8 @@ import re
 import torch
 from torch import nn
 
-from ..weights import Checkpoint, register_checkpoint
-from . import ArchSpec, UnknownLayout, register
+from sr_models.archs import ArchSpec, UnknownLayout, register
+from sr_models.weights import Checkpoint, register_checkpoint
 
 PAPER = (
     "Lim, Son, Kim, Nah, Lee. Enhanced Deep Residual Networks for Single Image Super-Resolution. CVPR Workshops 2017"

@@ -59,8 +59,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..weights import Checkpoint, register_checkpoint
-from . import ArchSpec, UnknownLayout, register
+from sr_models.archs import ArchSpec, UnknownLayout, register
+from sr_models.weights import Checkpoint, register_checkpoint
 
 PAPER = (
     "Choi, Kim, Cheon, Lee. Deep learning-based image super-resolution considering quantitative and "

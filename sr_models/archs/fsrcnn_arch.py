@@ -15,8 +15,8 @@ import re
 
 from torch import nn
 
-from ..weights import Checkpoint, register_checkpoint
-from . import ArchSpec, UnknownLayout, register
+from sr_models.archs import ArchSpec, UnknownLayout, register
+from sr_models.weights import Checkpoint, register_checkpoint
 
 PAPER = "Dong, Loy, Tang. Accelerating the Super-Resolution Convolutional Neural Network. ECCV 2016"
 

@@ -21,9 +21,8 @@ import functools
 
 from torch import nn
 
-from ..weights import Checkpoint, register_checkpoint
-from . import ArchSpec, register
-from .edsr_arch import (
+from sr_models.archs import ArchSpec, register
+from sr_models.archs.edsr_arch import (
     DIV2K_RGB_MEAN,
     MeanShift,
     Upsampler,
@@ -34,6 +33,7 @@ from .edsr_arch import (
     rename,
     unknown_layout,
 )
+from sr_models.weights import Checkpoint, register_checkpoint
 
 PAPER = (
     "Zhang, Li, Li, Wang, Zhong, Fu. Image Super-Resolution Using Very Deep Residual Channel Attention Networks. "

@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..weights import Checkpoint, register_checkpoint
-from . import ArchSpec, UnknownLayout, register, remap_keys
-from .interpolation import interpolate_state_dicts
+from sr_models.archs import ArchSpec, UnknownLayout, register, remap_keys
+from sr_models.archs.interpolation import interpolate_state_dicts
+from sr_models.weights import Checkpoint, register_checkpoint
 
 __all__ = ["RRDBNet", "build", "convert_state_dict", "interpolate_state_dicts"]
 

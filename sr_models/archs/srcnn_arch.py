@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..weights import Checkpoint, register_checkpoint
-from . import ArchSpec, UnknownLayout, register
+from sr_models.archs import ArchSpec, UnknownLayout, register
+from sr_models.weights import Checkpoint, register_checkpoint
 
 PAPER = "Dong, Loy, He, Tang. Image Super-Resolution Using Deep Convolutional Networks. TPAMI 2016 (ECCV 2014)"
 

@@ -48,8 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..weights import Checkpoint, register_checkpoint
-from . import ArchSpec, UnknownLayout, register, remap_keys
+from sr_models.archs import ArchSpec, UnknownLayout, register, remap_keys
+from sr_models.weights import Checkpoint, register_checkpoint
 
 PAPER_RANKSRGAN = (
     "Zhang, Liu, Dong, Qiao. RankSRGAN: Generative Adversarial Networks with Ranker for Image "

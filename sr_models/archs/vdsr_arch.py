@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..weights import Checkpoint, register_checkpoint
-from . import ArchSpec, UnknownLayout, register
+from sr_models.archs import ArchSpec, UnknownLayout, register
+from sr_models.weights import Checkpoint, register_checkpoint
 
 PAPER = "Kim, Lee, Lee. Accurate Image Super-Resolution Using Very Deep Convolutional Networks. CVPR 2016"
 

@@ -10,9 +10,9 @@ Pure numpy/OpenCV/Pillow; no Django or Celery here.
 """
 
 # Importing the family modules registers them.
-from . import denoising, mixture, sr_networks, super_resolution, traditional  # noqa: F401
-from .catalogue import DEFAULT_CATALOGUE, CatalogueEntry, CatalogueError, load_catalogue
-from .registry import (
+from sr_models.distortions import denoising, mixture, sr_networks, super_resolution, traditional  # noqa: F401
+from sr_models.distortions.catalogue import DEFAULT_CATALOGUE, CatalogueEntry, CatalogueError, load_catalogue
+from sr_models.distortions.registry import (
     CATEGORIES,
     CODE_VERSION,
     DistortionError,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .registry import DistortionError, get_family
+from sr_models.distortions.registry import DistortionError, get_family
 
 DEFAULT_CATALOGUE = Path(__file__).resolve().parents[2] / "fixtures" / "distortion_catalogue.csv"
 COLUMNS = ("type_id", "name", "family", "category", "subtype", "level", "params_json")

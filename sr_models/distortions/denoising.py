@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import cv2
 
-from . import ops
-from .registry import Param, register
+from sr_models.distortions import ops
+from sr_models.distortions.registry import Param, register
 
 NOISE_SIGMA = Param(float, "std of the added Gaussian noise on the 0-255 scale", low=0.0, high=100.0)
 

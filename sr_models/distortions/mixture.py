@@ -8,10 +8,10 @@ of its own (PIPAL §3.1, citing [54, 38]).
 
 from __future__ import annotations
 
-from . import ops
-from .denoising import NOISE_SIGMA
-from .registry import Param, register
-from .super_resolution import SCALE
+from sr_models.distortions import ops
+from sr_models.distortions.denoising import NOISE_SIGMA
+from sr_models.distortions.registry import Param, register
+from sr_models.distortions.super_resolution import SCALE
 
 UPSCALE = Param(str, "upscaling interpolator", default="bicubic", choices=ops.UPSCALE_METHODS)
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from . import ops
-from .registry import DistortionError, Param, register
-from .super_resolution import gaussian_downsample
+from sr_models.distortions import ops
+from sr_models.distortions.registry import DistortionError, Param, register
+from sr_models.distortions.super_resolution import gaussian_downsample
 
 
 def _check_checkpoint(name: str) -> None:

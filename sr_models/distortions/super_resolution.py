@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from sr_models.distortions import ops
+from sr_models.distortions.registry import Param, register
 from sr_models.imresize import resample
-
-from . import ops
-from .registry import Param, register
 
 SCALE = Param(int, "SR factor: the LR image is the input divided by it", low=2, high=8)
 

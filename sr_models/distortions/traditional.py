@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from . import ops
-from .registry import Param, register
+from sr_models.distortions import ops
+from sr_models.distortions.registry import Param, register
 
 SIGMA_PX = Param(float, "Gaussian standard deviation in pixels", low=0.1, high=20.0)
 

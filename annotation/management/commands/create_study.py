@@ -2,8 +2,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
 from annotation import elo, services
-
-from ._base import StudyCommand
+from annotation.management.commands._base import StudyCommand
 
 
 class Command(StudyCommand):

@@ -1,8 +1,7 @@
 from pathlib import Path
 
 from annotation.exports import JUDGMENT_COLUMNS, write_judgments_csv
-
-from ._base import StudyCommand
+from annotation.management.commands._base import StudyCommand
 
 
 class Command(StudyCommand):

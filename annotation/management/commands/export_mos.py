@@ -4,8 +4,7 @@ from django.core.management.base import CommandError
 
 from annotation import bt_fit
 from annotation.exports import mos_csv, write_pipal_labels
-
-from ._base import StudyCommand
+from annotation.management.commands._base import StudyCommand
 
 
 class Command(StudyCommand):

@@ -1,8 +1,7 @@
 from tqdm import tqdm
 
 from annotation import bt_fit
-
-from ._base import StudyCommand
+from annotation.management.commands._base import StudyCommand
 
 
 class Command(StudyCommand):

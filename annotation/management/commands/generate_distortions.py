@@ -5,9 +5,8 @@ from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from annotation import generation
+from annotation.management.commands._base import StudyCommand
 from annotation.models import DistortionType
-
-from ._base import StudyCommand
 
 
 class Command(StudyCommand):

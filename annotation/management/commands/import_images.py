@@ -3,8 +3,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from annotation.importing import images_import, plan_folder_import
-
-from ._base import StudyCommand
+from annotation.management.commands._base import StudyCommand
 
 
 class Command(StudyCommand):

@@ -5,8 +5,7 @@ from django.core.management.base import DjangoHelpFormatter
 from tqdm import tqdm
 
 from annotation import labels
-
-from ._base import StudyCommand
+from annotation.management.commands._base import StudyCommand
 
 EPILOG = """\
 formats:

@@ -1,9 +1,8 @@
 from pathlib import Path
 
 from annotation.importing import plan_reference_patches, reference_files, references_import
+from annotation.management.commands._base import StudyCommand
 from sr_models.patches import SELECTIONS
-
-from ._base import StudyCommand
 
 
 class Command(StudyCommand):

@@ -1,4 +1,4 @@
-from ._base import StudyCommand
+from annotation.management.commands._base import StudyCommand
 
 
 class Command(StudyCommand):

@@ -1,6 +1,5 @@
 from annotation import services
-
-from ._base import StudyCommand
+from annotation.management.commands._base import StudyCommand
 
 
 class Command(StudyCommand):

@@ -2,8 +2,7 @@ from pathlib import Path
 
 from annotation import services
 from annotation.judgment_files import read_judgment_csv
-
-from ._base import StudyCommand
+from annotation.management.commands._base import StudyCommand
 
 
 class Command(StudyCommand):

@@ -4,9 +4,8 @@ from django.conf import settings
 
 from annotation import services
 from annotation.importing import images_import, plan_folder_import
+from annotation.management.commands._base import StudyCommand
 from annotation.models import Study
-
-from ._base import StudyCommand
 
 DEMO_FOLDER = Path(settings.BASE_DIR) / "fixtures" / "demo"
 

@@ -2,6 +2,7 @@ from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from annotation import selectors
+from annotation.management.commands._base import StudyCommand
 from annotation.models import DistortedImage
 from annotation.simulation import (
     DEFAULT_SPREAD,
@@ -12,8 +13,6 @@ from annotation.simulation import (
     compare_policies,
     simulate_study,
 )
-
-from ._base import StudyCommand
 
 DEFAULT_CHECKPOINTS = (5, 10, 15, 20, 25, 30, 39)
 
