@@ -22,12 +22,12 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError
 
-from annotation.controls import thumbnail
 from annotation.db import atomic_with_retry
-from annotation.exceptions import ApplicationError, Conflict
 from annotation.imaging import CheckedImage
-from annotation.importing import joining_image, store_image
+from annotation.imports.folders import joining_image, store_image
 from annotation.models import DistortedImage, DistortionType, ReferenceImage, Study
+from annotation.rating.controls import thumbnail
+from core.errors import ApplicationError, Conflict
 
 # The import's file-name grammar (<ref>_<type>_<level>.<ext>) splits on "_",
 # so neither part may contain one, or the names stop being readable back.

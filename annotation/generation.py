@@ -11,22 +11,17 @@ running study at elo_initial.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
-from PIL import Image
+from django.db import connections, transaction
 
-from annotation import stimuli
-from annotation.exceptions import ApplicationError
-from annotation.imaging import checked_png
-from annotation.importing import joining_image
+from annotation import generation_job, tasks
 from annotation.models import DistortedImage, DistortionType, ReferenceImage, Study
+from core.errors import ApplicationError
 from sr_models import distortions
 
 Job = tuple[int, int, int]  # (reference id, distortion type id, level)
@@ -140,65 +135,9 @@ def generation_progress(study: Study) -> tuple[int, int]:
     return made, expected
 
 
-def slot_seed(reference: ReferenceImage, kind: DistortionType, level: int) -> int:
-    """Fixed by the reference's content and the slot: the same inputs give the same image, in any study."""
-    digest = hashlib.sha256(f"{reference.sha256}:{kind.generator}:{kind.code}:{level}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
-
-
-def distortion_generate(*, reference_id: int, distortion_type_id: int, level: int) -> DistortedImage:
-    """Make one slot's image, or return it if it exists (idempotent)."""
-    existing = DistortedImage.objects.filter(
-        reference_id=reference_id, distortion_type_id=distortion_type_id, level=level
-    ).first()
-    if existing:
-        return existing
-    reference = ReferenceImage.objects.select_related("study").get(pk=reference_id)
-    kind = DistortionType.objects.get(pk=distortion_type_id)
-    params = kind.levels.get(str(level))
-    if not kind.generator or params is None:
-        raise ApplicationError(f"type {kind.code} has no generator settings for level {level}")
-    with reference.file.open("rb") as handle, Image.open(handle) as image:
-        pixels = np.asarray(image.convert("RGB"))
-    seed = slot_seed(reference, kind, level)
-    family = distortions.get_family(kind.generator)
-    try:
-        family.check_ready(params)
-    except distortions.DistortionError as error:
-        raise ApplicationError(f"type {kind.code} ({kind.name}): {error}") from None
-    output = family.apply(pixels, params, seed)
-    extra_provenance = family.run_provenance(params)
-    checked = checked_png(output)
-    study = reference.study
-    name = f"{reference.name}_{kind.code}_{level:02d}.png"
-    written: list[str] = []
-    # The file first, outside the transaction: SQLite holds its write lock for
-    # the whole transaction. Content-addressed, so a lost race costs nothing.
-    image = joining_image(study, reference, kind, level, name, checked, written)
-    image.display = stimuli.store_stimulus(study.slug, checked.data)  # made PNG already: it is its own display
-    try:
-        with transaction.atomic():
-            image.provenance = {
-                "generator": kind.generator,
-                "params": params,
-                "seed": seed,
-                "code_version": distortions.CODE_VERSION,
-                "libraries": distortions.library_versions(),
-                "reference_sha256": reference.sha256,
-                **extra_provenance,
-            }
-            image.save()
-    except IntegrityError:
-        # A concurrent job made this slot first; its file has the same content.
-        return DistortedImage.objects.get(reference_id=reference_id, distortion_type_id=distortion_type_id, level=level)
-    return image
-
-
 def generation_enqueue(jobs: Sequence[Job], *, chunk: int = 4) -> int:
     """Send the jobs to Celery in small chunks (in-process without a broker);
     returns the number of tasks sent."""
-    from annotation.tasks import generate_distortions  # tasks import this module
-
     # Jobs that run a network go to the GPU workers' queue when one is configured.
     gpu_queue = settings.PIPAL_GPU_QUEUE
     if gpu_queue:
@@ -220,7 +159,7 @@ def generation_enqueue(jobs: Sequence[Job], *, chunk: int = 4) -> int:
         count = -(-len(group) // chunk)
         for i in range(count):
             part = [list(job) for job in group[i::count]]
-            generate_distortions.apply_async(args=[part], **({"queue": queue} if queue else {}))
+            tasks.generate_distortions.apply_async(args=[part], **({"queue": queue} if queue else {}))
             sent += 1
     return sent
 
@@ -262,13 +201,13 @@ def generation_start(*, study: Study, type_ids: Sequence[str] | None = None, ins
         transaction.on_commit(lambda: threading.Thread(target=_generate_in_thread, args=(jobs,), daemon=True).start())
     else:
         for reference_id, type_id, level in jobs:
-            distortion_generate(reference_id=reference_id, distortion_type_id=type_id, level=level)
+            generation_job.distortion_generate(reference_id=reference_id, distortion_type_id=type_id, level=level)
     return len(jobs)
 
 
 def _generate_in_thread(jobs: Sequence[Job]) -> None:
     try:
         for reference_id, type_id, level in jobs:
-            distortion_generate(reference_id=reference_id, distortion_type_id=type_id, level=level)
+            generation_job.distortion_generate(reference_id=reference_id, distortion_type_id=type_id, level=level)
     finally:
         connections.close_all()

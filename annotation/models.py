@@ -5,6 +5,7 @@ hold (one vote per assignment, left != right, a rater never gets a pair twice)
 are constraints here as well.
 """
 
+import hashlib
 import random
 from urllib.parse import urlsplit
 
@@ -14,7 +15,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from annotation import bradley_terry, elo
+from annotation.analysis import bradley_terry, elo
 
 
 def validate_url_template(value: str) -> None:
@@ -288,6 +289,11 @@ class DistortedImage(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def hash_token(token: str) -> str:
+    """What is stored of a rater's bearer token (the token itself is shown once, at joining)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Rater(models.Model):

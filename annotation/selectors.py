@@ -3,7 +3,7 @@
 from django.db.models import Count, F, Min, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from annotation import quality
+from annotation.analysis import quality
 from annotation.models import ControlTrial, DistortedImage, Study, ViewingReport
 
 

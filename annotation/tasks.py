@@ -3,7 +3,9 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from annotation import bt_fit, generation, services
+from annotation import generation_job
+from annotation.analysis import bt_fit
+from annotation.analysis.replay import study_recompute_mos
 from annotation.models import Study
 from core.tasks import time_limits
 
@@ -13,7 +15,7 @@ from core.tasks import time_limits
 )
 def recompute_mos(study_id: int) -> dict:
     """Rebuild a study's ratings from its judgment log (idempotent)."""
-    report = services.study_recompute_mos(study=Study.objects.get(pk=study_id))
+    report = study_recompute_mos(study=Study.objects.get(pk=study_id))
     return {"images": report.images, "judgments": report.judgments, "differences": len(report.differences)}
 
 
@@ -29,7 +31,7 @@ def generate_distortions(jobs: list[list[int]]) -> int:
     """Make the (reference id, type id, level) images that do not exist yet.
     Idempotent: a job redelivered after a lost worker finds its image made."""
     for reference_id, type_id, level in jobs:
-        generation.distortion_generate(reference_id=reference_id, distortion_type_id=type_id, level=level)
+        generation_job.distortion_generate(reference_id=reference_id, distortion_type_id=type_id, level=level)
     return len(jobs)
 
 

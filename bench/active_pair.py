@@ -6,7 +6,7 @@ Builds, in a throwaway database, two studies of ``--references`` references x
 ``--judgments-per-image`` x images (PIPAL: ~39, so ~4,500 judgments per
 reference), bulk-created. One study uses the balanced policy (the baseline),
 the other the active one; both serve ``--raters`` raters through the real
-service ``annotation.services.pair_next``, calls interleaved so that machine
+service ``annotation.rating.trials.pair_next``, calls interleaved so that machine
 noise hits both alike. The active policy reads one reference's images and
 judgments, fits Bradley–Terry, inverts its 116 x 116 information matrix and
 draws the partner: its cost depends on the reference, not on the study
@@ -93,8 +93,10 @@ def run(args, tmp: Path) -> int:
     url = configure(args, tmp)
     from django.db import connection
 
-    from annotation import services
     from annotation.models import Study
+    from annotation.raters import rater_create
+    from annotation.rating.trials import pair_next
+    from annotation.rating.votes import vote_submit
 
     print(f"database: {connection.vendor} ({url.split('://')[0]})")
     rng = random.Random(args.seed)
@@ -109,7 +111,7 @@ def run(args, tmp: Path) -> int:
             f"{policy}: {count:,} judgments over {args.references} x {args.per_reference} images "
             f"({time.perf_counter() - started:.1f} s to build)"
         )
-        raters = [services.rater_create(study=study, external_id=f"bench-{i}")[0] for i in range(args.raters)]
+        raters = [rater_create(study=study, external_id=f"bench-{i}")[0] for i in range(args.raters)]
         studies[str(policy)] = (study, raters)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -119,11 +121,11 @@ def run(args, tmp: Path) -> int:
         for policy, (study, raters) in studies.items():
             for rater in raters:
                 t0 = time.perf_counter_ns()
-                trial = services.pair_next(study=study, rater=rater, rng=rng)
+                trial = pair_next(study=study, rater=rater, rng=rng)
                 elapsed = time.perf_counter_ns() - t0
                 if trial is None:
                     raise RuntimeError(f"{policy}: rater {rater.external_id} got no pair")
-                services.vote_submit(
+                vote_submit(
                     study=study, rater=rater, assignment_token=trial.token, choice="left", response_ms=1000
                 )
                 if call >= 3:

@@ -2,7 +2,7 @@
 
 A pure simulation of one reference of ``--per-reference`` images (PIPAL: 116)
 with hidden scores 1400 + spread x N(0, 1), run with the scheduler's own
-pieces (``annotation.active``): each step takes the reference's least-judged
+pieces (``annotation.rating.active``): each step takes the reference's least-judged
 image (random ties, as ``scheduler.choose_pair``) and pairs it with
 
 * balanced: the least-judged other image (random ties) — PIPAL-like random pairing;
@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import benchlib  # noqa: E402
 
-from annotation import active, bradley_terry, elo  # noqa: E402
+from annotation.analysis import bradley_terry, elo
+from annotation.rating import active  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

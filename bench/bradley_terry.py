@@ -6,7 +6,7 @@ A synthetic PIPAL-sized log: ``--references`` (250) references x
 = 1.13M judgments between random images of one reference, each won with PIPAL
 Eq. 1's probability. Timed in the same run:
 
-* baseline: the Elo replay of the log (``annotation.elo.replay``, what
+* baseline: the Elo replay of the log (``annotation.analysis.elo.replay``, what
   recompute_mos runs, K=16, M=400);
 * building the pair table, one Bradley–Terry fit, ``--rounds`` bootstrap
   refits (the time of 100 is extrapolated when fewer are run), the Kendall
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import benchlib  # noqa: E402
 
-from annotation import bradley_terry, elo  # noqa: E402
+from annotation.analysis import bradley_terry, elo  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -6,7 +6,7 @@ Builds, in a throwaway database, a study of ``--references`` (250) x
 random within-reference pairs (bench/active_pair.py's ``add_judgments``;
 1.13M rows at PIPAL scale), then times, in the same run:
 
-* baseline: ``services.study_recompute_mos(write=False)`` — reading the log
+* baseline: ``study_recompute_mos(write=False)`` — reading the log
   and replaying Elo over it, what recompute_mos --check does;
 * ``bt_fit.study_fit_bradley_terry`` with ``--rounds`` bootstrap rounds
   (reading the log, the fit, the bootstrap, Kendall, storing 29k rows), split
@@ -56,7 +56,8 @@ def run(args, tmp: Path) -> int:
     url = configure(args, tmp)
     from django.db import connection
 
-    from annotation import bt_fit, services
+    from annotation.analysis import bt_fit
+    from annotation.analysis.replay import study_recompute_mos
 
     print(f"database: {connection.vendor} ({url.split('://')[0]})")
     rng = random.Random(args.seed)
@@ -72,7 +73,7 @@ def run(args, tmp: Path) -> int:
             cursor.execute("ANALYZE")
 
     started = time.perf_counter()
-    services.study_recompute_mos(study=study, write=False)
+    study_recompute_mos(study=study, write=False)
     recompute = time.perf_counter() - started
     started = time.perf_counter()
     bt_fit.judgment_log(study)

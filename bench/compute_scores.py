@@ -153,10 +153,11 @@ def configure(tmp: Path, weights_dir: Path) -> str:
 
 def import_study(slug: str, folder: Path):
     """A fresh study with a PIPAL-layout folder imported, and its images (reference loaded), distinct by content."""
-    from annotation import services
-    from annotation.importing import images_import, plan_folder_import
 
-    study = services.study_create(slug=slug)
+    from annotation.imports.folders import images_import, plan_folder_import
+    from annotation.studies import study_create
+
+    study = study_create(slug=slug)
     images_import(study=study, plan=plan_folder_import(study, folder))
     images = list(study.images.select_related("reference").order_by("reference_id", "id"))
     if len({(image.sha256, image.reference.sha256) for image in images}) != len(images):
@@ -216,7 +217,7 @@ def part_metrics(args: argparse.Namespace) -> dict[str, float]:
     import pyiqa
     import torch
 
-    from iqa import scoring
+    from iqa import scoring, scoring_job
     from iqa.metrics import parse_metric_list
     from iqa.models import MetricScore
 
@@ -238,7 +239,7 @@ def part_metrics(args: argparse.Namespace) -> dict[str, float]:
     plain, loaded = {}, {}
     for info in infos:
         plain[info.name] = pyiqa.create_metric(info.pyiqa_name, device=args.device, **info.options)
-        loaded[info.name] = scoring.metric_load(info.name, args.device)
+        loaded[info.name] = scoring_job.metric_load(info.name, args.device)
         _, path, ref_path = paths[0]
         plain[info.name](path, ref_path) if info.full_reference else plain[info.name](path)
         for batch in batches:
@@ -258,7 +259,7 @@ def part_metrics(args: argparse.Namespace) -> dict[str, float]:
         MetricScore.objects.filter(metric=info.name).delete()
         with Clock() as clock:
             jobs = scoring.scoring_plan(study=study, metric=loaded[info.name], batch=batch)
-            written = sum(scoring.reference_score(job=job) for job in jobs)
+            written = sum(scoring_job.reference_score(job=job) for job in jobs)
         if len(jobs) != references or written != count:
             raise RuntimeError(f"{info.name}: {len(jobs)} jobs wrote {written} scores for {count} images")
         rows = MetricScore.objects.filter(metric=info.name).values_list("image_sha256", "reference_sha256", "value")
@@ -392,14 +393,14 @@ def score_rows(names: list[str]) -> dict[tuple[str, str, str], float]:
 
 def run_in_process(names: list[str], study, batch: int, device: str) -> tuple[float, float, float]:
     """(seconds, user CPU s, system CPU s) of scoring the study with ``reference_score`` in a loop."""
-    from iqa import scoring
+    from iqa import scoring, scoring_job
 
     user, system = process_cpu()
     started = time.perf_counter()
     for name in names:
-        metric = scoring.metric_load(name, device)
+        metric = scoring_job.metric_load(name, device)
         for job in scoring.scoring_plan(study=study, metric=metric, batch=batch):
-            scoring.reference_score(job=job)
+            scoring_job.reference_score(job=job)
     elapsed = time.perf_counter() - started
     user_end, system_end = process_cpu()
     return elapsed, user_end - user, system_end - system
@@ -425,7 +426,7 @@ def run_workers(
     Returns (seconds, user CPU s, system CPU s of the workers over those seconds)."""
     from celery import Celery
 
-    from iqa import scoring
+    from iqa import scoring, scoring_job
     from iqa.models import MetricScore
 
     queue = f"pipal-bench-scores-{uuid.uuid4().hex[:8]}"
@@ -450,8 +451,8 @@ def run_workers(
         for i in range(count):
             image = images[i]
             for name in names:
-                metric = scoring.metric_load(name, args.device)
-                job = scoring.ScoreJob(
+                metric = scoring_job.metric_load(name, args.device)
+                job = scoring_job.ScoreJob(
                     name, metric.version, args.device, args.worker_batch, image.reference_id, (image.id,)
                 )
                 client.send_task("iqa.tasks.compute_scores", args=job.as_task_args(), queue=own[i])
@@ -461,7 +462,7 @@ def run_workers(
         cpu = [process_cpu(worker.process.pid) for worker in workers]
         started = time.perf_counter()
         for name in names:
-            metric = scoring.metric_load(name, args.device)
+            metric = scoring_job.metric_load(name, args.device)
             for job in scoring.scoring_plan(study=study, metric=metric, batch=args.worker_batch):
                 client.send_task("iqa.tasks.compute_scores", args=job.as_task_args(), queue=queue)
         wait_for(scores, len(images) * len(names), args.timeout, workers, f"{count} worker(s)")
@@ -480,7 +481,7 @@ def part_workers(args: argparse.Namespace, url: str, tmp: Path, state: dict, per
     import redis
     import torch
 
-    from iqa import scoring
+    from iqa import scoring_job
     from iqa.metrics import parse_metric_list
     from iqa.models import MetricScore
 
@@ -489,7 +490,7 @@ def part_workers(args: argparse.Namespace, url: str, tmp: Path, state: dict, per
     study, images = import_study("bench-scores-workers", copies_folder(tmp / "copies", args.copies))
     references = len({image.reference_id for image in images})
     for name in names:
-        warm(scoring.metric_load(name, args.device), images, args.worker_batch)
+        warm(scoring_job.metric_load(name, args.device), images, args.worker_batch)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "pipal_site.settings.local",

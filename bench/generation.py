@@ -210,11 +210,12 @@ def part_families(args: argparse.Namespace) -> None:
 
 
 def make_study(slug: str, references: int, types: list[str]):
-    from annotation import services
-    from annotation.generation import catalogue_install, generation_plan
-    from annotation.importing import plan_reference_patches, references_import
 
-    study = services.study_create(slug=slug)
+    from annotation.generation import catalogue_install, generation_plan
+    from annotation.imports.folders import plan_reference_patches, references_import
+    from annotation.studies import study_create
+
+    study = study_create(slug=slug)
     files = sorted(DEMO_REFS.glob("*.png"))[:references]
     references_import(study=study, patches=plan_reference_patches(study, files, crop=0, select="center"))
     catalogue_install(study=study, type_ids=types)
@@ -222,7 +223,7 @@ def make_study(slug: str, references: int, types: list[str]):
 
 
 def run_in_process(study, plan) -> float:
-    from annotation.generation import distortion_generate
+    from annotation.generation_job import distortion_generate
 
     started = time.perf_counter()
     for reference_id, type_id, level in plan:

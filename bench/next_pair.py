@@ -5,12 +5,12 @@ Builds, in a throwaway database, a study of 250 references x 120 images =
 (bulk_create of ReferenceImage, DistortionType and DistortedImage rows with
 dummy file names; no image files), with varied ``judgment_count`` values so the
 scheduler's index order matters. It then calls the real service
-``annotation.services.pair_next(study=..., rater=...)`` many times for a few
-raters of each study (raters made with ``services.rater_create``), interleaving
+``annotation.rating.trials.pair_next(study=..., rater=...)`` many times for a few
+raters of each study (raters made with ``rater_create``), interleaving
 the two studies and the baseline so that machine noise hits all of them alike.
 The studies have training and gold (control) trials, the per-rater quota and
 the vote rate limit turned off, so every call picks a real pair.
-After each timed call the pair is voted on (untimed, ``services.vote_submit``)
+After each timed call the pair is voted on (untimed, ``vote_submit``)
 so the queue moves as in a live study; ``--no-vote`` turns that off.
 
 Figures: median, p99 and mean time per ``pair_next`` call, SQL queries per call
@@ -46,7 +46,7 @@ from benchlib import median, percentile, ratio
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Time annotation.services.pair_next on a 30k-image and a 300-image study, "
+        description="Time annotation.rating.trials.pair_next on a 30k-image and a 300-image study, "
         "against a primary-key lookup measured in the same run.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -109,10 +109,10 @@ def plain_study(study) -> None:
 
 def build_study(slug: str, references: int, per_reference: int, max_count: int, rng: random.Random):
     """A study with dummy rows: no files, varied judgment counts."""
-    from annotation import services
     from annotation.models import DistortedImage, DistortionType, ReferenceImage
+    from annotation.studies import study_create
 
-    study = services.study_create(slug=slug)
+    study = study_create(slug=slug)
     plain_study(study)
     combos = benchlib.type_levels(per_reference)
     codes = sorted({code for code, _ in combos})
@@ -168,13 +168,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:
-    benchlib.header("next_pair: annotation.services.pair_next at 30k vs 300 images")
+    benchlib.header("next_pair: annotation.rating.trials.pair_next at 30k vs 300 images")
     url = configure(args, tmp)
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from annotation import services
     from annotation.models import DistortedImage
+    from annotation.raters import rater_create
+    from annotation.rating.trials import pair_next
+    from annotation.rating.votes import vote_submit
 
     print(f"database: {connection.vendor} ({url.split('://')[0]}); vote after each pair: {not args.no_vote}")
     rng = random.Random(args.seed)
@@ -186,7 +188,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
 
     studies = []
     for study in (big, small):
-        raters = [services.rater_create(study=study, external_id=f"bench-{i}")[0] for i in range(args.raters)]
+        raters = [rater_create(study=study, external_id=f"bench-{i}")[0] for i in range(args.raters)]
         ids = list(DistortedImage.objects.filter(study=study).values_list("id", flat=True))
         if args.history:
             for rater in raters:
@@ -201,12 +203,12 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
 
     def one_call(study, rater) -> int:
         t0 = time.perf_counter_ns()
-        trial = services.pair_next(study=study, rater=rater, rng=rngs[rater.id])
+        trial = pair_next(study=study, rater=rater, rng=rngs[rater.id])
         elapsed = time.perf_counter_ns() - t0
         if trial is None:
             raise RuntimeError(f"rater {rater.external_id} of {study.slug} got no pair")
         if not args.no_vote:
-            services.vote_submit(
+            vote_submit(
                 study=study,
                 rater=rater,
                 assignment_token=trial.token,
@@ -243,11 +245,11 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         queries[study.slug], data_queries[study.slug] = [], []
         for i in range(args.query_samples):
             with CaptureQueriesContext(connection) as captured:
-                assignment = services.pair_next(study=study, rater=raters[i % len(raters)])
+                assignment = pair_next(study=study, rater=raters[i % len(raters)])
             queries[study.slug].append(len(captured.captured_queries))
             data_queries[study.slug].append(sum(is_data(query["sql"]) for query in captured.captured_queries))
             if assignment and not args.no_vote:
-                services.vote_submit(
+                vote_submit(
                     study=study,
                     rater=raters[i % len(raters)],
                     assignment_token=assignment.token,
@@ -309,7 +311,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     print(f"timed loop wall time {timed_wall:.1f} s")
 
     if args.explain:
-        explain(big, studies[0][1][0], connection, services)
+        explain(big, studies[0][1][0], connection)
     return 0
 
 
@@ -363,12 +365,14 @@ def spread(values: list[int]) -> str:
     return str(low) if low == high else f"{low}-{high} (median {median(values):g})"
 
 
-def explain(study, rater, connection, services) -> None:
+def explain(study, rater, connection) -> None:
     """Print the plan of every SELECT of one pair_next call."""
     from django.test.utils import CaptureQueriesContext
 
+    from annotation.rating.trials import pair_next
+
     with CaptureQueriesContext(connection) as captured:
-        services.pair_next(study=study, rater=rater)
+        pair_next(study=study, rater=rater)
     prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
     print("\nquery plans of one pair_next call on the big study:")
     for query in captured.captured_queries:

@@ -82,7 +82,7 @@ def build_study(slug: str, references: int, per_reference: int, judgments: int, 
     from django.db import connection
     from django.utils import timezone
 
-    from annotation import services
+    from annotation.analysis.replay import raters_recount
     from annotation.models import (
         BradleyTerryFit,
         ControlTrial,
@@ -92,9 +92,10 @@ def build_study(slug: str, references: int, per_reference: int, judgments: int, 
         ReferenceImage,
         Study,
     )  # fmt: skip
+    from annotation.studies import study_create
 
     rng = random.Random(seed)
-    study = services.study_create(slug=slug, name=f"{slug} ({references * per_reference} images)")
+    study = study_create(slug=slug, name=f"{slug} ({references * per_reference} images)")
     Study.objects.filter(pk=study.pk).update(trials_per_rater=10**6)
     refs = ReferenceImage.objects.bulk_create(
         ReferenceImage(study=study, name=f"A{r:04d}", file=f"studies/{slug}/ref{r}.png", original_filename="x.png",
@@ -173,7 +174,7 @@ def build_study(slug: str, references: int, per_reference: int, judgments: int, 
     Rater.objects.filter(pk__in=[rater.pk for rater in people[::10]]).update(
         excluded=True, exclusion_reason="failed a gold pair"
     )
-    services.raters_recount(raters=people)
+    raters_recount(raters=people)
     counted = judgments - Rater.objects.filter(study=study, excluded=True).count() * (judgments // raters)
     last = study.judgments.exclude(rater__excluded=True).order_by("-id").values_list("id", flat=True).first()
     BradleyTerryFit.objects.create(

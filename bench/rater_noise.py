@@ -14,7 +14,7 @@ who each do ``--trials`` trials on random pairs of one reference:
 
 For each scenario the Elo MOS (the log replayed in order, K=16) and a
 Bradley–Terry fit are compared with the truth (mean SRCC within references),
-first with every rater, then after the platform's QC (``annotation.quality``
+first with every rater, then after the platform's QC (``annotation.analysis.quality``
 with its default thresholds, the Elo MOS as the consensus) has flagged raters
 and their votes are left out, as an admin excluding flagged raters would.
 Gold pairs are not simulated: they catch most bad raters on their own
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import benchlib  # noqa: E402
 
-from annotation import bradley_terry, elo, quality  # noqa: E402
+from annotation.analysis import bradley_terry, elo, quality  # noqa: E402
 
 
 @dataclass(frozen=True)

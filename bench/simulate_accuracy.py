@@ -5,7 +5,7 @@ seed in ``--seeds`` (default 0 1 2), builds a fresh study in a temporary SQLite
 database, imports a synthetic PIPAL-layout folder into it (random 32x32 PNGs,
 ``--references`` x ``--per-reference`` images, through the same planner and
 import service as ``manage.py import_images``) and runs the real
-``annotation.simulation.simulate_study(study=..., judgments_per_image=N, seed=S)``:
+``dashboard.simulation.simulate_study(study=..., judgments_per_image=N, seed=S)``:
 synthetic raters take pairs from the real scheduler and vote through the real
 vote service.
 
@@ -16,9 +16,9 @@ simulated judgments. Accuracy figures need no baseline, but as a reference
 point the script also prints the SRCC of an *oracle* that replays the same
 number of judgments with the same hidden scores and the same preference model
 on pairs drawn uniformly at random within a reference, in pure Python with
-``annotation.elo`` (no database, no scheduler), ``--oracle-repeats`` times per
+``annotation.analysis.elo`` (no database, no scheduler), ``--oracle-repeats`` times per
 seed. Timing baseline, measured in the same run: one pure Elo step
-``annotation.elo.update``; the time of one simulated judgment (pair + vote
+``annotation.analysis.elo.update``; the time of one simulated judgment (pair + vote
 through the database) is printed as a ratio to it.
 
 simulate_study runs the study's real trial flow (training and gold pairs,
@@ -53,7 +53,7 @@ from benchlib import median, ratio
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Accuracy (SRCC/KRCC vs hidden truth) and speed of annotation.simulation.simulate_study, "
+        description="Accuracy (SRCC/KRCC vs hidden truth) and speed of dashboard.simulation.simulate_study, "
         "with a random-pairing pure-Python oracle and a pure Elo step as references.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -84,8 +84,8 @@ def configure(tmp: Path) -> None:
 
 
 def time_elo_update(calls: int) -> float:
-    """Seconds per annotation.elo.update call (a loop over varied ratings and outcomes)."""
-    from annotation import elo
+    """Seconds per annotation.analysis.elo.update call (a loop over varied ratings and outcomes)."""
+    from annotation.analysis import elo
 
     ratings = [1400.0 + 7.0 * (i % 50) for i in range(64)]
     outcomes = [i % 3 == 0 for i in range(64)]
@@ -99,8 +99,8 @@ def time_elo_update(calls: int) -> float:
 
 def oracle(images, seed: int, judgments_per_image: float, spread: float, repeat: int, params):
     """Random pairs within a reference, the same truth and preference model, pure Python Elo."""
-    from annotation import elo
-    from annotation.simulation import true_score
+    from annotation.analysis import elo
+    from dashboard.simulation import true_score
     from iqa.correlation import rank_agreement
 
     truth = {name: true_score(seed, name, center=params.initial, spread=spread) for name, _ in images}
@@ -140,12 +140,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:
-    benchlib.header("simulate_accuracy: annotation.simulation.simulate_study vs hidden truth")
+    benchlib.header("simulate_accuracy: dashboard.simulation.simulate_study vs hidden truth")
     configure(tmp)
-    from annotation import services
-    from annotation.importing import images_import, plan_folder_import
+
+    from annotation.imports.folders import images_import, plan_folder_import
     from annotation.models import DistortedImage, Rater
-    from annotation.simulation import DEFAULT_SPREAD, simulate_study
+    from annotation.studies import study_create
+    from dashboard.simulation import DEFAULT_SPREAD, simulate_study
 
     spread = DEFAULT_SPREAD if args.spread is None else args.spread
     folder = benchlib.make_pipal_folder(
@@ -165,7 +166,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     print("|---|------|-----------|-------------------|------|------|----------|----------|----------------------|")
     for n in args.judgments:
         for seed in args.seeds:
-            study = services.study_create(slug=f"sim-n{n:g}-s{seed}".replace(".", "-"))
+            study = study_create(slug=f"sim-n{n:g}-s{seed}".replace(".", "-"))
             images_import(study=study, plan=plan_folder_import(study, folder))
             t0 = time.perf_counter()
             report = simulate_study(study=study, judgments_per_image=n, seed=seed, spread=spread)

@@ -1,4 +1,8 @@
-"""The API's one error shape, for code outside DRF's exception handler (middleware, URL fallbacks).
+"""Application errors and the API's one error shape.
+
+Services raise an ``ApplicationError`` (or a subclass) when they refuse: it carries an HTTP
+status for the API (``core.api_errors`` maps it to the error shape) and a message that names
+what was wrong, which management commands print as is (``core.commands``). No DRF here.
 
 ``{"error": {"code": "...", "message": "...", "fields": {...}}}``: ``code`` is stable
 for programs, ``message`` names what was wrong for people, ``fields`` (validation
@@ -21,3 +25,37 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
 
 def is_api_path(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
+
+
+class ApplicationError(Exception):
+    """A refusal with a reason, raised by services and mapped to HTTP by the API."""
+
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None, fields=None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.code
+        self.status_code = status_code or self.status_code
+        self.fields = fields or {}
+
+
+class NotFound(ApplicationError):
+    status_code = 404
+    code = "not_found"
+
+
+class Forbidden(ApplicationError):
+    status_code = 403
+    code = "forbidden"
+
+
+class Conflict(ApplicationError):
+    status_code = 409
+    code = "conflict"
+
+
+class Gone(ApplicationError):
+    status_code = 410
+    code = "expired"

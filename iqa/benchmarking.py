@@ -12,7 +12,7 @@ from core.private_media import private_root
 from iqa import benchmark, report
 from iqa.metrics import UnknownMetric, parse_metric_list
 from iqa.models import BenchmarkRun
-from iqa.scoring import ScoringError
+from iqa.scoring_job import ScoringError
 from iqa.selectors import study_score_frame
 
 

@@ -53,7 +53,7 @@ def label_triplets(study: Study) -> list[Triplet]:
     """Every pair of a labels study's images of one reference (p0 = the smaller id), judge implied by
     the labels: for PIPAL's Elo MOS, Eq. 1's probability that p1 wins, 1/(1 + 10^((MOS0 − MOS1)/M));
     for other scales (a MOS CSV) the order alone — 1 when p1's MOS is higher, 0 when lower, 0.5 on ties."""
-    from annotation import elo
+    from annotation.analysis import elo
 
     elo_scale = study.label_imports.filter(format="pipal").exists()
     by_reference: dict[int, list] = defaultdict(list)

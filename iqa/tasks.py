@@ -4,7 +4,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from core.tasks import time_limits
-from iqa import scoring
+from iqa import scoring_job
 
 
 @shared_task(
@@ -18,5 +18,5 @@ from iqa import scoring
 def compute_scores(metric: str, version: str, device: str, batch: int, reference_id: int, image_ids: list[int]) -> int:
     """Score one reference's images with one metric. Idempotent: scores are unique per
     content and version, so a redelivered job rewrites nothing."""
-    job = scoring.ScoreJob(metric, version, device, batch, reference_id, tuple(image_ids))
-    return scoring.reference_score(job=job)
+    job = scoring_job.ScoreJob(metric, version, device, batch, reference_id, tuple(image_ids))
+    return scoring_job.reference_score(job=job)

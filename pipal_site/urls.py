@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from annotation.urls import api_urlpatterns
+from annotation.rating.urls import api_urlpatterns
 from core.views import api_not_found
 
 urlpatterns = [
@@ -14,9 +14,8 @@ urlpatterns = [
     path("api/", include((api_urlpatterns, "api"))),
     re_path(r"^api(?:/(?P<rest>.*))?$", api_not_found),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("", include("annotation.urls")),
-    path("", include("annotation.dashboard_urls")),
-    path("", include("iqa.urls")),
+    path("", include("annotation.rating.urls")),
+    path("", include("dashboard.urls")),
 ]
 
 

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from rest_framework.test import APIClient
 
-from annotation import services
-from annotation.importing import images_import, plan_folder_import
+from annotation.imports.folders import images_import, plan_folder_import
+from annotation.studies import study_create
 
 # Metric weights the tests download or build go to a fresh torch hub dir, never
 # the user's cache: set before pyiqa is imported (it reads the dir at import).
@@ -45,7 +45,7 @@ def redis_url() -> str:
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    """Pages cache their figures per study id (annotation/page_cache.py); ids repeat across tests."""
+    """Pages cache their figures per study id (dashboard/page_cache.py); ids repeat across tests."""
     from django.core.cache import cache
 
     cache.clear()
@@ -104,7 +104,7 @@ NO_CONTROLS = {"training_trials": 0, "gold_every": 0, "min_vote_interval_ms": 0,
 
 def plain_study(slug: str, name: str = "", **fields):
     """A study without training, gold pairs or rate limit, for tests of the core mechanics."""
-    study = services.study_create(slug=slug, name=name)
+    study = study_create(slug=slug, name=name)
     for key, value in {**NO_CONTROLS, **fields}.items():
         setattr(study, key, value)
     study.save()

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from annotation import services
-from annotation.importing import images_import, plan_folder_import
+from annotation.analysis.replay import ReplayRow, judgments_replay
+from annotation.imports.folders import images_import, plan_folder_import
+from annotation.studies import study_create
 
 LEVELS = (1, 2, 3)
 
@@ -58,7 +59,7 @@ def make_learnable_study(slug: str, root: Path, *, references: int = 4, size: in
     (root / "distortion_types.csv").write_text(
         "id,name,category,subtype\n01,Noise,traditional,noise\n02,Blur,traditional,blur\n"
     )
-    study = services.study_create(slug=slug, name=slug)
+    study = study_create(slug=slug, name=slug)
     study.training_trials = 0
     study.gold_every = 0
     study.min_vote_interval_ms = 0
@@ -74,7 +75,7 @@ def make_learnable_study(slug: str, root: Path, *, references: int = 4, size: in
                 if votes.random() < noise:
                     a_wins = not a_wins
                 line += 1
-                rows.append(services.ReplayRow(line, a, b, a_wins, f"rater-{votes.randint(1, 5)}"))
+                rows.append(ReplayRow(line, a, b, a_wins, f"rater-{votes.randint(1, 5)}"))
     votes.shuffle(rows)
-    services.judgments_replay(study=study, rows=rows)
+    judgments_replay(study=study, rows=rows)
     return study, badness

@@ -7,8 +7,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from annotation import scheduler, services
 from annotation.models import Assignment, DistortedImage, Study
+from annotation.raters import rater_create, rater_set_excluded
+from annotation.rating import scheduler
+from annotation.rating.trials import pair_next
+from annotation.rating.votes import judgment_record, vote_submit
 
 from .conftest import import_folder, make_pipal_folder, plain_study
 
@@ -25,12 +28,12 @@ def test_active_pairs_stay_in_one_reference_and_never_repeat_for_a_rater(tmp_pat
     study = active_study("act", tmp_path, references=3, types=("01", "02"), levels=(1, 2, 3))
     rng = random.Random(0)
     for r in range(4):
-        rater, _ = services.rater_create(study=study, external_id=f"r{r}")
+        rater, _ = rater_create(study=study, external_id=f"r{r}")
         issued = 0
-        while (trial := services.pair_next(study=study, rater=rater, rng=rng)) is not None:
+        while (trial := pair_next(study=study, rater=rater, rng=rng)) is not None:
             assignment = trial.assignment
             assert assignment.left.reference_id == assignment.right.reference_id == assignment.reference_id
-            services.vote_submit(
+            vote_submit(
                 study=study,
                 rater=rater,
                 assignment_token=trial.token,
@@ -50,7 +53,7 @@ def test_the_partner_follows_the_information_gain(tmp_path):
     worst, first, *others = images
     for _ in range(40):  # the worst image lost to everyone, many times
         for other in [first, *others]:
-            services.judgment_record(study=study, image_a_id=other.id, image_b_id=worst.id, a_wins=True)
+            judgment_record(study=study, image_a_id=other.id, image_b_id=worst.id, a_wins=True)
     rng = random.Random(1)
     drawn = Counter(scheduler.informative_partner(study, first.reference_id, first.id, set(), rng) for _ in range(300))
     assert worst.id not in drawn or drawn[worst.id] < 300 / len(others) / 4
@@ -66,12 +69,12 @@ def test_the_partner_follows_the_information_gain(tmp_path):
 def test_excluded_raters_do_not_steer_the_active_policy(tmp_path):
     study = active_study("excl", tmp_path, references=1, types=("01", "02"), levels=(1, 2))
     images = list(DistortedImage.objects.filter(study=study).order_by("id"))
-    troll, _ = services.rater_create(study=study, external_id="troll")
+    troll, _ = rater_create(study=study, external_id="troll")
     for _ in range(60):
-        services.judgment_record(
+        judgment_record(
             study=study, image_a_id=images[1].id, image_b_id=images[0].id, a_wins=True, rater=troll
         )
-    services.rater_set_excluded(rater=troll, excluded=True, reason="test")
+    rater_set_excluded(rater=troll, excluded=True, reason="test")
     # Without the troll's votes nothing is known: every partner is as informative as any other.
     rng = random.Random(2)
     drawn = Counter(
@@ -86,10 +89,10 @@ def test_active_next_pair_reads_one_reference_only(tmp_path):
 
     def queries(references, slug):
         study = active_study(slug, tmp_path, references=references, types=("01", "02"), levels=(1, 2))
-        rater, _ = services.rater_create(study=study, external_id="q")
-        services.pair_next(study=study, rater=rater)
+        rater, _ = rater_create(study=study, external_id="q")
+        pair_next(study=study, rater=rater)
         with CaptureQueriesContext(connection) as captured:
-            services.pair_next(study=study, rater=rater)
+            pair_next(study=study, rater=rater)
         return len(captured)
 
     assert queries(1, "one") == queries(6, "six")

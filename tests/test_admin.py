@@ -10,10 +10,14 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from annotation import admin_services, services
-from annotation.exports import mos_csv
+from annotation import admin_services
+from annotation.analysis.exports import mos_csv
+from annotation.analysis.replay import study_recompute_mos
 from annotation.imaging import check_image
 from annotation.models import DistortedImage, DistortionType, Judgment, Rater, ReferenceImage
+from annotation.raters import rater_create, rater_set_excluded
+from annotation.rating.votes import judgment_record
+from annotation.studies import study_create
 
 from .conftest import png_bytes
 
@@ -36,11 +40,11 @@ def vote(study, rater, count, *, left_wins=True):
     ]
     for n in range(count):
         a, b = pairs[n % len(pairs)]
-        services.judgment_record(study=study, image_a_id=a.id, image_b_id=b.id, a_wins=left_wins, rater=rater)
+        judgment_record(study=study, image_a_id=a.id, image_b_id=b.id, a_wins=left_wins, rater=rater)
 
 
 def rater(study, external_id):
-    return services.rater_create(study=study, external_id=external_id)[0]
+    return rater_create(study=study, external_id=external_id)[0]
 
 
 def data_uri_pngs(html: str) -> list[bytes]:
@@ -88,7 +92,7 @@ def test_change_form_links_to_progress_and_locks_elo_parameters_once_images_exis
 
 def test_progress_page_shows_figures_and_plots(admin_client, small_study):
     vote(small_study, rater(small_study, "r1"), 5)
-    services.rater_create(study=small_study, external_id="sim", synthetic=True)
+    rater_create(study=small_study, external_id="sim", synthetic=True)
     response = admin_client.get(f"{STUDIES}{small_study.pk}/progress/")
     assert response.status_code == 200
     progress = response.context["progress"]
@@ -222,7 +226,7 @@ def test_distorted_upload_joins_the_running_study_at_elo_initial(admin_client, s
     assert image.recent_elo == []
     assert image.file.name == f"studies/s1/{image.sha256}.png"
     assert dict(DistortedImage.objects.exclude(pk=image.pk).values_list("name", "elo")) == before
-    assert services.study_recompute_mos(study=small_study, write=False).differences == []
+    assert study_recompute_mos(study=small_study, write=False).differences == []
     assert f'src="{image.file.url}"' in admin_client.get(IMAGES).content.decode()
 
 
@@ -262,7 +266,7 @@ def test_distorted_upload_refusals(admin_client, small_study, media_root, kwargs
 
 
 def test_distorted_upload_refuses_a_type_of_another_study(admin_client, small_study):
-    other = services.study_create(slug="other")
+    other = study_create(slug="other")
     foreign = DistortionType.objects.create(study=other, code="01", name="foreign")
     response = admin_client.post(
         f"{IMAGES}add/",
@@ -331,7 +335,7 @@ def test_exclude_action_excludes_and_recomputes_the_mos(admin_client, small_stud
     good.refresh_from_db()
     assert bad.excluded and bad.exclusion_reason == "excluded by admin"
     assert not good.excluded and good.exclusion_reason == ""
-    assert services.study_recompute_mos(study=small_study, write=False).differences == []
+    assert study_recompute_mos(study=small_study, write=False).differences == []
     images = DistortedImage.objects.all()
     assert sum(image.judgment_count for image in images) == 2 * Judgment.objects.filter(rater=good).count()
     assert dict(images.values_list("id", "elo")) != elo_with_both
@@ -339,7 +343,7 @@ def test_exclude_action_excludes_and_recomputes_the_mos(admin_client, small_stud
 
 def test_exclude_action_reports_raters_already_excluded(admin_client, small_study):
     someone = rater(small_study, "r1")
-    services.rater_set_excluded(rater=someone, excluded=True, reason="by hand")
+    rater_set_excluded(rater=someone, excluded=True, reason="by hand")
     response = admin_client.post(RATERS, {"action": "exclude_selected", "_selected_action": [someone.pk]}, follow=True)
     assert "0 rater(s) excluded; 1 already were." in response.content.decode()
     assert Rater.objects.get(pk=someone.pk).exclusion_reason == "by hand"

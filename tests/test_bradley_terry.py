@@ -8,8 +8,9 @@ import pytest
 from scipy.optimize import minimize
 from scipy.stats import spearmanr
 
-from annotation import active, bradley_terry
-from annotation.bradley_terry import PairTable
+from annotation.analysis import bradley_terry
+from annotation.analysis.bradley_terry import PairTable
+from annotation.rating import active
 
 
 def synthetic_log(rng, truth, groups, judgments, m=400.0):

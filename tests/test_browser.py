@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from annotation import services
 from annotation.models import Judgment
+from annotation.studies import study_create
 
 from .conftest import REQUIRE_SERVICES, import_folder
 
@@ -59,7 +59,7 @@ def monkeypatch_module():
 
 @pytest.fixture
 def web_study():
-    study = services.study_create(
+    study = study_create(
         slug="browser", name="Browser study", trials_per_rater=10, training_trials=2, gold_every=0
     )
     import_folder(study, DEMO)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotation import services
 from annotation.models import Assignment, ControlTrial, Judgment, Rater, ViewingReport
+from annotation.studies import study_create
 
 from .conftest import import_folder
 from .test_browser import ARTIFACTS, DEMO, browser, monkeypatch_module  # noqa: F401  (fixtures)
@@ -22,7 +22,7 @@ RATIOS = (1, 1.25, 1.5, 2, 3)
 
 def crowd_study(slug="crowd", **options):
     settings = {"trials_per_rater": 6, "training_trials": 0, "gold_every": 0, "min_vote_interval_ms": 0}
-    study = services.study_create(slug=slug, name="Crowd study", **{**settings, **options})
+    study = study_create(slug=slug, name="Crowd study", **{**settings, **options})
     import_folder(study, DEMO)
     return study
 

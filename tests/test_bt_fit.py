@@ -8,10 +8,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from scipy.stats import spearmanr
 
-from annotation import bt_fit, services
-from annotation.exceptions import ApplicationError
+from annotation.analysis import bt_fit
 from annotation.models import BradleyTerryFit, DistortedImage, Judgment, Study
-from annotation.simulation import true_score
+from annotation.raters import rater_create, rater_set_excluded
+from annotation.rating.votes import judgment_record
+from core.errors import ApplicationError
+from dashboard.simulation import true_score
 
 pytestmark = pytest.mark.django_db
 ELO_COLUMNS = ("elo_a_before", "elo_a_after", "elo_b_before", "elo_b_after")
@@ -34,7 +36,7 @@ def vote_by_truth(study, truth, count, seed=0, rater=None):
     for _ in range(count):
         a, b = rng.sample(rng.choice(groups), 2)
         p = 1 / (1 + 10 ** ((truth[b.id] - truth[a.id]) / 400))
-        services.judgment_record(study=study, image_a_id=a.id, image_b_id=b.id, a_wins=rng.random() < p, rater=rater)
+        judgment_record(study=study, image_a_id=a.id, image_b_id=b.id, a_wins=rng.random() < p, rater=rater)
 
 
 def truth_of(study, seed=1):
@@ -66,12 +68,12 @@ def test_fit_stores_scores_intervals_and_convergence(small_study):
 def test_excluded_raters_do_not_count_and_make_the_fit_stale(small_study):
     truth = truth_of(small_study)
     vote_by_truth(small_study, truth, 200)
-    troll, _ = services.rater_create(study=small_study, external_id="troll")
+    troll, _ = rater_create(study=small_study, external_id="troll")
     # The troll always picks the truly worse image.
     vote_by_truth(small_study, {k: -v for k, v in truth.items()}, 600, seed=9, rater=troll)
     polluted = bt_fit.study_fit_bradley_terry(study=small_study)
     assert polluted.judgments == 800
-    services.rater_set_excluded(rater=troll, excluded=True, reason="test")
+    rater_set_excluded(rater=troll, excluded=True, reason="test")
     assert not bt_fit.fit_is_current(small_study)
     clean = bt_fit.study_fit_bradley_terry(study=small_study)
     assert clean.judgments == 200
@@ -83,7 +85,7 @@ def test_unjudged_images_get_no_score_and_keep_the_study_unfinished(small_study)
     images = list(DistortedImage.objects.filter(study=small_study, reference__name="R0001").order_by("id"))
     for i in range(400):
         a, b = images[i % 4], images[(i + 1) % 4]
-        services.judgment_record(study=small_study, image_a_id=a.id, image_b_id=b.id, a_wins=i % 2 == 0)
+        judgment_record(study=small_study, image_a_id=a.id, image_b_id=b.id, a_wins=i % 2 == 0)
     fit = bt_fit.study_fit_bradley_terry(study=small_study)
     assert fit.images == 4 and fit.images_too_wide >= 4 and not fit.done
     unjudged = DistortedImage.objects.filter(study=small_study, reference__name="R0002")

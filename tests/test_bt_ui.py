@@ -9,9 +9,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
-from annotation import bt_fit, dashboard, plots, services
+from annotation.analysis import bt_fit
 from annotation.models import BradleyTerryFit, DistortedImage
-from annotation.simulation import simulate_study
+from annotation.raters import rater_set_excluded
+from dashboard import plots, views
+from dashboard.simulation import simulate_study
 
 from .conftest import import_folder, make_pipal_folder, plain_study
 from .test_admin import STUDIES, data_uri_pngs, rater, vote
@@ -117,7 +119,7 @@ def test_the_interval_chart_shows_one_reference_at_a_time(admin_client, small_st
     # The histogram of widths covers every image, whichever reference is shown.
     assert bt["charts"]["bt_ci_widths"] == first.context["bt"]["charts"]["bt_ci_widths"]
     # What the chart draws: the reference's fitted images with their interval, category and Elo MOS.
-    rows = dashboard.reference_bt_rows(small_study, "R0002")
+    rows = views.reference_bt_rows(small_study, "R0002")
     images = DistortedImage.objects.filter(reference__name="R0002")
     assert sorted(rows) == sorted(
         (i.name, i.mos_bt, i.bt_ci_low, i.bt_ci_high, i.distortion_type.category, i.mos) for i in images
@@ -164,7 +166,7 @@ def test_the_precision_column_follows_the_latest_fit(admin_client, small_study):
     assert precision_cells(admin_client)["s1"] == "not done (stale)" and not bt_fit.fit_is_current(small_study)
     fit(small_study, **HARD)
     assert precision_cells(admin_client)["s1"] == "not done"
-    services.rater_set_excluded(rater=late, excluded=True, reason="test")
+    rater_set_excluded(rater=late, excluded=True, reason="test")
     assert precision_cells(admin_client)["s1"] == "not done (stale)" and not bt_fit.fit_is_current(small_study)
     assert other.bt_fits.count() == 0
 
@@ -255,7 +257,7 @@ def test_the_study_form_edits_the_pairing_and_precision_settings(admin_client, s
 
 def test_fit_figures_read_in_plain_words(small_study):
     made = fit(judged(small_study), **HARD)
-    figures = {f.label: f for f in dashboard.fit_figures(made)}
+    figures = {f.label: f for f in views.fit_figures(made)}
     assert list(figures) == [
         "Median 95% CI width",
         "Widest 95% CI",

@@ -11,8 +11,10 @@ import pytest
 from celery import Celery
 from django.db import connection
 
-from annotation import services, tasks
+from annotation import tasks
 from annotation.models import DistortedImage
+from annotation.rating.votes import judgment_record
+from annotation.studies import study_create
 
 from .conftest import import_folder, make_pipal_folder
 
@@ -68,11 +70,11 @@ def worker(redis_url, tmp_path):
 
 
 def test_worker_recomputes_mos_from_the_log(worker, tmp_path):
-    study = services.study_create(slug="celery")
+    study = study_create(slug="celery")
     import_folder(study, make_pipal_folder(tmp_path / "d", references=1))
     images = list(DistortedImage.objects.filter(study=study).order_by("id"))
     for i in range(10):
-        services.judgment_record(
+        judgment_record(
             study=study, image_a_id=images[0].id, image_b_id=images[1 + i % 3].id, a_wins=i % 2 == 0
         )
     expected = DistortedImage.objects.get(pk=images[0].id).elo

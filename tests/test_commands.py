@@ -5,8 +5,11 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation import elo, services
+from annotation.analysis import elo
 from annotation.models import DistortedImage, Judgment, Rater, Study
+from annotation.raters import rater_create
+from annotation.rating.votes import judgment_record
+from annotation.studies import study_create
 
 from .conftest import make_pipal_folder
 
@@ -114,7 +117,7 @@ def record_some(study, count=20):
     images = list(DistortedImage.objects.filter(study=study, reference__name="R0001").order_by("id"))
     for i in range(count):
         a, b = images[i % len(images)], images[(i + 1) % len(images)]
-        services.judgment_record(study=study, image_a_id=a.id, image_b_id=b.id, a_wins=i % 3 == 0)
+        judgment_record(study=study, image_a_id=a.id, image_b_id=b.id, a_wins=i % 3 == 0)
 
 
 def test_recompute_mos_reports_and_repairs_differences(small_study):
@@ -130,12 +133,12 @@ def test_recompute_mos_reports_and_repairs_differences(small_study):
 
 def test_recompute_leaves_out_excluded_raters(small_study):
     images = list(DistortedImage.objects.filter(reference__name="R0001").order_by("id"))
-    good, _ = services.rater_create(study=small_study, external_id="good")
-    bad, _ = services.rater_create(study=small_study, external_id="bad")
-    services.judgment_record(
+    good, _ = rater_create(study=small_study, external_id="good")
+    bad, _ = rater_create(study=small_study, external_id="bad")
+    judgment_record(
         study=small_study, image_a_id=images[0].id, image_b_id=images[1].id, a_wins=True, rater=good
     )
-    services.judgment_record(
+    judgment_record(
         study=small_study, image_a_id=images[0].id, image_b_id=images[1].id, a_wins=False, rater=bad
     )
     Rater.objects.filter(pk=bad.pk).update(excluded=True)
@@ -182,7 +185,7 @@ def test_simulate_study_prints_agreement_with_truth(small_study):
 
 def test_simulated_raters_can_follow_a_metric(small_study):
     """--truth-metric: the hidden scores order each reference's images as the metric does."""
-    from annotation.simulation import metric_truth
+    from dashboard.simulation import metric_truth
     from iqa.models import MetricScore
 
     with pytest.raises(CommandError, match="8 image\\(s\\) of study 's1' have no psnr score.*compute_scores s1"):
@@ -207,11 +210,11 @@ def test_simulate_study_never_mixes_with_real_raters(small_study):
 
 
 def test_simulation_recovers_the_truth(tmp_path):
-    from annotation.simulation import simulate_study
+    from dashboard.simulation import simulate_study
 
     from .conftest import import_folder
 
-    study = services.study_create(slug="sim")
+    study = study_create(slug="sim")
     types = ("01", "02", "03", "04", "05", "06")
     import_folder(study, make_pipal_folder(tmp_path / "d", references=3, types=types, levels=(1, 2)))
     report = simulate_study(study=study, judgments_per_image=39, seed=1)

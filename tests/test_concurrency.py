@@ -10,8 +10,10 @@ import pytest
 from django.db import connections
 from rest_framework.test import APIClient
 
-from annotation import services
+from annotation.analysis.replay import study_recompute_mos
 from annotation.models import Assignment, DistortedImage, Judgment, Study
+from annotation.rating.votes import judgment_record
+from annotation.studies import study_create
 
 from .conftest import import_folder, join, make_pipal_folder, plain_study
 
@@ -35,7 +37,7 @@ def run_threads(worker, count):
 
 
 def test_ten_thousand_votes_from_fifty_threads_lose_nothing(tmp_path):
-    study = services.study_create(slug="hot")
+    study = study_create(slug="hot")
     # One reference with three images: every vote contends for the same rows.
     import_folder(study, make_pipal_folder(tmp_path / "d", references=1, types=("01",), levels=(1, 2, 3)))
     ids = list(DistortedImage.objects.filter(study=study).values_list("id", flat=True))
@@ -49,7 +51,7 @@ def test_ten_thousand_votes_from_fifty_threads_lose_nothing(tmp_path):
         study_here = Study.objects.get(pk=study.pk)
         for _ in range(per_thread):
             a, b = rng.sample(ids, 2)
-            judgment = services.judgment_record(study=study_here, image_a_id=a, image_b_id=b, a_wins=rng.random() < 0.5)
+            judgment = judgment_record(study=study_here, image_a_id=a, image_b_id=b, a_wins=rng.random() < 0.5)
             with lock:
                 recorded[judgment.id] += 1
         return per_thread
@@ -70,7 +72,7 @@ def test_ten_thousand_votes_from_fifty_threads_lose_nothing(tmp_path):
         last[judgment.image_a_id], last[judgment.image_b_id] = judgment.elo_a_after, judgment.elo_b_after
     assert last == {image_id: image.elo for image_id, image in images.items()}
     # And the live ratings equal a replay of the log.
-    assert services.study_recompute_mos(study=study, write=False).differences == []
+    assert study_recompute_mos(study=study, write=False).differences == []
 
 
 def test_concurrent_api_votes_each_count_once(tmp_path):
@@ -95,7 +97,7 @@ def test_concurrent_api_votes_each_count_once(tmp_path):
     assert dict(statuses) == {201: THREADS * 6, 409: THREADS * 6}
     assert Judgment.objects.filter(study=study).count() == THREADS * 6
     assert Assignment.objects.filter(study=study, status="voted").count() == THREADS * 6
-    assert services.study_recompute_mos(study=study, write=False).differences == []
+    assert study_recompute_mos(study=study, write=False).differences == []
 
 
 def test_the_same_assignment_raced_by_many_threads_counts_once(tmp_path):

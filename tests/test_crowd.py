@@ -11,8 +11,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from annotation import services
+from annotation.analysis.replay import study_recompute_mos
 from annotation.models import Assignment, ControlTrial, Judgment, Rater, ViewingReport
+from annotation.raters import rater_create
+from annotation.rating.votes import judgment_record
 
 from .conftest import import_folder, join, make_pipal_folder, plain_study
 
@@ -79,7 +81,7 @@ def test_the_finish_page_shows_no_code_before_the_quota(crowd):
 
 
 def test_per_rater_codes_are_unique_and_unguessable(crowd):
-    codes = {services.rater_create(study=crowd, external_id=f"w{i}")[0].completion_code for i in range(200)}
+    codes = {rater_create(study=crowd, external_id=f"w{i}")[0].completion_code for i in range(200)}
     assert len(codes) == 200
     assert all(re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{12}", code) for code in codes)  # 60 bits, Crockford base32
 
@@ -292,7 +294,7 @@ def test_owners_reconcile_payments_by_code_and_external_id(crowd, django_user_mo
     stale = Rater.objects.get(external_id="half-2").completion_code
     assert check(stale)["valid"] is False and "not finished" in check(stale)["reason"]
     other = plain_study("other")
-    foreign, _ = services.rater_create(study=other, external_id="x")
+    foreign, _ = rater_create(study=other, external_id="x")
     assert check(foreign.completion_code)["valid"] is False
     assert Client().get("/study/crowd/raters/").status_code == 302  # sign in first
     stranger = django_user_model.objects.create_user("stranger", password="pw-stranger-1")
@@ -378,13 +380,13 @@ def test_a_tie_is_refused_unless_the_study_allows_it(crowd, api):
     assert judgment.tie and judgment.winner_id is None
     # Eq. 2 with S = 0.5: equal ratings stay equal.
     assert judgment.elo_a_after == judgment.elo_a_before == 1400 and judgment.elo_b_after == 1400
-    assert services.study_recompute_mos(study=crowd, write=False).differences == []
+    assert study_recompute_mos(study=crowd, write=False).differences == []
 
 
 def test_ties_count_half_a_win_in_bradley_terry():
     import numpy as np
 
-    from annotation import bradley_terry
+    from annotation.analysis import bradley_terry
 
     # Two images, ten ties: equal scores; ten ties plus one win each way: still equal.
     table = bradley_terry.PairTable.from_judgments(np.zeros(10, int), np.ones(10, int), 2, np.ones(10, bool))
@@ -407,10 +409,10 @@ def test_the_judgment_export_replays_into_a_fresh_study_ties_included(crowd, tmp
     crowd.save()
     images = list(crowd.images.order_by("id"))
     same = [image for image in images if image.reference_id == images[0].reference_id]
-    rater, _ = services.rater_create(study=crowd, external_id="exported")
-    services.judgment_record(study=crowd, image_a_id=same[0].id, image_b_id=same[1].id, a_wins=True, rater=rater)
-    services.judgment_record(study=crowd, image_a_id=same[1].id, image_b_id=same[2].id, a_wins=False, tie=True)
-    services.judgment_record(study=crowd, image_a_id=same[2].id, image_b_id=same[0].id, a_wins=False)
+    rater, _ = rater_create(study=crowd, external_id="exported")
+    judgment_record(study=crowd, image_a_id=same[0].id, image_b_id=same[1].id, a_wins=True, rater=rater)
+    judgment_record(study=crowd, image_a_id=same[1].id, image_b_id=same[2].id, a_wins=False, tie=True)
+    judgment_record(study=crowd, image_a_id=same[2].id, image_b_id=same[0].id, a_wins=False)
     out = tmp_path / "log.csv"
     call_command("export_judgments", "crowd", "--out", str(out), stderr=io.StringIO())
     rows = list(csv.DictReader(out.open()))

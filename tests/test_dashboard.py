@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from PIL import Image
 
-from annotation import dashboard, plots, services
 from annotation.models import DistortedImage, DistortionType
+from annotation.rating.votes import judgment_record
+from dashboard import plots, views
 
 from .test_admin import rater, vote
 
@@ -89,12 +90,12 @@ def test_unknown_study_is_404_and_empty_study_renders(admin_client, study):
 def test_mos_groups_leave_out_unjudged_images_and_follow_pipal_order(small_study):
     vote(small_study, rater(small_study, "r1"), 6)
     DistortionType.objects.filter(study=small_study, code="02").update(category="", subtype="")
-    images = dashboard.study_image_figures(small_study)
+    images = views.study_image_figures(small_study)
     judged = sum(1 for image in images if image.judgments)
-    by_category = dashboard.mos_by_category(images)
+    by_category = views.mos_by_category(images)
     assert list(by_category) == ["Traditional distortion", "uncategorised"]
     assert sum(len(v) for v in by_category.values()) == judged
-    assert set(dashboard.mos_by_subtype(images)) == {"sub01", "(none)"}
+    assert set(views.mos_by_subtype(images)) == {"sub01", "(none)"}
     expected = sorted(DistortedImage.objects.filter(judgment_count__gt=0).values_list("mos", flat=True))
     assert sorted(m for group in by_category.values() for m in group) == expected
 
@@ -102,13 +103,13 @@ def test_mos_groups_leave_out_unjudged_images_and_follow_pipal_order(small_study
 @pytest.mark.django_db
 def test_judgments_per_hour_counts_every_judgment(small_study):
     vote(small_study, rater(small_study, "r1"), 7)
-    services.judgment_record(
+    judgment_record(
         study=small_study,
         image_a_id=DistortedImage.objects.get(name="R0002_01_01.png").id,
         image_b_id=DistortedImage.objects.get(name="R0002_01_02.png").id,
         a_wins=True,
     )
-    hours = dashboard.study_judgments_per_hour(small_study)
+    hours = views.study_judgments_per_hour(small_study)
     assert sum(n for _, n in hours) == 8
     assert all(hour.minute == hour.second == 0 for hour, _ in hours)
 

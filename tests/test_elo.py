@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from annotation import elo
+from annotation.analysis import elo
 
 
 def test_paper_example_a_wins():

@@ -10,10 +10,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
-from annotation import generation, services
-from annotation.importing import ImportFailed, plan_reference_patches, references_import
+from annotation import generation, generation_job
+from annotation.imports.folders import ImportFailed, plan_reference_patches, references_import
 from annotation.models import DistortedImage, DistortionType, Judgment, ReferenceImage
-from annotation.simulation import simulate_study
+from annotation.studies import study_create
+from core.errors import ApplicationError
+from dashboard.simulation import simulate_study
 
 pytestmark = pytest.mark.django_db
 DEMO_REFS = sorted((Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "Ref").glob("*.png"))
@@ -27,7 +29,7 @@ def run(*args) -> str:
 
 
 def study_with_references(slug, crop=64, count=2):
-    study = services.study_create(slug=slug, training_trials=0, gold_every=0, min_vote_interval_ms=0)
+    study = study_create(slug=slug, training_trials=0, gold_every=0, min_vote_interval_ms=0)
     references_import(
         study=study, patches=plan_reference_patches(study, DEMO_REFS[:count], crop=crop, select="texture")
     )
@@ -35,14 +37,14 @@ def study_with_references(slug, crop=64, count=2):
 
 
 def test_catalogue_install_creates_generated_types():
-    study = services.study_create(slug="cat")
+    study = study_create(slug="cat")
     report = generation.catalogue_install(study=study, type_ids=CHEAP)
     assert (report.created, report.updated) == (3, 0)
     blur = DistortionType.objects.get(study=study, code="01")
     assert (blur.generator, blur.category, blur.subtype) == ("gaussian_blur", "traditional", "gaussian_blur")
     assert sorted(blur.levels, key=int) == ["1", "2", "3", "4", "5"] and "sigma" in blur.levels["1"]
     assert generation.catalogue_install(study=study, type_ids=CHEAP).created == 0
-    with pytest.raises(services.ApplicationError, match="unknown type id"):
+    with pytest.raises(ApplicationError, match="unknown type id"):
         generation.catalogue_install(study=study, type_ids=["99"])
 
 
@@ -90,8 +92,8 @@ def test_generation_job_is_idempotent():
     study = study_with_references("idem", count=1)
     generation.catalogue_install(study=study, type_ids=["01"])
     jobs = generation.generation_plan(study=study)
-    first = generation.distortion_generate(reference_id=jobs[0][0], distortion_type_id=jobs[0][1], level=jobs[0][2])
-    again = generation.distortion_generate(reference_id=jobs[0][0], distortion_type_id=jobs[0][1], level=jobs[0][2])
+    first = generation_job.distortion_generate(reference_id=jobs[0][0], distortion_type_id=jobs[0][1], level=jobs[0][2])
+    again = generation_job.distortion_generate(reference_id=jobs[0][0], distortion_type_id=jobs[0][1], level=jobs[0][2])
     assert first.pk == again.pk and DistortedImage.objects.count() == 1
     assert len(generation.generation_plan(study=study)) == len(jobs) - 1
 
@@ -114,7 +116,7 @@ def textured_square(tmp_path) -> Path:
 
 
 def test_import_references_crops_the_textured_window(tmp_path):
-    services.study_create(slug="refs")
+    study_create(slug="refs")
     output = run("import_references", "refs", str(textured_square(tmp_path)), "--crop", "96")
     reference = ReferenceImage.objects.get()
     assert reference.name == "scene-01" and (reference.width, reference.height) == (96, 96)
@@ -124,7 +126,7 @@ def test_import_references_crops_the_textured_window(tmp_path):
 
 
 def test_import_references_refuses_bad_files_whole(tmp_path, media_root):
-    services.study_create(slug="refs")
+    study_create(slug="refs")
     good = textured_square(tmp_path)
     (tmp_path / "broken.png").write_bytes(good.read_bytes()[:200])
     small = tmp_path / "small.png"
@@ -135,7 +137,7 @@ def test_import_references_refuses_bad_files_whole(tmp_path, media_root):
     assert ReferenceImage.objects.count() == 0
     assert not media_root.exists() or not any(p.is_file() for p in media_root.rglob("*"))
     with pytest.raises(ImportFailed, match="no image files"):
-        plan_reference_patches(services.study_create(slug="empty"), [], crop=96, select="texture")
+        plan_reference_patches(study_create(slug="empty"), [], crop=96, select="texture")
 
 
 def test_admin_action_generates_and_shows_progress(admin_client):

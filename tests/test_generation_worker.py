@@ -32,10 +32,10 @@ from django.core.files.storage import default_storage
 from django.db.models import Count
 from PIL import Image
 
-from annotation import services
 from annotation.generation import catalogue_install, generation_plan, generation_progress
-from annotation.importing import plan_reference_patches, references_import
+from annotation.imports.folders import plan_reference_patches, references_import
 from annotation.models import DistortedImage, ReferenceImage
+from annotation.studies import study_create
 
 from .test_celery import database_url
 
@@ -166,7 +166,7 @@ def made(study) -> int:
 
 
 def test_generation_survives_killed_children_and_a_restart(redis_url, media_root, tmp_path):
-    study = services.study_create(slug="gen-worker")
+    study = study_create(slug="gen-worker")
     files = sorted((ROOT / "fixtures" / "demo" / "Ref").glob("*.png"))
     references_import(study=study, patches=plan_reference_patches(study, files, crop=0, select="center"))
     catalogue_install(study=study, type_ids=TYPES)

@@ -9,9 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from annotation import services
-from annotation.control_trials import prepare_study_controls
+from annotation.analysis.replay import raters_recount, study_recompute_mos
 from annotation.models import Assignment, Judgment, Rater
+from annotation.rating.control_trials import prepare_study_controls
+from annotation.rating.issued import rater_progress
 
 from .conftest import import_folder, join, make_pipal_folder, plain_study
 
@@ -92,7 +93,7 @@ def test_the_rater_row_counts_what_progress_used_to_count(hot):
         trial = body["next"]
     rater = Rater.objects.get(external_id="rater")
     assert rater.trials_done == 5 == Judgment.objects.filter(rater=rater).count() == body["progress"]["done"]
-    assert services.rater_progress(rater).rated == 5
+    assert rater_progress(rater).rated == 5
 
 
 def test_authentication_and_the_study_are_one_narrow_query(hot):
@@ -128,7 +129,7 @@ def test_the_invariants_hold_on_the_fast_path(hot):
             assert again.status_code == 409 and again.json()["error"]["code"] == "already_voted"
             trials[name] = response.json()["next"]
     assert Judgment.objects.filter(study=study).count() == 60
-    assert services.study_recompute_mos(study=study, write=False).differences == []
+    assert study_recompute_mos(study=study, write=False).differences == []
     pairs = Assignment.objects.values_list("rater_id", "image_low_id", "image_high_id")
     assert len(list(pairs)) == len(set(pairs))  # never the same pair twice for a rater
 
@@ -149,5 +150,5 @@ def test_the_counters_the_vote_paths_keep_equal_a_recount_from_the_log(hot):
               "votes_native_known")  # fmt: skip
     kept = Rater.objects.filter(external_id="rater").values(*fields).get()
     assert kept["trials_done"] == 12 and kept["votes_tied"] == 4 and kept["votes_fast"] == 2
-    services.raters_recount(raters=list(Rater.objects.filter(external_id="rater")))
+    raters_recount(raters=list(Rater.objects.filter(external_id="rater")))
     assert Rater.objects.filter(external_id="rater").values(*fields).get() == kept

@@ -23,7 +23,7 @@ from django.core.management import CommandError, call_command
 from PIL import Image, ImageFile, TiffImagePlugin, WebPImagePlugin
 
 from annotation import imaging
-from annotation.importing import ImportFailed, _check_file, check_upload
+from annotation.imports.folders import ImportFailed, _check_file, check_upload
 from annotation.models import DistortedImage, ReferenceImage, Study
 from core.dataset_paths import OutsideDataset, dataset_files, inside
 

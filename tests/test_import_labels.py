@@ -12,10 +12,20 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from annotation import labels, services
-from annotation.exceptions import LabelsStudy
-from annotation.importing import ImportFailed
-from annotation.models import DistortedImage, DistortionType, Judgment, LabelImport, Rater, ReferenceImage, Study
+from annotation.imports import label_files, labels
+from annotation.imports.folders import ImportFailed
+from annotation.models import (
+    DistortedImage,
+    DistortionType,
+    Judgment,
+    LabelImport,
+    Rater,
+    ReferenceImage,
+    Study,
+    hash_token,
+)
+from annotation.rating.votes import judgment_record
+from annotation.studies import LabelsStudy
 
 from .conftest import make_pipal_folder, png_bytes
 
@@ -103,7 +113,7 @@ def test_pipal_labels_become_the_mos(tmp_path):
 def test_export_then_import_gives_back_the_same_numbers(small_study, tmp_path):
     images = list(DistortedImage.objects.filter(study=small_study).order_by("id"))
     for a, b, a_wins in [(0, 1, True), (1, 2, False), (2, 3, True), (4, 5, True), (6, 7, False), (0, 3, False)]:
-        services.judgment_record(study=small_study, image_a_id=images[a].id, image_b_id=images[b].id, a_wins=a_wins)
+        judgment_record(study=small_study, image_a_id=images[a].id, image_b_id=images[b].id, a_wins=a_wins)
     folder = tmp_path / "data"  # the folder small_study was imported from
     run("export_mos", "s1", "--format", "pipal", "--out", str(folder / "Train_Label"))
     run("import_labels", "copy", str(folder), "--format", "pipal")
@@ -272,7 +282,7 @@ def test_raters_cannot_join_or_vote_on_a_labels_study(labels_study, api, client)
     assert "takes no votes: its MOS comes from imported labels" in response.json()["error"]["message"]
     # A rater row that exists anyway (made by hand) gets no pair and cannot vote.
     token = "t" * 40
-    Rater.objects.create(study=labels_study, external_id="x", token_hash=services.hash_token(token))
+    Rater.objects.create(study=labels_study, external_id="x", token_hash=hash_token(token))
     rater = APIClient()
     rater.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     assert rater.get("/api/studies/lab/pairs/next/").status_code == 409
@@ -282,7 +292,7 @@ def test_raters_cannot_join_or_vote_on_a_labels_study(labels_study, api, client)
     assert response.status_code == 409 and response.json()["error"]["code"] == "imported_labels"
     images = list(labels_study.images.order_by("id")[:2])
     with pytest.raises(LabelsStudy):
-        services.judgment_record(study=labels_study, image_a_id=images[0].id, image_b_id=images[1].id, a_wins=True)
+        judgment_record(study=labels_study, image_a_id=images[0].id, image_b_id=images[1].id, a_wins=True)
     # The rater pages say so instead of showing the consent form.
     page = client.get("/study/lab/")
     assert page.status_code == 409 and "takes no ratings" in page.content.decode()
@@ -448,7 +458,7 @@ def test_mos_csv_errors_name_the_line(tmp_path, media_root):
 
 
 def bapps_subset(root: Path, judges: list[float], *, seed: int = 0) -> Path:
-    for name in labels.AFC_FOLDERS:
+    for name in label_files.AFC_FOLDERS:
         (root / name).mkdir(parents=True)
     for n, judge in enumerate(judges):
         stem = f"{n:06d}"
@@ -525,7 +535,7 @@ def test_reading_is_pure_and_lists_every_problem(tmp_path):
     folder = pipal_set(tmp_path / "p")
     (folder / "Train_Label" / "R0002.txt").write_text("R0002_01_01.png\n")
     with pytest.raises(ImportFailed) as error:
-        labels.labels_read(folder, labels.LabelOptions(format="pipal"))
+        labels.labels_read(folder, label_files.LabelOptions(format="pipal"))
     assert error.value.errors[0] == "Train_Label/R0002.txt line 1: expected <image>,<mos>, got 'R0002_01_01.png'"
     assert len(error.value.errors) == 5  # the bad line and R0002's four images without a label now
 

@@ -3,9 +3,9 @@
 import pytest
 from PIL import Image
 
-from annotation import services
-from annotation.importing import ImportFailed
+from annotation.imports.folders import ImportFailed
 from annotation.models import DistortedImage, DistortionType, ReferenceImage
+from annotation.rating.votes import judgment_record
 
 from .conftest import import_folder, make_pipal_folder, png_bytes
 
@@ -31,7 +31,7 @@ def test_rerun_adds_only_new_images_at_initial_rating(study, tmp_path):
     import_folder(study, folder)
     first = DistortedImage.objects.get(name="R0001_01_01.png")
     second = DistortedImage.objects.get(name="R0001_01_02.png")
-    services.judgment_record(study=study, image_a_id=first.id, image_b_id=second.id, a_wins=True)
+    judgment_record(study=study, image_a_id=first.id, image_b_id=second.id, a_wins=True)
     (folder / "Dis" / "R0001_03_01.png").write_bytes(png_bytes(999))
     report = import_folder(study, folder)
     assert (report.distorted, report.references, report.skipped) == (1, 0, 10)
@@ -116,7 +116,7 @@ def test_folder_without_pipal_layout(study, tmp_path, media_root):
 
 def test_a_truncated_stored_copy_is_written_again(study, tmp_path, media_root):
     from annotation.imaging import check_image
-    from annotation.importing import store_image
+    from annotation.imports.folders import store_image
 
     data = png_bytes(77)
     checked = check_image(data, label="x", formats=("PNG",), max_bytes=10**6, max_pixels=10**6)

@@ -16,9 +16,9 @@ from django.core.management.base import CommandError
 from PIL import Image
 from scipy import stats as scipy_stats
 
-from annotation import services
 from annotation.models import DistortedImage
-from iqa import metrics, scoring, weights
+from annotation.rating.votes import judgment_record
+from iqa import metrics, scoring_job, weights
 from iqa.models import BenchmarkRun, MetricScore
 
 from .conftest import REQUIRE_SERVICES, import_folder, plain_study
@@ -40,9 +40,9 @@ PUBLISHED = {
 @pytest.fixture(autouse=True)
 def weights_dir(settings, tmp_path) -> Path:
     settings.PIPAL_WEIGHTS_DIR = tmp_path / "weights"
-    scoring._loaded.clear()
+    scoring_job.metric_cache_clear()
     yield settings.PIPAL_WEIGHTS_DIR
-    scoring._loaded.clear()
+    scoring_job.metric_cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +105,7 @@ def graded_study(tmp_path, slug="graded", references=3):
         for _ in range(3):
             for i, a in enumerate(group):
                 for b in group[i + 1 :]:
-                    services.judgment_record(
+                    judgment_record(
                         study=study, image_a_id=a.id, image_b_id=b.id, a_wins=badness(a) < badness(b)
                     )
     return study

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
-from iqa import scoring
+from iqa import scoring, scoring_job
 from iqa.models import MetricScore
 
 from .test_celery import celery_worker
@@ -29,7 +29,7 @@ def scoring_worker(redis_url, tmp_path):
 def test_a_worker_scores_each_reference_once_and_a_redelivery_adds_nothing(scoring_worker, tmp_path):
     client, queue = scoring_worker
     study = graded_study(tmp_path, references=2)
-    metric = scoring.metric_load("ssim", "cpu")
+    metric = scoring_job.metric_load("ssim", "cpu")
     jobs = scoring.scoring_plan(study=study, metric=metric, batch=4)
     assert len(jobs) == 2 and sum(len(job.image_ids) for job in jobs) == 20  # one job per reference
 
@@ -45,7 +45,7 @@ def test_a_worker_scores_each_reference_once_and_a_redelivery_adds_nothing(scori
     # The worker's values are the in-process ones.
     MetricScore.objects.all().delete()
     for job in jobs:
-        scoring.reference_score(job=job)
+        scoring_job.reference_score(job=job)
     in_process = {row.image_sha256: row.value for row in MetricScore.objects.filter(metric="ssim")}
     assert in_process == pytest.approx(from_worker, rel=1e-6)
     assert set(MetricScore.objects.values_list("device", flat=True)) == {"cpu"}
@@ -54,7 +54,7 @@ def test_a_worker_scores_each_reference_once_and_a_redelivery_adds_nothing(scori
 def test_a_job_planned_with_other_weights_is_refused_by_the_worker(scoring_worker, tmp_path):
     client, queue = scoring_worker
     study = graded_study(tmp_path, references=1)
-    job = scoring.scoring_plan(study=study, metric=scoring.metric_load("psnr", "cpu"))[0]
+    job = scoring.scoring_plan(study=study, metric=scoring_job.metric_load("psnr", "cpu"))[0]
     args = job.as_task_args()
     args[1] = "pyiqa-0.0.0+deadbeef0000"
     with pytest.raises(Exception, match="weights differ between machines"):

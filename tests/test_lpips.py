@@ -229,24 +229,24 @@ def test_a_run_folder_is_never_overwritten(tmp_path):
 def test_a_worker_loads_a_retrained_metric_again(tmp_path, weights_dir):
     import shutil
 
-    from iqa import scoring
+    from iqa import scoring_job
 
     make_learnable_study("again", tmp_path / "data", references=3)
     common = ["--backbone", "scratch", "--iterations", "1", "--batch", "2", "--holdout", "0.34"]
     call_command("train_lpips", "again", "--name", "lpips_again", "--seed", "1", *common)
-    first = scoring.metric_load("lpips_again", "cpu")
-    assert scoring.metric_load("lpips_again", "cpu") is first  # kept between jobs
+    first = scoring_job.metric_load("lpips_again", "cpu")
+    assert scoring_job.metric_load("lpips_again", "cpu") is first  # kept between jobs
     shutil.rmtree(weights_dir / "learned" / "lpips_again")
     call_command("train_lpips", "again", "--name", "lpips_again", "--seed", "2", *common)
-    second = scoring.metric_load("lpips_again", "cpu")
+    second = scoring_job.metric_load("lpips_again", "cpu")
     assert second.version != first.version
     assert second.version == "learned+" + store.file_sha256(weights_dir / "learned" / "lpips_again" / "model.pt")
-    scoring._loaded.clear()
+    scoring_job.metric_cache_clear()
 
 
 @pytest.mark.django_db
 def test_a_study_of_imported_labels_trains_on_the_pairs_its_labels_imply(tmp_path, weights_dir):
-    from annotation import elo
+    from annotation.analysis import elo
     from annotation.models import Study
     from iqa import learned_data
     from tests.test_import_labels import pipal_set

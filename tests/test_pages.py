@@ -3,8 +3,12 @@
 import pytest
 from django.test import Client
 
-from annotation import services
+from annotation.analysis.replay import study_recompute_mos
 from annotation.models import ControlTrial, Judgment, Rater
+from annotation.raters import rater_create
+from annotation.rating.trials import pair_next
+from annotation.rating.votes import TooFast, vote_submit
+from annotation.studies import study_create
 
 from .conftest import import_folder, make_pipal_folder
 
@@ -13,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def web_study(tmp_path):
-    study = services.study_create(slug="web", trials_per_rater=4, training_trials=1, gold_every=0, completion_code="")
+    study = study_create(slug="web", trials_per_rater=4, training_trials=1, gold_every=0, completion_code="")
     import_folder(study, make_pipal_folder(tmp_path / "d"))
     return study
 
@@ -95,7 +99,7 @@ def test_session_votes_need_the_csrf_token(web_study):
 
 
 def test_a_failed_gold_pair_ends_the_session_without_a_code(tmp_path, client, django_capture_on_commit_callbacks):
-    study = services.study_create(slug="gold", training_trials=0, gold_every=2, min_vote_interval_ms=0)
+    study = study_create(slug="gold", training_trials=0, gold_every=2, min_vote_interval_ms=0)
     import_folder(study, make_pipal_folder(tmp_path / "d"))
     join_page(client, slug="gold")
     seen_gold = False
@@ -117,32 +121,32 @@ def test_a_failed_gold_pair_ends_the_session_without_a_code(tmp_path, client, dj
     assert Judgment.objects.filter(rater=rater).count() <= 2
     page = client.get("/study/gold/finish/").content.decode()
     assert "session has ended" in page and rater.completion_code not in page
-    assert services.study_recompute_mos(study=study, write=False).differences == []
+    assert study_recompute_mos(study=study, write=False).differences == []
 
 
 def test_votes_faster_than_the_study_allows_are_refused(tmp_path):
-    study = services.study_create(slug="fast", training_trials=0, gold_every=0, min_vote_interval_ms=60_000)
+    study = study_create(slug="fast", training_trials=0, gold_every=0, min_vote_interval_ms=60_000)
     import_folder(study, make_pipal_folder(tmp_path / "d"))
-    rater, _ = services.rater_create(study=study, external_id="speedy")
-    first = services.pair_next(study=study, rater=rater)
-    outcome = services.vote_submit(
+    rater, _ = rater_create(study=study, external_id="speedy")
+    first = pair_next(study=study, rater=rater)
+    outcome = vote_submit(
         study=study, rater=rater, assignment_token=first.token, choice="left", response_ms=600
     )
-    with pytest.raises(services.TooFast, match="one per 60000 ms"):
-        services.vote_submit(
+    with pytest.raises(TooFast, match="one per 60000 ms"):
+        vote_submit(
             study=study, rater=rater, assignment_token=outcome.next.token, choice="left", response_ms=600
         )
     assert Judgment.objects.count() == 1
 
 
 def test_the_quota_caps_trials(tmp_path):
-    study = services.study_create(slug="cap", trials_per_rater=3, training_trials=0, gold_every=0)
+    study = study_create(slug="cap", trials_per_rater=3, training_trials=0, gold_every=0)
     import_folder(study, make_pipal_folder(tmp_path / "d"))
-    rater, _ = services.rater_create(study=study, external_id="r")
+    rater, _ = rater_create(study=study, external_id="r")
     for _ in range(3):
-        trial = services.pair_next(study=study, rater=rater)
+        trial = pair_next(study=study, rater=rater)
         Rater.objects.update(last_vote_at=None)
-        services.vote_submit(study=study, rater=rater, assignment_token=trial.token, choice="left", response_ms=700)
-    assert services.pair_next(study=study, rater=rater) is None  # 3 rated = the quota
+        vote_submit(study=study, rater=rater, assignment_token=trial.token, choice="left", response_ms=700)
+    assert pair_next(study=study, rater=rater) is None  # 3 rated = the quota
     rater.refresh_from_db()
     assert rater.finished_at is not None

@@ -25,8 +25,9 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from annotation.authentication import session_key
 from annotation.models import Assignment, DistortedImage, Judgment, Study
+from annotation.rating.authentication import session_key
+from annotation.rating.votes import judgment_record
 from iqa.models import BenchmarkRun
 
 from .conftest import import_folder, make_pipal_folder, plain_study
@@ -221,9 +222,7 @@ def world(tmp_path, django_user_model):
     images = list(DistortedImage.objects.filter(study=study))
     for a, b in zip(images[::2], images[1::2], strict=False):
         if a.reference_id == b.reference_id:
-            from annotation import services
-
-            services.judgment_record(study=study, image_a_id=a.id, image_b_id=b.id, a_wins=True)
+            judgment_record(study=study, image_a_id=a.id, image_b_id=b.id, a_wins=True)
     call_command("compute_scores", "s1", "--metrics", "psnr", "--device", "cpu", stdout=io.StringIO())
     call_command(
         "run_benchmark", "s1", "--metrics", "psnr", "--resamples", "20", "--min-images", "3", stdout=io.StringIO()

@@ -245,14 +245,14 @@ def test_page_forms_are_bounded_and_uploads_only_where_a_feature_needs_them(smal
 
 @pytest.mark.django_db
 def test_an_unexpected_failure_answers_500_in_the_error_shape_and_is_logged(small_study, api, monkeypatch, caplog):
-    from annotation import services
+    from annotation.rating import apis
 
     rater = join(api, "s1", "r1")
 
     def broken(**kwargs):
         raise RuntimeError("the disk is on fire")
 
-    monkeypatch.setattr(services, "pair_next", broken)
+    monkeypatch.setattr(apis, "pair_next", broken)
     client = Client(raise_request_exception=False)
     client.defaults["HTTP_AUTHORIZATION"] = rater._credentials["HTTP_AUTHORIZATION"]
     with caplog.at_level(logging.ERROR):

@@ -4,9 +4,13 @@ import random
 
 import pytest
 
-from annotation import quality, selectors, services
+from annotation import selectors
+from annotation.analysis import quality
+from annotation.analysis.replay import replayed_states, study_recompute_mos
 from annotation.models import DistortedImage, Rater
-from annotation.simulation import GOOD, RaterMix, mos_agreement, simulate_study
+from annotation.raters import rater_set_excluded
+from annotation.studies import study_create
+from dashboard.simulation import GOOD, RaterMix, mos_agreement, simulate_study
 
 from .conftest import import_folder, make_pipal_folder
 
@@ -43,22 +47,22 @@ def run_study(seed, folder, capture):
     """One synthetic study with 20% random and 20% one-side clickers; returns
     (behaviours, qualities, SRCC/KRCC per reference with every vote, after excluding the flagged)."""
     random.seed(seed)  # the images' shuffle keys: the run is deterministic
-    study = services.study_create(slug=f"qc{seed}", trials_per_rater=40, min_vote_interval_ms=0)
+    study = study_create(slug=f"qc{seed}", trials_per_rater=40, min_vote_interval_ms=0)
     import_folder(study, folder)
     with capture(execute=True):  # a failed gold pair excludes its rater and rebuilds the MOS after commit
         report = simulate_study(study=study, judgments_per_image=40, seed=seed, mix=RaterMix(random=0.2, one_side=0.2))
     qualities = selectors.rater_qualities(study)
     images = list(DistortedImage.objects.filter(study=study))
-    with_everyone, _ = services.replayed_states(study, images, include_excluded=True)
+    with_everyone, _ = replayed_states(study, images, include_excluded=True)
     before = mos_agreement(study, report.truth, {i: s.mos(study.elo_initial) for i, s in with_everyone.items()})
     flagged = Rater.objects.filter(pk__in=[r for r, q in qualities.items() if q.flagged])
     newly = flagged.filter(excluded=False, judgments__isnull=False).distinct().count()
     with capture(execute=True) as callbacks:
         for rater in flagged:
-            services.rater_set_excluded(rater=rater, excluded=True, reason="flagged")
+            rater_set_excluded(rater=rater, excluded=True, reason="flagged")
     # Raters who failed a gold pair were excluded when they failed it; the others now.
     assert bool(callbacks) == bool(newly), "excluding a rater with votes schedules the MOS recompute"
-    assert services.study_recompute_mos(study=study, write=False).differences == []
+    assert study_recompute_mos(study=study, write=False).differences == []
     return report.behaviours, qualities, before, mos_agreement(study, report.truth)
 
 

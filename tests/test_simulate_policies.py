@@ -9,9 +9,12 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
-from annotation import elo, services, simulation
+from annotation.analysis import elo
+from annotation.analysis.replay import study_recompute_mos
 from annotation.models import ControlPicture, DistortedImage, Judgment, Rater, ReferenceImage, Study
-from annotation.simulation import (
+from annotation.studies import study_create
+from dashboard import simulation
+from dashboard.simulation import (
     GOOD,
     ONE_SIDE,
     RANDOM,
@@ -166,7 +169,7 @@ def test_apply_qc_excludes_one_side_raters_and_does_not_hurt(tmp_path):
     assert qc.bt_after.srcc_per_group >= qc.bt_before.srcc_per_group
     assert Rater.objects.get(pk=assessed[0]).exclusion_reason == simulation.QC_REASON
     # The Elo MOS is the one rebuilt from the log without them.
-    assert services.study_recompute_mos(study=study, write=False).differences == []
+    assert study_recompute_mos(study=study, write=False).differences == []
 
 
 def test_apply_qc_command(tmp_path):
@@ -225,7 +228,7 @@ def test_compare_policies_leaves_the_study_alone(small_study):
 
 def test_compare_policies_with_controls_cleans_its_own_control_pictures(tmp_path, media_root):
     folder = make_pipal_folder(tmp_path / "d", references=2, types=("01", "02"))
-    study = services.study_create(slug="ctl", trials_per_rater=12, training_trials=1, gold_every=4)
+    study = study_create(slug="ctl", trials_per_rater=12, training_trials=1, gold_every=4)
     import_folder(study, folder)
     files = sorted(p.relative_to(media_root) for p in media_root.rglob("*") if p.is_file())
     result = simulation.compare_policies(study=study, checkpoints=[3], seed=2)

@@ -17,8 +17,8 @@ from django.core.management.base import CommandError
 from PIL import Image
 
 from annotation import generation
-from annotation.exceptions import ApplicationError
 from annotation.models import DistortedImage
+from core.errors import ApplicationError
 from sr_models import archs, distortions, inference, runtime, weights
 
 from .conftest import import_folder, plain_study

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image
 
-from annotation.importing import plan_reference_patches, references_import
+from annotation.imports.folders import plan_reference_patches, references_import
 from sr_models import archs, training, weights
 from tests.conftest import plain_study
 

@@ -4,7 +4,7 @@ from django.db import migrations
 
 
 def fill_counters(apps, schema_editor):
-    from annotation.rater_counts import recount
+    from annotation.analysis.rater_counts import recount
 
     Study = apps.get_model("annotation", "Study")
     Rater = apps.get_model("annotation", "Rater")

@@ -35,10 +35,12 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # The project's apps, lowest layer first (docs/architecture.md; tests/test_architecture.py).
+    "core",
+    "sr_models",
     "annotation",
     "iqa",
-    "sr_models",
-    "core",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -175,14 +177,14 @@ PIPAL_GENERATE_IN_THREAD = env_bool("PIPAL_GENERATE_IN_THREAD", True)
 # --- REST framework ---------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "annotation.authentication.RaterTokenAuthentication",
-        "annotation.authentication.RaterSessionAuthentication",
+        "annotation.rating.authentication.RaterTokenAuthentication",
+        "annotation.rating.authentication.RaterSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: anything else is 415 in the error shape, unread.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "annotation.api_errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {"rater_join": env("PIPAL_RATER_JOIN_RATE", "600/hour")},
 }
 SPECTACULAR_SETTINGS = {

@@ -1,8 +1,9 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
-from annotation import elo, services
-from annotation.management.commands._base import StudyCommand
+from annotation.analysis import elo
+from annotation.commands import StudyCommand
+from annotation.studies import STUDY_OPTIONS, study_create
 
 
 class Command(StudyCommand):
@@ -81,9 +82,9 @@ class Command(StudyCommand):
         )
 
     def handle(self, *args, slug, name, elo_m, elo_k, elo_initial, mos_window, **options):
-        chosen = {key: options[key] for key in services.STUDY_OPTIONS if options.get(key) is not None}
+        chosen = {key: options[key] for key in STUDY_OPTIONS if options.get(key) is not None}
         try:
-            study = services.study_create(
+            study = study_create(
                 slug=slug,
                 name=name,
                 elo_m=elo_m,

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from annotation.exports import JUDGMENT_COLUMNS, write_judgments_csv
-from annotation.management.commands._base import StudyCommand
+from annotation.analysis.exports import JUDGMENT_COLUMNS, write_judgments_csv
+from annotation.commands import StudyCommand
 
 
 class Command(StudyCommand):

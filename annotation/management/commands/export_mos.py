@@ -2,9 +2,9 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from annotation import bt_fit
-from annotation.exports import mos_csv, write_pipal_labels
-from annotation.management.commands._base import StudyCommand
+from annotation.analysis import bt_fit
+from annotation.analysis.exports import mos_csv, write_pipal_labels
+from annotation.commands import StudyCommand
 
 
 class Command(StudyCommand):

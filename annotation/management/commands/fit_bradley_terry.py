@@ -1,7 +1,7 @@
 from tqdm import tqdm
 
-from annotation import bt_fit
-from annotation.management.commands._base import StudyCommand
+from annotation.analysis import bt_fit
+from annotation.commands import StudyCommand
 
 
 class Command(StudyCommand):

@@ -4,8 +4,8 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
-from annotation import generation
-from annotation.management.commands._base import StudyCommand
+from annotation import generation, generation_job
+from annotation.commands import StudyCommand
 from annotation.models import DistortionType
 
 
@@ -44,7 +44,9 @@ class Command(StudyCommand):
         if eager:
             with tqdm(total=len(jobs), unit="image", disable=None) as bar:
                 for reference_id, type_id, level in jobs:
-                    generation.distortion_generate(reference_id=reference_id, distortion_type_id=type_id, level=level)
+                    generation_job.distortion_generate(
+                        reference_id=reference_id, distortion_type_id=type_id, level=level
+                    )
                     bar.update(1)
         else:
             generation.generation_enqueue(jobs)

@@ -2,8 +2,8 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from annotation.importing import images_import, plan_folder_import
-from annotation.management.commands._base import StudyCommand
+from annotation.commands import StudyCommand
+from annotation.imports.folders import images_import, plan_folder_import
 
 
 class Command(StudyCommand):

@@ -4,8 +4,8 @@ from pathlib import Path
 from django.core.management.base import DjangoHelpFormatter
 from tqdm import tqdm
 
-from annotation import labels
-from annotation.management.commands._base import StudyCommand
+from annotation.commands import StudyCommand
+from annotation.imports import label_files, labels
 
 EPILOG = """\
 formats:
@@ -54,7 +54,7 @@ class Command(StudyCommand):
     def add_arguments(self, parser):
         parser.add_argument("slug", help="the study's slug (a new study is created, or an empty one filled)")
         parser.add_argument("source", type=Path, help="the dataset folder, or the CSV file (see formats below)")
-        parser.add_argument("--format", required=True, choices=labels.FORMATS, help="the label format")
+        parser.add_argument("--format", required=True, choices=label_files.FORMATS, help="the label format")
         parser.add_argument("--name", default="", help="name of a new study (default: the slug)")
         parser.add_argument("--labels", type=Path, help="pipal: a label folder or pyiqa CSV instead of Train_Label/")
         parser.add_argument("--allow-unlabelled", action="store_true", help="pipal: leave images without a label out")
@@ -72,7 +72,7 @@ class Command(StudyCommand):
         parser.add_argument("--votes", type=int, help="2afc: judgments per triplet (default 1; BAPPS train 2, val 5)")
 
     def handle(self, *args, slug, source, format, name, **options):
-        settings = labels.LabelOptions(
+        settings = label_files.LabelOptions(
             format=format,
             labels=options["labels"],
             images=options["images"],
@@ -81,7 +81,7 @@ class Command(StudyCommand):
             range=tuple(options["range"]) if options["range"] else None,
             votes=options["votes"],
         )
-        labels.check_options(settings)
+        label_files.check_options(settings)
         study = labels.study_for_labels(slug)
         self.stdout.write(f"reading {format} labels from {source} …")
         plan = labels.labels_read(source, settings)

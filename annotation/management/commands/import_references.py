@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from annotation.importing import plan_reference_patches, reference_files, references_import
-from annotation.management.commands._base import StudyCommand
+from annotation.commands import StudyCommand
+from annotation.imports.folders import plan_reference_patches, reference_files, references_import
 from sr_models.patches import SELECTIONS
 
 

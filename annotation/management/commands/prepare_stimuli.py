@@ -1,4 +1,4 @@
-from annotation.management.commands._base import StudyCommand
+from annotation.commands import StudyCommand
 
 
 class Command(StudyCommand):

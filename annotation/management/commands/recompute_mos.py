@@ -1,5 +1,6 @@
-from annotation import services
-from annotation.management.commands._base import StudyCommand
+
+from annotation.analysis.replay import study_recompute_mos
+from annotation.commands import StudyCommand
 
 
 class Command(StudyCommand):
@@ -14,7 +15,7 @@ class Command(StudyCommand):
 
     def handle(self, *args, slug, check, **options):
         study = self.study(slug)
-        report = services.study_recompute_mos(study=study, write=not check)
+        report = study_recompute_mos(study=study, write=not check)
         self.stdout.write(f"replayed {report.judgments} judgment(s) over {report.images} image(s)")
         if not report.differences:
             self.stdout.write("live ratings equal the replay: no difference")

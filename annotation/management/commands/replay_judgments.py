@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from annotation import services
-from annotation.judgment_files import read_judgment_csv
-from annotation.management.commands._base import StudyCommand
+from annotation.analysis.replay import judgments_replay
+from annotation.commands import StudyCommand
+from annotation.imports.judgment_files import read_judgment_csv
 
 
 class Command(StudyCommand):
@@ -18,5 +18,5 @@ class Command(StudyCommand):
     def handle(self, *args, slug, csv, **options):
         study = self.study(slug)
         rows = read_judgment_csv(csv)
-        count = services.judgments_replay(study=study, rows=rows)
+        count = judgments_replay(study=study, rows=rows)
         self.stdout.write(f"applied {count} judgment(s) to {study.slug}")

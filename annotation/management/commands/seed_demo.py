@@ -2,10 +2,10 @@ from pathlib import Path
 
 from django.conf import settings
 
-from annotation import services
-from annotation.importing import images_import, plan_folder_import
-from annotation.management.commands._base import StudyCommand
+from annotation.commands import StudyCommand
+from annotation.imports.folders import images_import, plan_folder_import
 from annotation.models import Study
+from annotation.studies import study_create
 
 DEMO_FOLDER = Path(settings.BASE_DIR) / "fixtures" / "demo"
 
@@ -20,7 +20,7 @@ class Command(StudyCommand):
         parser.add_argument("--slug", default="demo")  # optional, unlike other study commands
 
     def handle(self, *args, slug, **options):
-        study = Study.objects.filter(slug=slug).first() or services.study_create(slug=slug, name="Demo study")
+        study = Study.objects.filter(slug=slug).first() or study_create(slug=slug, name="Demo study")
         report = images_import(study=study, plan=plan_folder_import(study, DEMO_FOLDER))
         self.stdout.write(
             f"demo study {study.slug}: {report.references} reference(s) and {report.distorted} image(s) added, "

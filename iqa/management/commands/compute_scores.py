@@ -4,8 +4,8 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
-from annotation.management.commands._base import StudyCommand
-from iqa import scoring
+from annotation.commands import StudyCommand
+from iqa import scoring, scoring_job
 from iqa.metrics import UnknownMetric, parse_metric_list
 
 
@@ -39,7 +39,7 @@ class Command(StudyCommand):
             raise CommandError(str(error)) from None
         eager = settings.CELERY_TASK_ALWAYS_EAGER
         for info in infos:
-            metric = scoring.metric_load(info.name, device)
+            metric = scoring_job.metric_load(info.name, device)
             size = batch or (scoring.DEFAULT_BATCH if metric.device == "cuda" else 1)
             jobs = scoring.scoring_plan(study=study, metric=metric, batch=size)
             todo = sum(len(job.image_ids) for job in jobs)
@@ -50,7 +50,7 @@ class Command(StudyCommand):
             if eager:
                 with tqdm(total=todo, unit="image", desc=info.name, disable=None) as bar:
                     for job in jobs:
-                        scoring.reference_score(job=job, on_batch=bar.update)
+                        scoring_job.reference_score(job=job, on_batch=bar.update)
             else:
                 scoring.scoring_enqueue(jobs)
                 if not no_wait:

@@ -4,7 +4,7 @@ import sys
 
 from django.core.management.base import CommandError
 
-from annotation.management.commands._base import StudyCommand
+from annotation.commands import StudyCommand
 from iqa.metrics import UnknownMetric, parse_metric_list
 from iqa.selectors import study_scores
 

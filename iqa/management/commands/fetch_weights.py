@@ -3,7 +3,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from iqa import scoring, weights
+from iqa import scoring_job, weights
 from iqa.metrics import UnknownMetric, metric_info
 from sr_models import weights as sr_weights
 
@@ -43,8 +43,8 @@ class Command(BaseCommand):
                     continue
                 self.stdout.write(f"{weights.NIQE_FILE} built from basicsr's sdist -> {path}")
             try:
-                metric = scoring.metric_load(name, "cpu")
-            except scoring.ScoringError as error:
+                metric = scoring_job.metric_load(name, "cpu")
+            except scoring_job.ScoringError as error:
                 failed.append(error.message)
                 continue
             self.stdout.write(f"{name}: ready ({metric.version})")

@@ -4,9 +4,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
-from annotation.management.commands._base import StudyCommand
+from annotation.commands import StudyCommand
 from core.private_media import private_root
-from iqa import benchmark, benchmarking, scoring, selectors, stats
+from iqa import benchmark, benchmarking, scoring_job, selectors, stats
 from iqa.metrics import pyiqa_version
 
 
@@ -89,8 +89,8 @@ class Command(StudyCommand):
         usable = []
         for name in [part.strip() for part in metrics.split(",") if part.strip()]:
             try:
-                scoring.metric_load(name)
-            except scoring.ScoringError as error:
+                scoring_job.metric_load(name)
+            except scoring_job.ScoringError as error:
                 if not leave_out_unavailable:
                     raise CommandError(str(error)) from None
                 self.stderr.write(f"left out: {error}")

@@ -4,7 +4,7 @@ from django.conf import settings as django_settings
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
-from annotation.management.commands._base import StudyCommand
+from annotation.commands import StudyCommand
 from iqa import lpips_training
 from iqa.learned import lpips, store
 from iqa.learned.training import TrainingError

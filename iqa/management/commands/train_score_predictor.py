@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 from PIL import Image
 from tqdm import tqdm
 
-from annotation.management.commands._base import StudyCommand
+from annotation.commands import StudyCommand
 from iqa.learned import score_predictor as sp
 from iqa.learned import store
 from iqa.learned.training import TrainingError, TrainingRun, read_rgb, split_references, torch_threads

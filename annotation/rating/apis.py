@@ -1,0 +1,312 @@
+"""The rater API: join a study (or resume), fetch the trial, vote, report viewing conditions.
+
+Each endpoint validates with its own input serializer, calls one service and
+renders with its own output serializer. Raters never see scores, and a check
+pair looks like any other: every picture carries an opaque per-assignment id and
+a stimulus URL of the same kind.
+"""
+
+from django.core.files.storage import default_storage
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from annotation.models import Rater, Study, ViewingReport
+from annotation.raters import rater_join
+from annotation.rating import completion, viewing
+from annotation.rating.permissions import IsRater
+from annotation.rating.trials import pair_next
+from annotation.rating.votes import CHOICES, Seen, vote_submit
+from core.errors import Forbidden
+from core.fields import (
+    FieldSet,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictFloatField,
+    StrictIntegerField,
+)
+
+ERROR = inline_serializer(
+    "Error",
+    {"error": inline_serializer("ErrorBody", {"code": serializers.CharField(), "message": serializers.CharField()})},
+)
+
+
+def _study(slug: str) -> Study:
+    return get_object_or_404(Study, slug=slug)
+
+
+def _rated_study(request, slug: str) -> tuple[Study, Rater]:
+    """The study of the URL and its rater: the rater's credentials loaded the study with them
+    (one query), so only a rater of another study costs a lookup (and a 403)."""
+    rater: Rater = request.user
+    if rater.study.slug == slug:
+        return rater.study, rater
+    _study(slug)  # 404 for an unknown study
+    raise Forbidden("this rater token belongs to another study")
+
+
+class RaterJoinApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "rater_join"
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "RaterJoinInput"
+
+        external_id = StrictCharField(
+            min_length=1, max_length=200, help_text="Your id, e.g. from the crowdsourcing link (not blank)"
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "RaterJoinOutput"
+
+        rater = serializers.IntegerField()
+        token = serializers.CharField(help_text="Send as 'Authorization: Bearer <token>'; shown only once")
+        resumed = serializers.BooleanField(help_text="True when this id had joined before: its progress continues")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: OutputSerializer,
+            200: OpenApiResponse(
+                OutputSerializer, description="Resumed: the id had joined; a new token replaces its old one"
+            ),
+            400: ERROR,
+            404: ERROR,
+            409: OpenApiResponse(ERROR, description="The id has taken part and the study allows no resume"),
+            429: OpenApiResponse(ERROR, description="Too many joins from this address; retry later"),
+        },
+        summary="Join a study as a rater, or resume with the same id",
+    )
+    def post(self, request, slug: str):
+        study = _study(slug)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        joined = rater_join(study=study, external_id=data.validated_data["external_id"])
+        body = {"rater": joined.rater.id, "token": joined.token, "resumed": joined.resumed}
+        return Response(
+            self.OutputSerializer(body).data, status=status.HTTP_200_OK if joined.resumed else status.HTTP_201_CREATED
+        )
+
+
+class _PictureSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="Opaque, per assignment: says nothing about the image")
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, picture) -> str:
+        return self.context["request"].build_absolute_uri(default_storage.url(picture.file))
+
+
+class _ProgressSerializer(serializers.Serializer):
+    done = serializers.IntegerField(help_text="Rated trials so far")
+    quota = serializers.IntegerField(help_text="Rated trials asked of this rater")
+
+
+class TrialSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "Trial"
+
+    assignment = serializers.CharField(source="token", help_text="Send back with the vote")
+    phase = serializers.ChoiceField(["training", "rating"], help_text="training pairs give feedback")
+    reference = _PictureSerializer()
+    left = _PictureSerializer()
+    right = _PictureSerializer()
+    expires_at = serializers.DateTimeField()
+    allow_tie = serializers.BooleanField(help_text="Whether 'tie' (can't tell) is a valid choice")
+    progress = _ProgressSerializer(source="*")
+
+
+# The hot path renders its two answers by hand: DRF serializers deep-copy their fields on every
+# instantiation, which cost more than a vote's SQL (docs/benchmarks.md, issue 22). The serializers
+# above stay the documented schema; tests/test_hot_path.py checks both give the same JSON.
+_DATETIME = serializers.DateTimeField()
+
+
+def trial_body(trial, request) -> dict:
+    """What TrialSerializer gives for ``trial``."""
+
+    def picture(candidate) -> dict:
+        return {"id": candidate.id, "url": request.build_absolute_uri(default_storage.url(candidate.file))}
+
+    return {
+        "assignment": trial.token,
+        "phase": trial.phase,
+        "reference": picture(trial.reference),
+        "left": picture(trial.left),
+        "right": picture(trial.right),
+        "expires_at": _DATETIME.to_representation(trial.expires_at),
+        "allow_tie": trial.allow_tie,
+        "progress": {"done": trial.done, "quota": trial.quota},
+    }
+
+
+def vote_body(outcome, request) -> dict:
+    """What VoteApi.OutputSerializer gives for ``outcome``."""
+    return {
+        "progress": {"done": outcome.done, "quota": outcome.quota},
+        "feedback": outcome.feedback,
+        "next": None if outcome.next is None else trial_body(outcome.next, request),
+    }
+
+
+class PairNextApi(APIView):
+    permission_classes = [IsRater]
+
+    @extend_schema(
+        responses={
+            200: TrialSerializer,
+            204: OpenApiResponse(description="No pair left for this rater (finished, or screened out)"),
+            401: ERROR,
+            403: ERROR,
+            404: ERROR,
+            409: ERROR,
+        },
+        summary="The rater's trial: the open one again until it is voted on or expires, else a new one",
+    )
+    def get(self, request, slug: str):
+        study, rater = _rated_study(request, slug)
+        trial = pair_next(study=study, rater=rater)
+        if trial is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return JsonResponse(trial_body(trial, request))
+
+
+class VoteApi(APIView):
+    permission_classes = [IsRater]
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "VoteInput"
+
+        assignment = StrictCharField(min_length=1, max_length=64, help_text="The assignment of the pair")
+        choice = StrictChoiceField(
+            choices=list(CHOICES), help_text="'tie' (can't tell) only where the trial allows it"
+        )
+        response_ms = StrictIntegerField(min_value=0, max_value=24 * 3600 * 1000)
+        visible_ms = StrictIntegerField(
+            min_value=0, max_value=24 * 3600 * 1000, required=False, help_text="Time the pair was fully visible"
+        )
+        native = StrictBooleanField(required=False, help_text="Every image shown one image pixel per device pixel")
+        viewing = StrictIntegerField(min_value=1, required=False, help_text="Your viewing report in force")
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "VoteOutput"
+
+        progress = _ProgressSerializer(source="*")
+        feedback = inline_serializer(
+            "TrainingFeedback",
+            {
+                "correct": serializers.BooleanField(),
+                "correct_side": serializers.ChoiceField(["left", "right"]),
+                "message": serializers.CharField(),
+            },
+            allow_null=True,
+            help_text="Practice pairs only",
+        )
+        next = TrialSerializer(allow_null=True, help_text="Your next trial; null when you are done")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: OutputSerializer,
+            400: ERROR,
+            401: ERROR,
+            403: ERROR,
+            404: ERROR,
+            409: ERROR,
+            410: ERROR,
+            429: ERROR,
+        },
+        summary="Vote on an issued pair (each assignment counts once); the answer carries the next trial",
+    )
+    def post(self, request, slug: str):
+        study, rater = _rated_study(request, slug)
+        values = VOTE_INPUT.validate(request.data)
+        outcome = vote_submit(
+            study=study,
+            rater=rater,
+            assignment_token=values["assignment"],
+            choice=values["choice"],
+            response_ms=values["response_ms"],
+            seen=Seen(
+                visible_ms=values.get("visible_ms"), native=values.get("native"), viewing_id=values.get("viewing")
+            ),
+        )
+        return JsonResponse(vote_body(outcome, request), status=status.HTTP_201_CREATED)
+
+
+VOTE_INPUT = FieldSet(VoteApi.InputSerializer)
+
+
+class ViewingReportApi(APIView):
+    """The rating page reports the rater's screen when a session starts and whenever it changes."""
+
+    permission_classes = [IsRater]
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ViewingReportInput"
+
+        device_pixel_ratio = StrictFloatField(min_value=0.25, max_value=10)
+        screen_width = StrictIntegerField(min_value=1, max_value=100_000, help_text="CSS pixels")
+        screen_height = StrictIntegerField(min_value=1, max_value=100_000, help_text="CSS pixels")
+        viewport_width = StrictIntegerField(min_value=1, max_value=100_000, help_text="CSS pixels")
+        viewport_height = StrictIntegerField(min_value=1, max_value=100_000, help_text="CSS pixels")
+        zoom = StrictFloatField(min_value=0.1, max_value=10, required=False, allow_null=True)
+        user_agent = StrictCharField(max_length=512, allow_blank=True, required=False, default="")
+        native = StrictBooleanField(help_text="Every stimulus shown one image pixel per device pixel")
+        layout = StrictChoiceField(choices=ViewingReport.Layout.values)
+        px_per_mm = StrictFloatField(min_value=0.5, max_value=100, required=False, allow_null=True)
+        viewing_distance_mm = StrictFloatField(min_value=100, max_value=3000, required=False, allow_null=True)
+        px_per_degree = StrictFloatField(min_value=1, max_value=1000, required=False, allow_null=True)
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ViewingReportOutput"
+
+        id = serializers.IntegerField(help_text="Send with your votes as 'viewing'")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+        summary="Report the rater's viewing conditions",
+    )
+    def post(self, request, slug: str):
+        _, rater = _rated_study(request, slug)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        report = viewing.viewing_report_create(rater=rater, **data.validated_data)
+        return Response(self.OutputSerializer(report).data, status=status.HTTP_201_CREATED)
+
+
+class RaterStatusApi(APIView):
+    """Where the rater stands: the completion code only once they have finished."""
+
+    permission_classes = [IsRater]
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "RaterStatus"
+
+        status = serializers.ChoiceField(["in_progress", "finished", "screened_out"])
+        progress = _ProgressSerializer()
+        code = serializers.CharField(allow_null=True, help_text="The completion (or screen-out) code, once earned")
+        url = serializers.CharField(
+            allow_null=True, help_text="Where to send the rater back with it, if the study says"
+        )
+
+    @extend_schema(responses={200: OutputSerializer, 401: ERROR, 403: ERROR, 404: ERROR}, summary="The rater's status")
+    def get(self, request, slug: str):
+        study, rater = _rated_study(request, slug)
+        return Response(self.OutputSerializer(completion.rater_completion(study=study, rater=rater)).data)

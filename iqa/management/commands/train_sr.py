@@ -1,0 +1,174 @@
+import io
+import re
+import time
+
+import numpy as np
+from django.core.management.base import CommandError
+from django.utils import timezone
+from PIL import Image
+from tqdm import tqdm
+
+from annotation.commands import StudyCommand
+from sr_models import runtime, training
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
+
+
+def label_for(slug: str) -> str:
+    return f"SRResNet trained by train_sr on study {slug} — not an official checkpoint"
+
+
+class Command(StudyCommand):
+    help = (
+        "Train a small SRResNet (RankSRGAN's, no BN) with L1 on a study's references: MATLAB-bicubic LR inputs, "
+        "references split by image into training and validation, PSNR (Y, border cropped) against bicubic before "
+        "and after. Writes PIPAL_WEIGHTS_DIR/trained/<name>.pth, labelled as a local training run — never one of "
+        "the published checkpoints. Load it with sr_models.weights.read_state and archs.build('srresnet', scale, "
+        "nf=..., nb=...)."
+    )
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        defaults = training.TrainConfig()
+        parser.add_argument("--iterations", type=int, default=defaults.iterations, help="optimiser steps (300)")
+        parser.add_argument("--batch", type=int, default=defaults.batch, help="crops per step (8; configs: 16)")
+        parser.add_argument("--patch", type=int, default=defaults.patch, help="HR crop side (48; configs: 128)")
+        parser.add_argument("--lr", type=float, default=defaults.lr, help="Adam learning rate (2e-4, as published)")
+        parser.add_argument("--seed", type=int, default=defaults.seed, help="split, crops and initial weights (0)")
+        parser.add_argument("--scale", type=int, default=defaults.scale, help="upscaling factor (4)")
+        parser.add_argument("--nf", type=int, default=defaults.nf, help="feature channels (64, the real network)")
+        parser.add_argument("--nb", type=int, default=defaults.nb, help="residual blocks (16, the real network)")
+        parser.add_argument(
+            "--holdout", type=float, default=defaults.holdout, help="share of references kept for validation (0.25)"
+        )
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=0,
+            help="CPU threads for torch (0: its default; 1 is often faster on a busy machine)",
+        )
+        parser.add_argument("--name", help="output file stem (default srresnet_x<scale>_<slug>_<timestamp>)")
+
+    def handle(self, *args, slug, name, threads, **options):
+        study = self.study(slug)
+        keys = ("iterations", "batch", "patch", "lr", "seed", "scale", "nf", "nb", "holdout")
+        config = training.TrainConfig(**{key: options[key] for key in keys})
+        try:
+            training.check_config(config)
+        except training.TrainingError as error:
+            raise CommandError(str(error)) from None
+        if threads < 0:
+            raise CommandError(f"--threads must be 0 or more, not {threads}")
+        now = timezone.now()
+        name = name or f"srresnet_x{config.scale}_{study.slug}_{now.strftime('%Y%m%d-%H%M%S')}"
+        if not NAME_PATTERN.fullmatch(name):
+            raise CommandError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (a file name, no path)")
+        folder = runtime.current().weights_dir / "trained"
+        target = folder / f"{name}.pth"
+        if target.exists():
+            raise CommandError(f"{target} already exists: choose another --name")
+
+        references = list(study.references.order_by("name"))
+        if len(references) < 2:
+            raise CommandError(
+                f"study {study.slug} has {len(references)} reference(s); training needs at least 2 "
+                "(one to train on, one to validate on): add some with import_references"
+            )
+        names = [reference.name for reference in references]
+        images = [self._pixels(reference) for reference in references]
+        try:
+            training.check_images(images, config, names)
+        except training.TrainingError as error:
+            raise CommandError(str(error)) from None
+        train_idx, val_idx = training.split_by_image(len(images), config.holdout, config.seed)
+        self.stdout.write(
+            f"training srresnet x{config.scale} (nf {config.nf}, nb {config.nb}) on {len(train_idx)} reference(s) "
+            f"of {study.slug}, validating on {', '.join(names[i] for i in val_idx)}: {config.iterations} iterations, "
+            f"batch {config.batch}, patch {config.patch}, Adam lr {config.lr:g}, seed {config.seed}"
+        )
+
+        started = time.perf_counter()
+        with tqdm(total=config.iterations, unit="it", desc="train_sr", disable=None) as bar:
+
+            def progress(iteration: int, loss: float) -> None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+            try:
+                with training.torch_threads(threads):
+                    result = training.train_srresnet(images, config, progress, names=names)
+            except training.TrainingError as error:
+                raise CommandError(str(error)) from None
+        wall = time.perf_counter() - started
+
+        psnr = {
+            "bicubic": round(result.psnr_bicubic, 4),
+            "start": round(result.psnr_start, 4),
+            "end": round(result.psnr_end, 4),
+            "gain_over_bicubic_start": round(result.gain_start, 4),
+            "gain_over_bicubic_end": round(result.gain_end, 4),
+            "images": [names[i] for i in result.validation_indices],
+            "convention": (
+                f"mean over validation references of PSNR on Y (BT.601, MATLAB rgb2ycbcr) of 8-bit outputs, "
+                f"{config.scale} pixels cropped at each border, peak 255; LR by MATLAB-bicubic imresize"
+            ),
+        }
+        provenance = {
+            "trained_by": "train_sr",
+            "label": label_for(study.slug),
+            "official": False,
+            "arch": training.ARCH,
+            "scale": config.scale,
+            "build_options": {"nf": config.nf, "nb": config.nb},
+            "study": study.slug,
+            "references": names,
+            "split": {
+                "train": [names[i] for i in result.train_indices],
+                "validation": [names[i] for i in result.validation_indices],
+            },
+            "config": config.as_dict(),
+            "optimizer": {
+                "type": "Adam",
+                "betas": list(training.BETAS),
+                "schedule": "cosine",
+                "eta_min": training.ETA_MIN,
+            },
+            "loss": "L1",
+            "final_loss": result.losses[-1] if result.losses else None,
+            "psnr_y_validation": psnr,
+            "wall_seconds": round(wall, 1),
+            "torch_threads": threads,
+            "torch": self._torch_version(),
+            "date": now.isoformat(),
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{name}.pth.partial"
+        import torch
+
+        torch.save({"params": result.state_dict, "provenance": provenance}, partial)
+        partial.replace(target)  # atomic: a reader never sees half a file
+
+        self.stdout.write(f"PSNR-Y on validation ({', '.join(psnr['images'])}), {config.scale}-pixel border cropped:")
+        self.stdout.write(f"  bicubic (MATLAB imresize)   {result.psnr_bicubic:7.2f} dB")
+        for when, value, gain in (
+            ("before", result.psnr_start, result.gain_start),
+            ("after", result.psnr_end, result.gain_end),
+        ):
+            self.stdout.write(f"  SRResNet {when + ' training':18} {value:7.2f} dB  (gain over bicubic {gain:+.2f} dB)")
+        self.stdout.write(f"{config.iterations} iterations in {wall:.1f} s; wrote {target} ({label_for(study.slug)})")
+
+    @staticmethod
+    def _torch_version() -> str:
+        import torch
+
+        return str(torch.__version__)  # TorchVersion is not a plain str: weights_only=True refuses it
+
+    @staticmethod
+    def _pixels(reference) -> np.ndarray:
+        try:
+            with reference.file.open("rb") as handle:
+                data = handle.read()
+            with Image.open(io.BytesIO(data)) as image:
+                return np.asarray(image.convert("RGB")).copy()
+        except (OSError, ValueError) as error:
+            raise CommandError(f"reference {reference.name}: cannot read {reference.file.name} ({error})") from None
