@@ -10,7 +10,7 @@ service ``annotation.rating.trials.pair_next``, calls interleaved so that machin
 noise hits both alike. The active policy reads one reference's images and
 judgments, fits Bradley–Terry, inverts its 116 x 116 information matrix and
 draws the partner: its cost depends on the reference, not on the study
-(tests/test_active_policy.py checks the query count), so a few references
+(tests/annotation/test_active_policy.py checks the query count), so a few references
 stand for PIPAL's 250.
 
 Figures: median, p99 and mean time per call; the active policy as a ratio of

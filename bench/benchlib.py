@@ -1,19 +1,18 @@
 """Helpers shared by the benchmarks in this folder (not a benchmark itself).
 
 Importing this module puts the repository root on ``sys.path`` so that the
-scripts run as ``.venv/bin/python bench/<name>.py`` from anywhere. Nothing
+scripts run as ``.venv/bin/python bench/<name>.py`` from anywhere. Images, folders, studies
+and Celery worker processes come from ``tests/factories.py``, as in the tests. Nothing
 here imports Django: each script configures its environment first and imports
 the application only after ``django.setup()``.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -96,48 +95,6 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-# --- synthetic PIPAL-layout folders ------------------------------------------------
-
-
-def png_bytes(seed: int, size: int = 32) -> bytes:
-    """A random RGB PNG (as tests/conftest.py makes them)."""
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.random.default_rng(seed).integers(0, 256, size=(size, size, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def type_levels(per_reference: int, levels: int = 3) -> list[tuple[str, int]]:
-    """``per_reference`` (type code, level) pairs: types 01, 02, ... with ``levels`` levels each."""
-    types = math.ceil(per_reference / levels)
-    return [(f"{t:02d}", level) for t in range(1, types + 1) for level in range(1, levels + 1)][:per_reference]
-
-
-def make_pipal_folder(root: Path, *, references: int, per_reference: int, size: int = 32) -> Path:
-    """Ref/R000k.png, Dis/R000k_TT_LL.png and distortion_types.csv (the layout import_images reads)."""
-    (root / "Ref").mkdir(parents=True, exist_ok=True)
-    (root / "Dis").mkdir(parents=True, exist_ok=True)
-    combos = type_levels(per_reference)
-    seed = 0
-    for r in range(1, references + 1):
-        ref = f"R{r:04d}"
-        seed += 1
-        (root / "Ref" / f"{ref}.png").write_bytes(png_bytes(seed, size))
-        for code, level in combos:
-            seed += 1
-            (root / "Dis" / f"{ref}_{code}_{level:02d}.png").write_bytes(png_bytes(seed, size))
-    categories = ["traditional", "super_resolution", "denoising", "mixture"]
-    codes = sorted({code for code, _ in combos})
-    rows = ["id,name,category,subtype"] + [
-        f"{code},Type {code},{categories[i % 4]},sub{code}" for i, code in enumerate(codes)
-    ]
-    (root / "distortion_types.csv").write_text("\n".join(rows) + "\n")
-    return root
-
-
 # --- throwaway PostgreSQL databases --------------------------------------------------
 
 
@@ -163,68 +120,12 @@ def pg_url(name: str, admin_url: str = PG_ADMIN_URL) -> str:
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
-# --- Celery workers ---------------------------------------------------------------
-
-
-class CeleryWorker:
-    """One `celery worker --pool solo` process on ``queues``, with its log in ``log``."""
-
-    def __init__(self, name: str, queues: list[str], env: dict[str, str], log: Path):
-        self.name = name
-        self.log = log
-        self.log_file = open(log, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "pipal_site",
-                "worker",
-                "-Q",
-                ",".join(queues),
-                "-n",
-                f"{name}@%h",
-                "--pool",
-                "solo",
-                "--prefetch-multiplier",
-                "1",
-                "-O",
-                "fair",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-l",
-                "info",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log_file,
-        )
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"worker {self.name} exited ({self.process.returncode}):\n{self.tail()}")
-        return " ready." in self.log.read_text(errors="replace")
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        """SIGTERM (warm shutdown), then SIGKILL after 30 s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.log_file.close()
+# --- Celery workers (tests.factories.CeleryWorker) ------------------------------------
 
 
 def stop_workers(state: dict, redis_url: str) -> None:
-    """Kill what is left of ``state["workers"]`` (CeleryWorker) and delete ``state["queues"]``' Redis keys."""
+    """Kill what is left of ``state["workers"]`` (tests.factories.CeleryWorker) and delete
+    ``state["queues"]``' Redis keys."""
     for worker in state["workers"]:
         if worker.process.poll() is None:
             worker.process.kill()

@@ -88,6 +88,8 @@ from pathlib import Path
 import benchlib
 from benchlib import ROOT, median, ratio
 
+from tests import factories
+
 DEMO = ROOT / "fixtures" / "demo"
 CLASSIC_FR = "psnr,ssim,ms_ssim,fsim,vif,gmsd,vsi,nlpd,cw_ssim"
 
@@ -406,7 +408,7 @@ def run_in_process(names: list[str], study, batch: int, device: str) -> tuple[fl
     return elapsed, user_end - user, system_end - system
 
 
-def wait_for(scores, expected: int, timeout: float, workers: list[benchlib.CeleryWorker], what: str) -> None:
+def wait_for(scores, expected: int, timeout: float, workers: list[factories.CeleryWorker], what: str) -> None:
     started = time.perf_counter()
     while scores.count() < expected:
         for worker in workers:
@@ -439,7 +441,8 @@ def run_workers(
     client = Celery("pipal-bench-compute-scores", broker=args.redis_url)
     try:
         for i in range(count):
-            workers.append(benchlib.CeleryWorker(own[i], [queue, own[i]], env, tmp / f"{own[i]}.log"))
+            log = tmp / f"{own[i]}.log"
+            workers.append(factories.CeleryWorker(own[i], [queue, own[i]], env, log, log_level="info"))
             state["workers"].append(workers[-1])
         limit = time.monotonic() + 60
         while not all(worker.ready() for worker in workers):

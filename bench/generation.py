@@ -58,6 +58,8 @@ from pathlib import Path
 import benchlib
 from benchlib import ROOT, median, ratio
 
+from tests import factories
+
 DEMO_REFS = ROOT / "fixtures" / "demo" / "Ref"
 
 
@@ -243,7 +245,8 @@ def run_workers(args, study, plan, count: int, env: dict[str, str], tmp: Path, s
     client = Celery("pipal-bench-generation", broker=args.redis_url)
     try:
         for i in range(count):
-            workers.append(benchlib.CeleryWorker(f"{queue}-{i}", [queue], env, tmp / f"{queue}-{i}.log"))
+            log = tmp / f"{queue}-{i}.log"
+            workers.append(factories.CeleryWorker(f"{queue}-{i}", [queue], env, log, log_level="info"))
             state["workers"].append(workers[-1])
         limit = time.monotonic() + 60
         while not all(worker.ready() for worker in workers):

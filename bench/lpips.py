@@ -40,7 +40,7 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 from torch import nn  # noqa: E402
 
-from iqa.learned import lpips  # noqa: E402
+from iqa.learned import lpips_arch  # noqa: E402
 
 
 def parse_args(argv):
@@ -56,10 +56,10 @@ def parse_args(argv):
 def weight_files(folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    alexnet = folder / lpips.ALEXNET_FILE
+    alexnet = folder / lpips_arch.ALEXNET_FILE
     torch.save(torchvision.models.alexnet().state_dict(), alexnet)
-    lin = folder / lpips.LIN_FILES[0]
-    torch.save({f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(lpips.CHANNELS)}, lin)
+    lin = folder / lpips_arch.LIN_FILES[0]
+    torch.save({f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(lpips_arch.CHANNELS)}, lin)
     return alexnet, lin
 
 
@@ -72,7 +72,7 @@ def pyiqa_lpips(folder: Path):
     download_util.DEFAULT_CACHE_DIR = str(folder / "pyiqa")
     checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
-    (checkpoints / lpips.ALEXNET_FILE).write_bytes((folder / lpips.ALEXNET_FILE).read_bytes())
+    (checkpoints / lpips_arch.ALEXNET_FILE).write_bytes((folder / lpips_arch.ALEXNET_FILE).read_bytes())
     with weights.weight_sources(folder):
         return pyiqa.create_metric("lpips", device="cpu", as_loss=False)
 
@@ -99,7 +99,7 @@ def rotate(variants: dict, rounds: int) -> dict[str, float]:
 def inference(args, folder: Path) -> None:
     alexnet, lin = weight_files(folder)
     theirs = pyiqa_lpips(folder)
-    ours = {pooling: lpips.load_official(alexnet, lin, pooling=pooling) for pooling in lpips.POOLINGS}
+    ours = {pooling: lpips_arch.load_official(alexnet, lin, pooling=pooling) for pooling in lpips_arch.POOLINGS}
     torch.manual_seed(1)
     images = torch.rand(args.batch, 3, args.size, args.size)
     shared = torch.rand(1, 3, args.size, args.size).expand(args.batch, -1, -1, -1)
@@ -137,9 +137,9 @@ def training(args) -> None:
     refs, p0s, p1s = (torch.rand(batch, 3, 64, 64) for _ in range(3))
     judge = torch.rand(batch)
     variants = {}
-    for pooling in lpips.POOLINGS:
+    for pooling in lpips_arch.POOLINGS:
         for mode in ("lin", "all"):
-            network, head = lpips.LPIPS(pooling), lpips.RankingHead()
+            network, head = lpips_arch.LPIPS(pooling), lpips_arch.RankingHead()
             for parameter in network.features.parameters():
                 parameter.requires_grad_(mode == "all")
             model = nn.ModuleDict({"lpips": network, "head": head})

@@ -43,6 +43,8 @@ from pathlib import Path
 import benchlib
 from benchlib import median, percentile, ratio
 
+from tests import factories
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -114,7 +116,7 @@ def build_study(slug: str, references: int, per_reference: int, max_count: int, 
 
     study = study_create(slug=slug)
     plain_study(study)
-    combos = benchlib.type_levels(per_reference)
+    combos = factories.type_levels(per_reference)
     codes = sorted({code for code, _ in combos})
     types = {
         t.code: t

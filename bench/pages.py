@@ -187,7 +187,7 @@ def build_study(slug: str, references: int, per_reference: int, judgments: int, 
 
 def benchmark_report(study) -> None:
     """A real run_benchmark report on the study's stored scores (few resamples: only the page is timed)."""
-    from iqa import benchmarking
+    from iqa.services import benchmark_runs as benchmarking
 
     benchmarking.benchmark_run(study=study, metric_names="psnr,ssim", resamples=20, logistic=0)
 

@@ -92,10 +92,10 @@ class PlainLoop:
     def __init__(self, args, seed: int):
         import torch
 
-        from iqa.learned import ranker
+        from iqa.learned import ranker_arch
 
         torch.manual_seed(seed)
-        self.model = ranker.Ranker(nf=args.nf).train()
+        self.model = ranker_arch.Ranker(nf=args.nf).train()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4, weight_decay=1e-4)
         self.loss = torch.nn.MarginRankingLoss(margin=0.5)
         self.a = torch.rand(args.batch, 3, args.crop, args.crop)
@@ -113,12 +113,12 @@ class PlainLoop:
 
 
 def training_round(dataset, args, folder: Path, seed: int) -> tuple[list[float], list[float]]:
-    """Seconds per step of ranker.train and of the plain loop, interleaved step by step: the progress
+    """Seconds per step of ranker_training.train and of the plain loop, interleaved step by step: the progress
     callback runs one plain step after each app step (outside the app's clock), so both see the same load."""
-    from iqa.learned import ranker
+    from iqa.learned import ranker_arch, ranker_training
     from iqa.learned.training import TrainingRun
 
-    settings = ranker.RankerSettings(
+    settings = ranker_training.RankerSettings(
         iterations=args.warmup + args.steps, batch=args.batch, crop=args.crop, nf=args.nf, seed=seed
     )
     plain = PlainLoop(args, seed)
@@ -131,9 +131,9 @@ def training_round(dataset, args, folder: Path, seed: int) -> tuple[list[float],
         plain_steps.append(plain.step())
         clock[0] = time.perf_counter()
 
-    run = TrainingRun(folder, kind=ranker.KIND, settings=settings.as_dict(), data={"bench": True})
+    run = TrainingRun(folder, kind=ranker_arch.KIND, settings=settings.as_dict(), data={"bench": True})
     clock[0] = time.perf_counter()
-    ranker.train(dataset, settings, run, progress, checkpoint_every=0)
+    ranker_training.train(dataset, settings, run, progress, checkpoint_every=0)
     return app_steps[args.warmup :], plain_steps[args.warmup :]
 
 
@@ -141,15 +141,15 @@ def write_metric(root: Path, name: str, nf: int) -> None:
     """A finished trained-metric folder with random weights, as train_ranker leaves it."""
     import torch
 
-    from iqa.learned import ranker
+    from iqa.learned import ranker_arch
     from iqa.learned.training import TrainingRun
 
     torch.manual_seed(0)
-    network = ranker.Ranker(nf=nf)
-    run = TrainingRun(root / name, kind=ranker.KIND, settings={"iterations": 0}, data={})
+    network = ranker_arch.Ranker(nf=nf)
+    run = TrainingRun(root / name, kind=ranker_arch.KIND, settings={"iterations": 0}, data={})
     run.start()
     run.finish(
-        config={"arch": ranker.ARCH, "nf": nf, "in_nc": 3},
+        config={"arch": ranker_arch.ARCH, "nf": nf, "in_nc": 3},
         state_dict=network.state_dict(),
         results={},
         metric={"higher_is_better": False, "full_reference": False, "description": "bench (random weights)"},
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from iqa import metrics
-    from iqa.learned import rank_dataset, ranker
+    from iqa.learned import rank_dataset, ranker_arch
 
     if min(args.steps, args.rounds, args.infer_batch, args.infer_repeats, args.images - 1) < 1:
         raise SystemExit("--steps, --rounds, --infer-batch, --infer-repeats must be at least 1, --images at least 2")
@@ -172,10 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         benchlib.header("Ranker: app training/inference vs a plain PyTorch loop (CPU)")
-        network = ranker.Ranker(nf=args.nf)
+        network = ranker_arch.Ranker(nf=args.nf)
         print(
             f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads; Ranker_VGG12_296 nf {args.nf} "
-            f"({ranker.parameter_count(network):,} parameters); training batch {args.batch} pairs of "
+            f"({ranker_arch.parameter_count(network):,} parameters); training batch {args.batch} pairs of "
             f"{args.crop}x{args.crop} crops, {args.steps} timed steps per round after {args.warmup} warm-up; "
             f"inference {args.infer_batch} x {args.size}x{args.size}, {args.infer_repeats} calls per round; "
             f"{args.rounds} rounds; RANDOM weights"

@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torchvision.models import mobilenet_v2
 
-    from iqa.learned import score_predictor as sp
+    from iqa.learned import score_predictor_arch as sp_arch
+    from iqa.learned import score_predictor_training as sp
 
     if args.repeats < 1 or min(args.batch, args.head_batch, args.images) < 2 or args.crop > args.image_size:
         raise SystemExit("--repeats >= 1, --batch, --head-batch and --images >= 2, and --crop <= --image-size")
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     settings = sp.Settings(batch=args.batch, head_batch=args.head_batch, crop=args.crop)
     torch.manual_seed(args.seed)
-    model = sp.build(sp.model_config(settings, {"init": "scratch"})).to(device)
+    model = sp_arch.build(sp.model_config(settings, {"init": "scratch"})).to(device)
     optimizers = sp.Optimizers(model, settings)
     plain_model = mobilenet_v2().to(device)
     plain_optimizer = torch.optim.Adam(plain_model.parameters(), lr=1e-5, eps=1e-7)
@@ -152,14 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([label, batch, 1 / app, 1 / plain, batch / app, batch / plain, ratio(plain, app)])
         print(f"  {label}: {time.perf_counter() - started:.0f} s", flush=True)
 
-    metric = sp.as_metric(model)
+    metric = sp_arch.as_metric(model)
     plain_model.eval()
     for batch in [int(part) for part in args.infer_batches.split(",") if part.strip()]:
         images = torch.from_numpy(np.stack([pixels[f"img{i % args.images}"] for i in range(batch)]))
         # contiguous NCHW, as compute_scores stacks pyiqa's (3, H, W) images; the plain loop gets the same
         # centre crops (a view, as the app's): both run the network on the same layout and values
         images = images.permute(0, 3, 1, 2).float().div(255).contiguous().to(device)
-        x = sp.center_crop(images, args.crop)
+        x = sp_arch.center_crop(images, args.crop)
 
         def app_infer(images=images):
             with torch.inference_mode():

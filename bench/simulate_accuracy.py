@@ -50,6 +50,8 @@ from pathlib import Path
 import benchlib
 from benchlib import median, ratio
 
+from tests import factories
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -149,8 +151,11 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     from dashboard.simulation import DEFAULT_SPREAD, simulate_study
 
     spread = DEFAULT_SPREAD if args.spread is None else args.spread
-    folder = benchlib.make_pipal_folder(
-        tmp / "data", references=args.references, per_reference=args.per_reference, size=args.size
+    folder = factories.make_pipal_folder(
+        tmp / "data",
+        references=args.references,
+        combos=factories.type_levels(args.per_reference),
+        size=(args.size, args.size),
     )
     n_images = args.references * args.per_reference
     print(

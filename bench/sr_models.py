@@ -35,7 +35,7 @@ CPU; fp16/bf16 on a GPU may differ by a level).
 Weights are RANDOM: the benchmark measures speed, not quality (no published
 checkpoint can be downloaded here, and none is needed for a speed figure).
 For each model a random state dict in our key layout (matrices scaled by 0.5,
-as ``tests/sr_fixtures.py`` does, to keep deep random networks' outputs in
+as ``tests/factories.py`` does, to keep deep random networks' outputs in
 range) is saved under the published file name in a temporary weights folder
 and loaded with the app's own ``weights.load_checkpoint`` (or
 ``load_interpolated`` at alpha 0.5 for an interpolation checkpoint): the real
@@ -193,7 +193,7 @@ def write_random_checkpoint(name: str, weights_dir: Path, seed: int) -> list[Pat
     from sr_models import archs, weights
 
     checkpoint = weights.get_checkpoint(name)
-    parts = [weights.get_checkpoint(part) for part in (checkpoint.interpolate or (name,))]
+    parts = [weights.get_checkpoint(part) for part in (checkpoint.parts or (name,))]
     paths = []
     for offset, part in enumerate(parts):
         torch.manual_seed(seed + offset)
@@ -216,7 +216,7 @@ def load_random(name: str, weights_dir: Path, device: str, seed: int):
     megabytes = sum(path.stat().st_size for path in paths) / 1e6
     try:
         started = time.perf_counter()
-        if weights.get_checkpoint(name).interpolate:
+        if weights.get_checkpoint(name).parts:
             loaded = weights.load_interpolated(name, INTERPOLATION_ALPHA, weights_dir=weights_dir, device=device)
         else:
             loaded = weights.load_checkpoint(name, weights_dir=weights_dir, device=device)

@@ -82,6 +82,8 @@ from pathlib import Path
 import benchlib
 from benchlib import ROOT, percentile, ratio
 
+from tests import factories
+
 SLUG = "bench"
 
 
@@ -473,8 +475,11 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         manage(env, "migrate", "--no-input")
         manage(env, "collectstatic", "--no-input")  # as a deployment does (WhiteNoise serves STATIC_ROOT)
-        folder = benchlib.make_pipal_folder(
-            tmp / "data", references=args.references, per_reference=args.per_reference, size=args.size
+        folder = factories.make_pipal_folder(
+            tmp / "data",
+            references=args.references,
+            combos=factories.type_levels(args.per_reference),
+            size=(args.size, args.size),
         )
         flags = [flag for flag in PLAIN_FLAGS if flag.split("=")[0] in manage(env, "create_study", "--help")]
         for slug in (SLUG, REFERENCE_SLUG):  # the app's study, and the reference path's twin

@@ -35,7 +35,7 @@ def media_served_by_a_web_server(app_configs, **kwargs):
         return [
             Warning(
                 "SERVE_MEDIA is on with DEBUG off: Django itself serves the stimuli",
-                hint="Let the web server serve MEDIA_URL from MEDIA_ROOT (README, Production).",
+                hint="Let the web server serve MEDIA_URL from MEDIA_ROOT (docs/deployment.md).",
                 id="pipal.W001",
             )
         ]

@@ -24,5 +24,13 @@ class IqaConfig(AppConfig):
     def ready(self):
         from django.core.signals import setting_changed
 
+        from iqa import weights
+        from iqa.learned.kinds import LEARNED_KINDS
+        from iqa.metric_registry import PROJECT_METRICS
+
+        # The registries, filled by their explicit loaders (no torch, no pyiqa imported here).
+        PROJECT_METRICS.load()
+        LEARNED_KINDS.load()
+        weights.add_weight_records()
         _configure()
         setting_changed.connect(_on_setting_changed)

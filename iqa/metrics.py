@@ -12,71 +12,23 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from iqa.metric_info import MetricInfo, ProjectMetric, UnknownMetric
+from iqa.metric_registry import ALIASES as _ALIASES
+from iqa.metric_registry import PROJECT_METRICS, PYIQA_WEIGHTS
+
+__all__ = ["MetricInfo", "ProjectMetric", "UnknownMetric", "PROJECT_METRICS"]  # what other modules use from here
 
 # Dataset-level scores (FID, IS) and pyiqa's pairwise-only compare2score are not per-image metrics.
 NOT_PER_IMAGE = {"fid", "sfid", "fid_dinov2", "inception_score", "compare2score"}
 
 
-class UnknownMetric(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    name: str
-    higher_is_better: bool
-    full_reference: bool
-    source: str  # "pyiqa", "project" (built in) or "learned" (trained here, iqa.learned.store)
-    pyiqa_name: str = ""
-    options: dict = field(default_factory=dict)
-    description: str = ""
-
-    @property
-    def arrow(self) -> str:
-        return "↑" if self.higher_is_better else "↓"
-
-
-@dataclass(frozen=True)
-class ProjectMetric:
-    info: MetricInfo
-    # factory(device, weights_dir) -> (model, weights_checksum); model(images, references|None) -> (N,) tensor
-    factory: Callable[[str, Path], tuple[Any, str]]
-
-
-_PROJECT: dict[str, ProjectMetric] = {}
 # Where trained metric folders live (iqa.learned.store); set from PIPAL_WEIGHTS_DIR by the app.
 _learned_root: Path | None = None
-
-# Project aliases of pyiqa metrics with other options. PIPAL Table 3 lists FSIM and
-# FSIMc; pyiqa's "fsim" is the chromatic one (chromatic=True by default).
-_ALIASES = {
-    "fsim_gray": ("fsim", {"chromatic": False}, "FSIM on luminance only (PIPAL's FSIM; pyiqa's fsim is FSIMc)"),
-}
-# The SR papers' convention (4PP-EUSR Sec. 5, ESRGAN Sec. 4.2; SPEC §6): PSNR and SSIM on the Y channel
-# of YCbCr with `scale` pixels cropped at each border. For SR tables; IQA-vs-MOS keeps pyiqa's defaults.
-# pyiqa's test_y_channel takes the Y of YIQ unless color_space says "ycbcr" (then MATLAB's rgb2ycbcr).
-_Y_OF_YCBCR = {"test_y_channel": True, "color_space": "ycbcr"}
-for _scale in (2, 3, 4, 8):
-    _ALIASES[f"psnr_sr_x{_scale}"] = (
-        "psnr", {**_Y_OF_YCBCR, "crop_border": _scale}, f"PSNR on Y, {_scale} border pixels cropped"
-    )
-    _ALIASES[f"ssim_sr_x{_scale}"] = (
-        "ssim", {**_Y_OF_YCBCR, "crop_border": _scale}, f"SSIM on Y, {_scale} border pixels cropped"
-    )
-
-
-def register(info: MetricInfo, factory: Callable[[str, Path], tuple[Any, str]]) -> None:
-    """Add a project metric (anti-aliased LPIPS, Rankers) under its own name."""
-    # Not checked against pyiqa's names here: that would import pyiqa (and torch) at start-up;
-    # tests/test_iqa.py checks that no project name shadows a pyiqa metric.
-    if info.name in _ALIASES or info.name in _PROJECT:
-        raise ValueError(f"metric name {info.name!r} is taken")
-    _PROJECT[info.name] = ProjectMetric(info, factory)
 
 
 def _pyiqa_configs() -> dict:
@@ -98,7 +50,7 @@ def _learned() -> dict[str, ProjectMetric]:
 
     found = {}
     for name, manifest in store.discover(_learned_root).items():
-        if name in _PROJECT or name in _ALIASES or name in _pyiqa_configs():
+        if name in PROJECT_METRICS or name in _ALIASES or name in _pyiqa_configs():
             continue  # a folder may not shadow a built-in metric (training refuses such names)
         metric = manifest["metric"]
         info = MetricInfo(
@@ -107,6 +59,7 @@ def _learned() -> dict[str, ProjectMetric]:
             full_reference=bool(metric.get("full_reference")),
             source="learned",
             description=str(metric.get("description", "")),
+            score_range=metric.get("score_range") or store.LEARNED_KINDS.get(manifest["kind"]).score_range,
         )
         found[name] = ProjectMetric(info, store.metric_factory(_learned_root / name))
     return found
@@ -125,11 +78,20 @@ def weights_stamp(name: str) -> tuple:
 
 def builtin_names() -> set[str]:
     """Names no trained folder may take: pyiqa's, the aliases and the platform's own."""
-    return {*_pyiqa_configs(), *_ALIASES, *_PROJECT}
+    return {*_pyiqa_configs(), *_ALIASES, *PROJECT_METRICS.names()}
+
+
+def check_learned_name(name: str) -> str:
+    """A name a training run may give its metric (``iqa.learned.store.check_name`` against the built-in names)."""
+    from iqa.learned import store
+
+    return store.check_name(name, builtin_names())
 
 
 def _project(name: str) -> ProjectMetric | None:
-    return _PROJECT.get(name) or _learned().get(name)
+    if name in PROJECT_METRICS:
+        return PROJECT_METRICS.get(name)
+    return _learned().get(name)
 
 
 def pyiqa_version() -> str:
@@ -140,7 +102,7 @@ def pyiqa_version() -> str:
 
 def metric_names() -> list[str]:
     pyiqa_names = [name for name in _pyiqa_configs() if name not in NOT_PER_IMAGE]
-    return sorted([*pyiqa_names, *_ALIASES, *_PROJECT, *_learned()])
+    return sorted([*pyiqa_names, *_ALIASES, *PROJECT_METRICS.names(), *_learned()])
 
 
 def metric_info(name: str) -> MetricInfo:
@@ -159,6 +121,8 @@ def metric_info(name: str) -> MetricInfo:
             pyiqa_name=pyiqa_name,
             options=options,
             description=description,
+            score_range=config.get("score_range") or None,
+            weights=PYIQA_WEIGHTS.get(pyiqa_name, ()),
         )
     close = difflib.get_close_matches(name, metric_names(), n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else "; list them with: python manage.py list_metrics"
@@ -256,6 +220,3 @@ def stack(images: Sequence) -> Any:
 
     return torch.stack(list(images))
 
-
-# The platform's own metrics with published weights (RankSRGAN's Rankers) register here.
-from iqa.learned import official  # noqa: E402, F401

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iqa.benchmark import SR_CATEGORY, BenchmarkResult, Cell
+from iqa.benchmark_tables import SR_CATEGORY, BenchmarkResult, Cell
 
 CATEGORY_COLOURS = {
     "traditional": "#1f77b4",

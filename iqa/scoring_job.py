@@ -14,9 +14,9 @@ from django.db import transaction
 
 from annotation.models import DistortedImage, ReferenceImage
 from core.errors import ApplicationError
+from core.weights import WeightsError
 from iqa import metrics
 from iqa.models import MetricScore
-from iqa.weights import WeightsMissing
 
 
 class ScoringError(ApplicationError):
@@ -58,7 +58,7 @@ def metric_load(name: str, device: str | None = None) -> metrics.LoadedMetric:
                 loaded = metrics.load_metric(name, device=device, weights_dir=settings.PIPAL_WEIGHTS_DIR)
                 _loaded[(name, device)] = cached = (stamp, loaded)
             return cached[1]
-    except (metrics.UnknownMetric, WeightsMissing, ValueError) as error:
+    except (metrics.UnknownMetric, WeightsError, ValueError) as error:
         raise ScoringError(f"{name}: {error}") from error
 
 

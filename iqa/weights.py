@@ -22,19 +22,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+from core.weights import WEIGHTS, WeightsError, WeightsRecord, file_sha256
+
 # Weight files are what metrics open while they are built; these suffixes
 # leave out source files and images.
 WEIGHT_SUFFIXES = (".pth", ".pt", ".pkl", ".mat", ".npz", ".npy", ".ckpt", ".bin", ".safetensors", ".onnx", ".pb")
 
 
-# Files with a source other than their download URL (see fetch_weights).
-HINTS = {
-    "niqe_modelparameters.mat": "python manage.py fetch_weights niqe (builds it from basicsr's PyPI sdist)",
-}
-
-
-class WeightsMissing(RuntimeError):
-    """A weight file is neither in the weights directory nor downloadable."""
+class WeightsMissing(WeightsError):
+    """A file pyiqa or torchvision downloads is neither in the weights directory nor downloadable."""
 
     def __init__(self, file_name: str, url: str, weights_dir: Path, cause: BaseException | None = None):
         self.file_name, self.url, self.weights_dir = file_name, url, weights_dir
@@ -43,21 +39,17 @@ class WeightsMissing(RuntimeError):
             f"weight file {file_name} is missing and could not be downloaded{reason}. "
             f"Get it from {url} and put it in {weights_dir} (PIPAL_WEIGHTS_DIR), "
             f"or run: python manage.py import_weights /path/to/{file_name}"
-            + (f", or: {HINTS[file_name]}" if file_name in HINTS else "")
+            + "".join(f", or: {hint}" for hint in _other_sources(file_name))
         )
 
 
-def file_sha256(path: Path, _cache: dict = {}) -> str:  # noqa: B006 - a per-process cache on purpose
-    """SHA-256 of a file, remembered per (path, size, mtime): big checkpoints are hashed once."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _cache:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _cache[key] = digest.hexdigest()
-    return _cache[key]
+def _other_sources(file_name: str) -> list[str]:
+    """The commands that make a file pyiqa would download, from its weight record (NIQE's parameters)."""
+    return [
+        f"python manage.py fetch_weights {record.name} ({record.notes})"
+        for record in weight_records()
+        if record.file == file_name and record.make is not None
+    ]
 
 
 def _hash_prefix_ok(path: Path, hash_prefix: str | None) -> bool:
@@ -216,9 +208,39 @@ def niqe_parameters_from_sdist(sdist: Path, weights_dir: Path) -> Path:
     return target
 
 
-def fetch_niqe_parameters(weights_dir: Path, download_dir: Path) -> Path:
+def fetch_niqe_parameters(weights_dir: Path, download_dir: Path | None = None) -> Path:
+    weights_dir = Path(weights_dir)
+    download_dir = Path(download_dir) if download_dir is not None else weights_dir / "downloads"
     project, file_name, _ = BASICSR_SDIST
     sdist = download_dir / file_name
     if not sdist.is_file():
         sdist = download_from_pypi(project, file_name, download_dir)
     return niqe_parameters_from_sdist(sdist, weights_dir)
+
+
+NIQE_PARAMETERS = WeightsRecord(
+    name="niqe_parameters",
+    label="NIQE's pristine model (niqe and pi)",
+    file=NIQE_FILE,
+    source="https://live.ece.utexas.edu/research/quality/niqe_release.zip (Mittal et al. 2013, MATLAB release); "
+    "basicsr's PyPI sdist ships the same parameters",
+    licence="as released by LIVE (UT Austin) for research; basicsr: Apache-2.0",
+    layout="MATLAB .mat with mu_prisparam (1, 36) and cov_prisparam (36, 36)",
+    normalisation="pyiqa's NIQE: Y channel of RGB in [0, 1], 96-pixel blocks",
+    notes="built from basicsr's sdist",
+    make=fetch_niqe_parameters,
+)
+
+
+def weight_records() -> list[WeightsRecord]:
+    """Every weight file of the iqa app: NIQE's parameters and the learned metrics' published files."""
+    from iqa.learned import official
+
+    return [NIQE_PARAMETERS, *official.RECORDS]
+
+
+def add_weight_records(registry=WEIGHTS) -> None:
+    """Add iqa's records to the weights registry (``IqaConfig.ready()``; again is harmless)."""
+    for record in weight_records():
+        if record.name not in registry:
+            registry.add(record.name, record)

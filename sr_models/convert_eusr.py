@@ -21,13 +21,14 @@ TensorFlow is an optional extra (``pip install -r requirements-tf.txt``), import
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from core.weights import file_sha256
 
 CONVERTER = "sr_models.convert_eusr"
 CONVERTER_VERSION = "1"
@@ -58,14 +59,6 @@ def _tensorflow():
             f"reading a TensorFlow frozen graph needs TensorFlow, which is not installed ({error}): {INSTALL_HINT}"
         ) from None
     return tf
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _load_graph_def(path: str | os.PathLike):
@@ -253,7 +246,7 @@ def convert(pb_path: str | os.PathLike, out_path: str | os.PathLike, *, source_n
     params = {key: value.detach().clone().contiguous() for key, value in model.state_dict().items()}
     provenance = {
         "source": source_name,
-        "source_sha256": sha256_of(pb_path),
+        "source_sha256": file_sha256(pb_path),
         "converter": CONVERTER,
         "converter_version": CONVERTER_VERSION,
         "tensorflow": str(tf.__version__),

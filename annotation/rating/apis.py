@@ -128,7 +128,7 @@ class TrialSerializer(serializers.Serializer):
 
 # The hot path renders its two answers by hand: DRF serializers deep-copy their fields on every
 # instantiation, which cost more than a vote's SQL (docs/benchmarks.md, issue 22). The serializers
-# above stay the documented schema; tests/test_hot_path.py checks both give the same JSON.
+# above stay the documented schema; tests/annotation/test_hot_path.py checks both give the same JSON.
 _DATETIME = serializers.DateTimeField()
 
 

@@ -19,7 +19,7 @@ reasons, stimuli not yet prepared — goes the ORM way in ``trials`` and ``votes
 order rater, assignment, images by id (``FOR NO KEY UPDATE`` on PostgreSQL; SQLite's IMMEDIATE
 transactions serialise writers), zero-sum Elo through ``elo.apply``, the append-only log, a
 pair never twice for a rater (its unique constraint). Tested on SQLite and PostgreSQL alike
-(tests/test_hot_path.py, tests/test_concurrency.py).
+(tests/annotation/test_hot_path.py, tests/annotation/test_concurrency.py).
 """
 
 from __future__ import annotations

@@ -16,15 +16,17 @@ weights never mix with older ones. Listing reads only the manifests (no torch).
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from iqa.weights import file_sha256
+from core.weights import file_sha256
+from iqa.learned.errors import LearnedModelError
+from iqa.learned.kinds import LEARNED_KINDS
 
 MODEL_FILE = "model.pt"
 MANIFEST_FILE = "manifest.json"
@@ -32,16 +34,7 @@ STATE_FILE = "train_state.pt"
 LEARNED_FOLDER = "learned"  # under PIPAL_WEIGHTS_DIR
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 
-# kind -> module with build(config) -> nn.Module and as_metric(module) -> scorer
-KIND_MODULES = {
-    "lpips": "iqa.learned.lpips",
-    "ranker": "iqa.learned.ranker",
-    "score_predictor": "iqa.learned.score_predictor",
-}
-
-
-class LearnedModelError(RuntimeError):
-    """A trained folder that cannot be used, with a message that names it."""
+__all__ = ["LEARNED_KINDS", "LearnedModelError"]  # also the names other modules use from here
 
 
 def learned_root(weights_dir: Path) -> Path:
@@ -49,20 +42,20 @@ def learned_root(weights_dir: Path) -> Path:
 
 
 def kind_module(kind: str):
-    if kind not in KIND_MODULES:
-        raise LearnedModelError(f"unknown learned-metric kind {kind!r} (known: {', '.join(KIND_MODULES)})")
-    return importlib.import_module(KIND_MODULES[kind])
+    """The architecture module of a kind (build(config), as_metric(network))."""
+    if kind not in LEARNED_KINDS:
+        raise LearnedModelError(f"unknown learned-metric kind {kind!r} (known: {', '.join(LEARNED_KINDS.names())})")
+    return LEARNED_KINDS.get(kind).module()
 
 
-def check_name(name: str) -> str:
-    """A metric name a training run may take: lower-case file-name characters, not a pyiqa name."""
-    from iqa import metrics
-
+def check_name(name: str, taken: Collection[str] = ()) -> str:
+    """A metric name a training run may take: lower-case file-name characters, none of ``taken``
+    (``iqa.metrics.builtin_names()``: pyiqa's and the platform's; ``metrics.check_learned_name`` passes them)."""
     if not NAME_PATTERN.fullmatch(name or ""):
         raise LearnedModelError(
             f"name {name!r}: use lower-case letters, digits, '.', '_' and '-' (it becomes a folder and a metric name)"
         )
-    if name in metrics.builtin_names():
+    if name in taken:
         raise LearnedModelError(f"name {name!r} is a metric already (pyiqa's or the platform's): choose another")
     return name
 
@@ -92,8 +85,8 @@ def read_manifest(folder: Path) -> dict:
         raise LearnedModelError(f"{path} is missing") from None
     except (OSError, ValueError) as error:
         raise LearnedModelError(f"{path} is not a readable JSON manifest: {error}") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") not in KIND_MODULES:
-        raise LearnedModelError(f"{path} names no known kind (expected one of {', '.join(KIND_MODULES)})")
+    if not isinstance(manifest, dict) or manifest.get("kind") not in LEARNED_KINDS:
+        raise LearnedModelError(f"{path} names no known kind (expected one of {', '.join(LEARNED_KINDS.names())})")
     return manifest
 
 
@@ -117,7 +110,7 @@ def read_model(path: Path) -> tuple[str, dict, dict]:
         raise LearnedModelError(f"{path} is missing") from None
     except Exception as error:  # noqa: BLE001 - torch raises many types for a damaged file
         raise LearnedModelError(f"{path} is not a readable model file: {error}") from None
-    if not isinstance(payload, dict) or payload.get("kind") not in KIND_MODULES or "state_dict" not in payload:
+    if not isinstance(payload, dict) or payload.get("kind") not in LEARNED_KINDS or "state_dict" not in payload:
         raise LearnedModelError(f"{path} is not a model.pt written by a training command")
     return payload["kind"], dict(payload.get("config") or {}), payload["state_dict"]
 
@@ -125,8 +118,10 @@ def read_model(path: Path) -> tuple[str, dict, dict]:
 def build_trained(path: Path, device: str = "cpu"):
     """The network of a ``model.pt``, weights loaded strictly, in eval mode."""
     kind, config, state_dict = read_model(path)
-    module = kind_module(kind)
-    network = module.build(config)
+    try:
+        network = kind_module(kind).build(config)
+    except ValueError as error:  # a config its own architecture refuses
+        raise LearnedModelError(f"{path}: {error}") from None
     try:
         network.load_state_dict(state_dict, strict=True)
     except RuntimeError as error:
@@ -153,7 +148,7 @@ def discover(root: Path) -> dict[str, dict]:
 
 
 def metric_factory(folder: Path):
-    """A ``metrics.register``-style factory for a trained folder: the version is model.pt's SHA-256."""
+    """A project-metric factory for a trained folder: the version is model.pt's SHA-256."""
 
     def factory(device: str, weights_dir: Path) -> tuple[Any, str]:
         path = Path(folder) / MODEL_FILE

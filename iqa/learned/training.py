@@ -20,13 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from iqa.learned import store
+from iqa.learned.errors import TrainingError
 
+__all__ = ["TrainingError", "TrainingRun", "read_rgb", "split_references", "torch_threads"]
 # Settings a resumed run may change: a longer run, checkpoints more or less often.
 RESUMABLE_CHANGES = ("iterations", "checkpoint_every")
-
-
-class TrainingError(ValueError):
-    """Inputs or settings a training run refuses, with a message that says why."""
 
 
 def read_rgb(path) -> np.ndarray:

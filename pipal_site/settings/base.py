@@ -222,7 +222,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Each task's hard time limit (seconds; the soft limit is 90% of it). Every task
-# is sized to finish well inside its limit (expected times in README's
+# is sized to finish well inside its limit (expected times in docs/deployment.md's
 # "Workers" table); a job past it is stopped rather than left holding a worker.
 PIPAL_TASK_TIME_LIMITS = {
     "recompute_mos": 300,  # replays the judgment log: ~3 s at PIPAL scale (1.13M judgments)

@@ -22,7 +22,7 @@ def finish(settings: dict) -> None:
     # WhiteNoise serves collected static files; in DEBUG straight from the apps.
     settings["WHITENOISE_USE_FINDERS"] = debug
     # Let Django serve MEDIA_ROOT (the public stimuli) itself: on in DEBUG; in production a
-    # web server does it (README, Production).
+    # web server does it (docs/deployment.md).
     settings["SERVE_MEDIA"] = env_bool("SERVE_MEDIA", debug)
     problems = public_overlaps(
         settings["PIPAL_PRIVATE_ROOT"], {"MEDIA_ROOT": settings["MEDIA_ROOT"], "STATIC_ROOT": settings["STATIC_ROOT"]}

@@ -27,8 +27,10 @@ import re
 import torch
 from torch import nn
 
-from sr_models.archs import ArchSpec, UnknownLayout, register
-from sr_models.weights import Checkpoint, register_checkpoint
+from sr_models.archs.base import ArchSpec, UnknownLayout
+
+# This family's architectures, read by sr_models.archs' registry.
+SPECS: list[ArchSpec] = []
 
 PAPER = (
     "Lim, Son, Kim, Nah, Lee. Enhanced Deep Residual Networks for Single Image Super-Resolution. CVPR Workshops 2017"
@@ -204,7 +206,7 @@ def _build(scale: int, **options) -> EDSR:
     return EDSR(scale, **options)
 
 
-register(
+SPECS.append(
     ArchSpec(
         name="edsr_baseline",
         family="edsr",
@@ -218,7 +220,7 @@ register(
         options=tuple(BASELINE.items()),
     )
 )
-register(
+SPECS.append(
     ArchSpec(
         name="edsr",
         family="edsr",
@@ -232,29 +234,3 @@ register(
         options=tuple(FULL.items()),
     )
 )
-
-
-# --- published weights (sanghyun-son/EDSR-PyTorch, src/model/edsr.py; DIV2K, bicubic) ---
-# The 8 hex digits in each name are the first digits of the file's SHA-256 (torch.hub's
-# convention): import_weights checks them.
-_EDSR_FILES = {
-    ("edsr_baseline", 2): "edsr_baseline_x2-1bc95232.pt",
-    ("edsr_baseline", 3): "edsr_baseline_x3-abf2a44e.pt",
-    ("edsr_baseline", 4): "edsr_baseline_x4-6b446fab.pt",
-    ("edsr", 2): "edsr_x2-0edfb8a3.pt",
-    ("edsr", 3): "edsr_x3-ea3ef2c6.pt",
-    ("edsr", 4): "edsr_x4-4f62e9ef.pt",
-}
-for (_arch, _scale), _file in _EDSR_FILES.items():
-    register_checkpoint(
-        Checkpoint(
-            name=f"{_arch}_x{_scale}",
-            label=f"EDSR{' baseline' if _arch == 'edsr_baseline' else ''} x{_scale}",
-            arch=_arch,
-            scale=_scale,
-            file=_file,
-            source="https://github.com/sanghyun-son/EDSR-PyTorch (src/model/edsr.py)",
-            url=f"https://cv.snu.ac.kr/research/EDSR/models/{_file}",
-            licence="MIT (sanghyun-son/EDSR-PyTorch)",
-        )
-    )

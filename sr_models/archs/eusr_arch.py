@@ -59,8 +59,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_models.archs import ArchSpec, UnknownLayout, register
-from sr_models.weights import Checkpoint, register_checkpoint
+from sr_models.archs.base import ArchSpec, UnknownLayout
+
+# This family's architectures, read by sr_models.archs' registry.
+SPECS: list[ArchSpec] = []
 
 PAPER = (
     "Choi, Kim, Cheon, Lee. Deep learning-based image super-resolution considering quantitative and "
@@ -224,7 +226,7 @@ def build(
     return EUSR(path=path, n_feats=n_feats, n_shared_blocks=n_shared_blocks, n_upscale_blocks=n_upscale_blocks)
 
 
-register(
+SPECS.append(
     ArchSpec(
         name="eusr",
         family="eusr",
@@ -238,24 +240,3 @@ register(
         options=(("path", "x4"),),
     )
 )
-
-
-# --- published weights (idearibosome/tf-perceptual-eusr README) ---
-# Only frozen TensorFlow graphs are published: `manage.py convert_weights eusr <file.pb>` maps their
-# constants onto this network and writes the PyTorch file named here, with provenance.
-for _name, _label, _pb in (
-    ("eusr_4pp_pirm_x4", "4PP-EUSR (PIRM) x4", "4pp_eusr_pirm.pb"),
-    ("eusr_4pp_paper_x4", "4PP-EUSR (paper) x4", "4pp_eusr_paper_v2.pb"),
-):
-    register_checkpoint(
-        Checkpoint(
-            name=_name,
-            label=_label,
-            arch="eusr",
-            scale=4,
-            file=_pb.replace(".pb", ".pth"),
-            source=f"http://mcml.yonsei.ac.kr/files/4pp_eusr/{_pb} (TensorFlow graph; convert_weights eusr {_pb})",
-            licence="Apache-2.0 (idearibosome/tf-perceptual-eusr)",
-            notes="the x4 path (scale input 4), as reported in the paper",
-        )
-    )

@@ -15,8 +15,10 @@ import re
 
 from torch import nn
 
-from sr_models.archs import ArchSpec, UnknownLayout, register
-from sr_models.weights import Checkpoint, register_checkpoint
+from sr_models.archs.base import ArchSpec, UnknownLayout
+
+# This family's architectures, read by sr_models.archs' registry.
+SPECS: list[ArchSpec] = []
 
 PAPER = "Dong, Loy, Tang. Accelerating the Super-Resolution Convolutional Neural Network. ECCV 2016"
 
@@ -59,7 +61,7 @@ def build(scale: int, d: int = 56, s: int = 12, m: int = 4, num_channels: int = 
     return FSRCNN(scale, num_channels=num_channels, d=d, s=s, m=m)
 
 
-register(
+SPECS.append(
     ArchSpec(
         name="fsrcnn",
         family="fsrcnn",
@@ -72,20 +74,3 @@ register(
         paper=PAPER,
     )
 )
-
-
-# --- published weights (yjn870/FSRCNN-pytorch README; 91-image training set, Y channel) ---
-for _scale, _link in ((2, "1k3dker6g7hz76s"), (3, "pm1ed2nyboulz5z"), (4, "vsvumpopupdpmmu")):
-    register_checkpoint(
-        Checkpoint(
-            name=f"fsrcnn_x{_scale}",
-            label=f"FSRCNN x{_scale}",
-            arch="fsrcnn",
-            scale=_scale,
-            file=f"fsrcnn_x{_scale}.pth",
-            source="https://github.com/yjn870/FSRCNN-pytorch (README, Dropbox)",
-            url=f"https://www.dropbox.com/s/{_link}/fsrcnn_x{_scale}.pth?dl=1",
-            licence="no licence stated by the repository: research use, ask the author before redistributing",
-            notes="PyTorch re-implementation by yjn870 (d=56, s=12, m=4)",
-        )
-    )

@@ -21,7 +21,7 @@ import functools
 
 from torch import nn
 
-from sr_models.archs import ArchSpec, register
+from sr_models.archs.base import ArchSpec
 from sr_models.archs.edsr_arch import (
     DIV2K_RGB_MEAN,
     MeanShift,
@@ -33,12 +33,14 @@ from sr_models.archs.edsr_arch import (
     rename,
     unknown_layout,
 )
-from sr_models.weights import Checkpoint, register_checkpoint
 
 PAPER = (
     "Zhang, Li, Li, Wang, Zhong, Fu. Image Super-Resolution Using Very Deep Residual Channel Attention Networks. "
     "ECCV 2018"
 )
+
+# This family's architectures, read by sr_models.archs' registry.
+SPECS: list[ArchSpec] = []
 
 PAPER_CONFIG = {"n_resgroups": 10, "n_resblocks": 20, "n_feats": 64, "reduction": 16}
 
@@ -155,7 +157,7 @@ def _build(scale: int, **options) -> RCAN:
     return RCAN(scale, **options)
 
 
-register(
+SPECS.append(
     ArchSpec(
         name="rcan",
         family="rcan",
@@ -169,19 +171,3 @@ register(
         options=tuple(PAPER_CONFIG.items()),
     )
 )
-
-
-# --- published weights (yulunzhang/RCAN README: models_ECCV2018RCAN.zip; DIV2K, bicubic) ---
-for _scale in (2, 3, 4, 8):
-    register_checkpoint(
-        Checkpoint(
-            name=f"rcan_x{_scale}",
-            label=f"RCAN x{_scale}",
-            arch="rcan",
-            scale=_scale,
-            file=f"RCAN_BIX{_scale}.pt",
-            source="https://github.com/yulunzhang/RCAN (models_ECCV2018RCAN.zip on Dropbox / Google Drive)",
-            licence="no licence stated by the repository: research use",
-            notes="the zip holds every scale; unpack it and import the file you need",
-        )
-    )

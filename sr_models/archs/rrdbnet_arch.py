@@ -37,9 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_models.archs import ArchSpec, UnknownLayout, register, remap_keys
+from sr_models.archs.base import ArchSpec, UnknownLayout, remap_keys
 from sr_models.archs.interpolation import interpolate_state_dicts
-from sr_models.weights import Checkpoint, register_checkpoint
+
+# This family's architectures, read by sr_models.archs' registry.
+SPECS: list[ArchSpec] = []
 
 __all__ = ["RRDBNet", "build", "convert_state_dict", "interpolate_state_dicts"]
 
@@ -166,7 +168,7 @@ def build(scale: int = 4, in_nc: int = 3, out_nc: int = 3, nf: int = 64, nb: int
     return RRDBNet(in_nc=in_nc, out_nc=out_nc, nf=nf, nb=nb, gc=gc)
 
 
-register(
+SPECS.append(
     ArchSpec(
         name="rrdbnet",
         family="rrdbnet",
@@ -177,46 +179,5 @@ register(
         input_range=1.0,
         pre_upsample=False,
         paper=PAPER,
-    )
-)
-
-
-# --- published weights (xinntao/ESRGAN README, Google Drive folder 17VYV_SoZZesU6mbxz2dMAIccSSlqLecY) ---
-_ESRGAN_SOURCE = "https://github.com/xinntao/ESRGAN (README: pretrained models, Google Drive / Baidu)"
-register_checkpoint(
-    Checkpoint(
-        name="esrgan_x4",
-        label="ESRGAN x4",
-        arch="rrdbnet",
-        scale=4,
-        file="RRDB_ESRGAN_x4.pth",
-        source=_ESRGAN_SOURCE,
-        licence="Apache-2.0 (xinntao/ESRGAN)",
-        notes="the GAN model of the ESRGAN paper (PIRM 2018 winner); old or new key layout",
-    )
-)
-register_checkpoint(
-    Checkpoint(
-        name="esrgan_psnr_x4",
-        label="RRDB PSNR x4 (ESRGAN's PSNR model)",
-        arch="rrdbnet",
-        scale=4,
-        file="RRDB_PSNR_x4.pth",
-        source=_ESRGAN_SOURCE,
-        licence="Apache-2.0 (xinntao/ESRGAN)",
-        notes="RRDBNet trained with L1 only: the PSNR end of network interpolation",
-    )
-)
-register_checkpoint(
-    Checkpoint(
-        name="esrgan_interp_x4",
-        label="ESRGAN network interpolation x4",
-        arch="rrdbnet",
-        scale=4,
-        file="RRDB_PSNR_x4.pth + RRDB_ESRGAN_x4.pth",
-        source=_ESRGAN_SOURCE,
-        licence="Apache-2.0 (xinntao/ESRGAN)",
-        notes="theta = (1 - alpha) * RRDB_PSNR + alpha * ESRGAN (ESRGAN Sec. 3.4); alpha per level",
-        interpolate=("esrgan_psnr_x4", "esrgan_x4"),
     )
 )

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from sr_models.archs import ArchSpec, UnknownLayout, register
-from sr_models.weights import Checkpoint, register_checkpoint
+from sr_models.archs.base import ArchSpec, UnknownLayout
+
+# This family's architectures, read by sr_models.archs' registry.
+SPECS: list[ArchSpec] = []
 
 PAPER = "Dong, Loy, He, Tang. Image Super-Resolution Using Deep Convolutional Networks. TPAMI 2016 (ECCV 2014)"
 
@@ -47,7 +49,7 @@ def build(scale: int, num_channels: int = 1) -> SRCNN:
     return SRCNN(num_channels=num_channels)
 
 
-register(
+SPECS.append(
     ArchSpec(
         name="srcnn",
         family="srcnn",
@@ -60,20 +62,3 @@ register(
         paper=PAPER,
     )
 )
-
-
-# --- published weights (yjn870/SRCNN-pytorch README; 91-image training set, Y channel) ---
-for _scale, _link in ((2, "rxluu1y8ptjm4rn"), (3, "zn4fdobm2kw0c58"), (4, "pd5b2ketm0oamhj")):
-    register_checkpoint(
-        Checkpoint(
-            name=f"srcnn_x{_scale}",
-            label=f"SRCNN x{_scale}",
-            arch="srcnn",
-            scale=_scale,
-            file=f"srcnn_x{_scale}.pth",
-            source="https://github.com/yjn870/SRCNN-pytorch (README, Dropbox)",
-            url=f"https://www.dropbox.com/s/{_link}/srcnn_x{_scale}.pth?dl=1",
-            licence="no licence stated by the repository: research use, ask the author before redistributing",
-            notes="PyTorch re-implementation by yjn870 (9-5-5), not the authors' Caffe/MATLAB release",
-        )
-    )

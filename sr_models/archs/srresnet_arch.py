@@ -48,8 +48,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_models.archs import ArchSpec, UnknownLayout, register, remap_keys
-from sr_models.weights import Checkpoint, register_checkpoint
+from sr_models.archs.base import ArchSpec, UnknownLayout, remap_keys
+
+# This family's architectures, read by sr_models.archs' registry.
+SPECS: list[ArchSpec] = []
 
 PAPER_RANKSRGAN = (
     "Zhang, Liu, Dong, Qiao. RankSRGAN: Generative Adversarial Networks with Ranker for Image "
@@ -222,7 +224,7 @@ def build_msrresnet(scale: int, in_nc: int = 3, out_nc: int = 3, nf: int = 64, n
     return MSRResNet(scale=scale, in_nc=in_nc, out_nc=out_nc, nf=nf, nb=nb)
 
 
-register(
+SPECS.append(
     ArchSpec(
         name="srresnet",
         family="srresnet",
@@ -235,7 +237,7 @@ register(
         paper=PAPER_RANKSRGAN,
     )
 )
-register(
+SPECS.append(
     ArchSpec(
         name="msrresnet",
         family="srresnet",
@@ -248,39 +250,3 @@ register(
         paper=PAPER_MSRRESNET,
     )
 )
-
-
-# --- published weights (XPixelGroup/RankSRGAN README, Google Drive folder 1_KhEc_zBRW7iLeEJITU3i923DC6wv51T) ---
-# SRResNet and SRGAN here are the RankSRGAN authors' retrainings without batch norm (the
-# generator RankSRGAN starts from), not Ledig et al.'s original models (SPEC §6).
-_RANKSRGAN_SOURCE = "https://github.com/XPixelGroup/RankSRGAN (README: pretrained models, Google Drive)"
-_RANKSRGAN_LICENCE = "no licence stated by the repository: research use"
-for _name, _label, _file, _notes in (
-    (
-        "srresnet_x4",
-        "SRResNet x4 (RankSRGAN authors)",
-        "SRResNet_bicx4_in3nf64nb16.pth",
-        "the RankSRGAN authors' SRResNet without batch norm, trained with L1/MSE (PSNR-oriented)",
-    ),
-    (
-        "srgan_x4",
-        "SRGAN x4 (RankSRGAN authors)",
-        "SRGAN.pth",
-        "the RankSRGAN authors' SRGAN retraining (no batch norm), not Ledig et al.'s release",
-    ),
-    ("ranksrgan_niqe_x4", "RankSRGAN (NIQE) x4", "RankSRGAN_NIQE.pth", "Ranker trained on NIQE ranks"),
-    ("ranksrgan_ma_x4", "RankSRGAN (Ma) x4", "RankSRGAN_Ma.pth", "Ranker trained on Ma ranks"),
-    ("ranksrgan_pi_x4", "RankSRGAN (PI) x4", "RankSRGAN_PI.pth", "Ranker trained on PI ranks"),
-):
-    register_checkpoint(
-        Checkpoint(
-            name=_name,
-            label=_label,
-            arch="srresnet",
-            scale=4,
-            file=_file,
-            source=_RANKSRGAN_SOURCE,
-            licence=_RANKSRGAN_LICENCE,
-            notes=_notes,
-        )
-    )

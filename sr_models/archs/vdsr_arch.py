@@ -13,8 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sr_models.archs import ArchSpec, UnknownLayout, register
-from sr_models.weights import Checkpoint, register_checkpoint
+from sr_models.archs.base import ArchSpec, UnknownLayout
+
+# This family's architectures, read by sr_models.archs' registry.
+SPECS: list[ArchSpec] = []
 
 PAPER = "Kim, Lee, Lee. Accurate Image Super-Resolution Using Very Deep Convolutional Networks. CVPR 2016"
 
@@ -69,7 +71,7 @@ def build(scale: int, num_channels: int = 1) -> VDSR:
     return VDSR(num_channels=num_channels)
 
 
-register(
+SPECS.append(
     ArchSpec(
         name="vdsr",
         family="vdsr",
@@ -82,24 +84,3 @@ register(
         paper=PAPER,
     )
 )
-
-
-# --- published weights ---
-# twtygqyy/pytorch-vdsr ships model/model_epoch_50.pth (one model for x2, x3 and x4) as a pickled
-# nn.Module, which cannot be read without running the pickle's code. Extract its tensors once, in a
-# checkout of that repository:  torch.save(torch.load("model/model_epoch_50.pth")["model"].state_dict(),
-# "vdsr_epoch_50_state_dict.pth")  and import the result (import_weights vdsr_x3 vdsr_epoch_50_state_dict.pth).
-for _scale in (2, 3, 4):
-    register_checkpoint(
-        Checkpoint(
-            name=f"vdsr_x{_scale}",
-            label=f"VDSR x{_scale}",
-            arch="vdsr",
-            scale=_scale,
-            file="vdsr_epoch_50_state_dict.pth",
-            source="https://github.com/twtygqyy/pytorch-vdsr (model/model_epoch_50.pth, a pickled model: "
-            "save its state_dict() as vdsr_epoch_50_state_dict.pth first)",
-            licence="MIT (twtygqyy/pytorch-vdsr)",
-            notes="PyTorch re-implementation; one network for every scale",
-        )
-    )

@@ -9,21 +9,16 @@ Pure numpy/OpenCV/Pillow; no Django or Celery here.
         out = entry.apply(image, seed)
 """
 
-# Importing the family modules registers them.
-from sr_models.distortions import denoising, mixture, sr_networks, super_resolution, traditional  # noqa: F401
-from sr_models.distortions.catalogue import DEFAULT_CATALOGUE, CatalogueEntry, CatalogueError, load_catalogue
-from sr_models.distortions.registry import (
+from sr_models.distortions.base import (
     CATEGORIES,
     CODE_VERSION,
     DistortionError,
     DistortionFamily,
     Param,
-    apply,
-    describe,
-    family_names,
-    get_family,
     library_versions,
 )
+from sr_models.distortions.catalogue import DEFAULT_CATALOGUE, CatalogueEntry, CatalogueError, load_catalogue
+from sr_models.distortions.families import FAMILIES, apply, describe, family_names, get_family
 
 __all__ = [
     "CATEGORIES",
@@ -33,6 +28,7 @@ __all__ = [
     "CatalogueError",
     "DistortionError",
     "DistortionFamily",
+    "FAMILIES",
     "Param",
     "apply",
     "describe",

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from sr_models.distortions.registry import DistortionError, get_family
+from sr_models.distortions.base import DistortionError
+from sr_models.distortions.families import get_family
 
 DEFAULT_CATALOGUE = Path(__file__).resolve().parents[2] / "fixtures" / "distortion_catalogue.csv"
 COLUMNS = ("type_id", "name", "family", "category", "subtype", "level", "params_json")

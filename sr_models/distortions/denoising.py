@@ -8,12 +8,12 @@ from __future__ import annotations
 import cv2
 
 from sr_models.distortions import ops
-from sr_models.distortions.registry import Param, register
+from sr_models.distortions.base import Param, family
 
 NOISE_SIGMA = Param(float, "std of the added Gaussian noise on the 0-255 scale", low=0.0, high=100.0)
 
 
-@register(
+@family(
     "mean_filter_denoising",
     category="denoising",
     subtype="mean_filter",
@@ -27,7 +27,7 @@ def mean_filter_denoising(image, params, rng):
     return ops.mean_filter(ops.add_gaussian_noise(image, params["noise_sigma"], rng), params["ksize"])
 
 
-@register(
+@family(
     "nlm_denoising",
     category="denoising",
     subtype="nlm_denoising",
@@ -43,7 +43,7 @@ def nlm_denoising(image, params, rng):
     return ops.nlm(noisy, h)
 
 
-@register(
+@family(
     "bm3d_denoising",
     category="denoising",
     subtype="bm3d_denoising",
@@ -54,7 +54,7 @@ def bm3d_denoising(image, params, rng):
     return ops.bm3d_denoise(ops.add_gaussian_noise(image, params["noise_sigma"], rng), params["noise_sigma"])
 
 
-@register(
+@family(
     "jpeg_artifact_removal",
     category="denoising",
     subtype="jpeg_artifact_removal",
@@ -73,3 +73,6 @@ def jpeg_artifact_removal(image, params, rng):
     if params["method"] == "nlm":
         return ops.nlm(compressed, params["strength"])
     return cv2.bilateralFilter(compressed, d=-1, sigmaColor=params["strength"], sigmaSpace=3.0)
+
+
+FAMILIES = (mean_filter_denoising, nlm_denoising, bm3d_denoising, jpeg_artifact_removal)

@@ -9,14 +9,14 @@ of its own (PIPAL §3.1, citing [54, 38]).
 from __future__ import annotations
 
 from sr_models.distortions import ops
+from sr_models.distortions.base import Param, family
 from sr_models.distortions.denoising import NOISE_SIGMA
-from sr_models.distortions.registry import Param, register
 from sr_models.distortions.super_resolution import SCALE
 
 UPSCALE = Param(str, "upscaling interpolator", default="bicubic", choices=ops.UPSCALE_METHODS)
 
 
-@register(
+@family(
     "sr_of_noisy",
     category="mixture",
     subtype="sr_of_noisy",
@@ -28,7 +28,7 @@ def sr_of_noisy(image, params, rng):
     return ops.upscale(lr, image.shape, params["upscale"])
 
 
-@register(
+@family(
     "sr_after_denoising",
     category="mixture",
     subtype="sr_after_denoising",
@@ -46,7 +46,7 @@ def sr_after_denoising(image, params, rng):
     return ops.upscale(lr, image.shape, params["upscale"])
 
 
-@register(
+@family(
     "sr_after_jpeg_removal",
     category="mixture",
     subtype="sr_after_jpeg_removal",
@@ -61,3 +61,6 @@ def sr_after_denoising(image, params, rng):
 def sr_after_jpeg_removal(image, params, rng):
     lr = ops.jpeg_roundtrip(ops.downscale(image, params["scale"]), params["quality"])
     return ops.upscale(ops.nlm(lr, params["strength"]), image.shape, params["upscale"])
+
+
+FAMILIES = (sr_of_noisy, sr_after_denoising, sr_after_jpeg_removal)

@@ -14,25 +14,22 @@ from typing import Any
 
 import numpy as np
 
+from sr_models.checkpoints import CHECKPOINTS
 from sr_models.distortions import ops
-from sr_models.distortions.registry import DistortionError, Param, register
+from sr_models.distortions.base import DistortionError, DistortionFamily, Param, family
 from sr_models.distortions.super_resolution import gaussian_downsample
 
 
 def _check_checkpoint(name: str) -> None:
-    from sr_models import weights
-
     try:
-        weights.get_checkpoint(name)
+        CHECKPOINTS.get(name)
     except KeyError as error:
         raise DistortionError(str(error.args[0])) from None
 
 
 def _check_interpolation(name: str) -> None:
-    from sr_models import weights
-
     _check_checkpoint(name)
-    if not weights.get_checkpoint(name).interpolate:
+    if not CHECKPOINTS.get(name).parts:
         raise DistortionError(f"{name} is not an interpolation checkpoint (one that blends a PSNR and a GAN model)")
 
 
@@ -75,7 +72,7 @@ def _preflight(params: dict[str, Any]) -> None:
     missing = weights.missing_files(checkpoint, runtime.current().weights_dir)
     if missing:
         raise DistortionError(
-            " ".join(str(weights.CheckpointMissing(part, runtime.current().weights_dir)) for part in missing)
+            " ".join(str(weights.WeightsMissing(part, runtime.current().weights_dir)) for part in missing)
         )
 
 
@@ -95,8 +92,8 @@ def _provenance(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _register(name: str, subtype: str, summary: str) -> None:
-    @register(
+def _network_family(name: str, subtype: str, summary: str) -> DistortionFamily:
+    @family(
         name,
         category="super_resolution",
         subtype=subtype,
@@ -109,12 +106,18 @@ def _register(name: str, subtype: str, summary: str) -> None:
     def generate(image, params, rng):
         return _super_resolve(image, params, None)
 
-
-_register("sr_network", "psnr_sr", "A bundled PSNR-oriented SR network (SRCNN ... RCAN) on the bicubic LR image.")
-_register("gan_sr_network", "gan_sr", "A bundled perceptual SR network (SRGAN, ESRGAN, RankSRGAN, 4PP-EUSR).")
+    return generate
 
 
-@register(
+sr_network = _network_family(
+    "sr_network", "psnr_sr", "A bundled PSNR-oriented SR network (SRCNN ... RCAN) on the bicubic LR image."
+)
+gan_sr_network = _network_family(
+    "gan_sr_network", "gan_sr", "A bundled perceptual SR network (SRGAN, ESRGAN, RankSRGAN, 4PP-EUSR)."
+)
+
+
+@family(
     "esrgan_interpolation",
     category="super_resolution",
     subtype="gan_sr",
@@ -136,3 +139,6 @@ _register("gan_sr_network", "gan_sr", "A bundled perceptual SR network (SRGAN, E
 )
 def esrgan_interpolation(image, params, rng):
     return _super_resolve(image, params, params["alpha"])
+
+
+FAMILIES = (sr_network, gan_sr_network, esrgan_interpolation)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from sr_models.distortions import ops
-from sr_models.distortions.registry import Param, register
+from sr_models.distortions.base import Param, family
 from sr_models.imresize import resample
 
 SCALE = Param(int, "SR factor: the LR image is the input divided by it", low=2, high=8)
 
 
-@register(
+@family(
     "interpolation_sr",
     category="super_resolution",
     subtype="interpolation",
@@ -46,7 +46,7 @@ def gaussian_downsample(image: np.ndarray, scale: int, sigma: float) -> np.ndarr
     return resample(image, ops.lr_shape(image.shape, scale), kernel, width=2 * 3 * sigma + 1, antialiasing=False)
 
 
-@register(
+@family(
     "kernel_mismatch_sr",
     category="super_resolution",
     subtype="kernel_mismatch_sr",
@@ -59,3 +59,6 @@ def gaussian_downsample(image: np.ndarray, scale: int, sigma: float) -> np.ndarr
 def kernel_mismatch_sr(image, params, rng):
     lr = gaussian_downsample(image, params["scale"], params["sigma_true"])
     return ops.upscale(lr, image.shape, "bicubic")
+
+
+FAMILIES = (interpolation_sr, kernel_mismatch_sr)

@@ -15,12 +15,12 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from sr_models.distortions import ops
-from sr_models.distortions.registry import Param, register
+from sr_models.distortions.base import Param, family
 
 SIGMA_PX = Param(float, "Gaussian standard deviation in pixels", low=0.1, high=20.0)
 
 
-@register(
+@family(
     "gaussian_blur",
     category="traditional",
     subtype="gaussian_blur",
@@ -48,7 +48,7 @@ def motion_kernel(length: float, angle_deg: float) -> np.ndarray:
     return kernel / kernel.sum()
 
 
-@register(
+@family(
     "motion_blur",
     category="traditional",
     subtype="motion_blur",
@@ -71,7 +71,7 @@ def motion_blur(image, params, rng):
     return cv2.filter2D(image, -1, motion_kernel(params["length"], angle), borderType=ops.BORDER)
 
 
-@register(
+@family(
     "jpeg",
     category="traditional",
     subtype="compression",
@@ -82,7 +82,7 @@ def jpeg(image, params, rng):
     return ops.jpeg_roundtrip(image, params["quality"])
 
 
-@register(
+@family(
     "jpeg2000",
     category="traditional",
     subtype="compression",
@@ -97,7 +97,7 @@ def jpeg2000(image, params, rng):
     return ops.jpeg2000_roundtrip(image, params["ratio"])
 
 
-@register(
+@family(
     "gaussian_noise",
     category="traditional",
     subtype="gaussian_noise",
@@ -108,7 +108,7 @@ def gaussian_noise(image, params, rng):
     return ops.add_gaussian_noise(image, params["sigma"], rng)
 
 
-@register(
+@family(
     "spatial_warping",
     category="traditional",
     subtype="spatial_warping",
@@ -137,7 +137,7 @@ def spatial_warping(image, params, rng):
     return cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_CUBIC, borderMode=ops.BORDER)
 
 
-@register(
+@family(
     "bilateral_filter",
     category="traditional",
     subtype="bilateral_filter",
@@ -151,7 +151,7 @@ def bilateral_filter(image, params, rng):
     return cv2.bilateralFilter(image, d=-1, sigmaColor=params["sigma_color"], sigmaSpace=params["sigma_space"])
 
 
-@register(
+@family(
     "comfort_noise",
     category="traditional",
     subtype="comfort_noise",
@@ -176,7 +176,7 @@ def comfort_noise(image, params, rng):
     return ops.to_uint8(smooth + (params["gain"] * local_std * grain)[..., None])
 
 
-@register(
+@family(
     "colour_quantisation",
     category="traditional",
     subtype="colour_quantisation",
@@ -195,7 +195,7 @@ def colour_quantisation(image, params, rng):
     return np.asarray(paletted.convert("RGB")).copy()
 
 
-@register(
+@family(
     "contrast_change",
     category="traditional",
     subtype="contrast_change",
@@ -209,3 +209,17 @@ def contrast_change(image, params, rng):
     x = image.astype(np.float64)
     mean = x.mean()
     return ops.to_uint8(mean + params["contrast"] * (x - mean) + params["brightness"])
+
+
+FAMILIES = (
+    gaussian_blur,
+    motion_blur,
+    jpeg,
+    jpeg2000,
+    gaussian_noise,
+    spatial_warping,
+    bilateral_filter,
+    comfort_noise,
+    colour_quantisation,
+    contrast_change,
+)

@@ -7,7 +7,7 @@ from annotation.imports.judgment_files import read_judgment_csv
 
 class Command(StudyCommand):
     help = (
-        "Apply a judgment log (CSV columns image_a,image_b,winner[,rater]; winner is a or b; images by file name) "
+        "Apply a judgment log (CSV columns image_a,image_b,winner[,rater]; winner is a, b or tie; images by file name) "
         "in order through the Elo engine. All or nothing."
     )
 

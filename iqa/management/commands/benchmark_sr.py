@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
+from core.weights import WeightsError
 from iqa import metrics
-from iqa.weights import WeightsMissing
 from sr_models import evaluation, inference, runtime, weights
 
 DEFAULT_METRICS = "psnr,ssim,niqe,nrqm,pi,lpips"
@@ -100,7 +100,7 @@ class Command(BaseCommand):
         known = weights.checkpoint_names()
         if models.strip() == "all":
             names = [n for n in known if weights.get_checkpoint(n).scale == scale
-                     and not weights.get_checkpoint(n).interpolate]
+                     and not weights.get_checkpoint(n).parts]
         else:
             names = [name.strip() for name in models.split(",") if name.strip()]
         unknown = [name for name in names if name not in known]
@@ -109,8 +109,8 @@ class Command(BaseCommand):
         methods, missing = [], []
         for name in names:
             checkpoint = weights.get_checkpoint(name)
-            if checkpoint.interpolate:
-                ends = ", ".join(checkpoint.interpolate)
+            if checkpoint.parts:
+                ends = ", ".join(checkpoint.parts)
                 raise CommandError(f"{name} blends two networks by alpha; benchmark its ends ({ends})")
             if checkpoint.scale != scale:
                 raise CommandError(f"{name} upscales x{checkpoint.scale}, not x{scale} (--scale)")
@@ -123,7 +123,7 @@ class Command(BaseCommand):
                 continue
             try:
                 loaded = weights.load_checkpoint(name, weights_dir=weights_dir, device=device)
-            except weights.CheckpointError as error:
+            except weights.WeightsError as error:
                 raise CommandError(str(error)) from None
             methods.append(
                 evaluation.Method(
@@ -154,7 +154,7 @@ class Command(BaseCommand):
                 loaded = metrics.load_metric(name, device=device, weights_dir=settings.PIPAL_WEIGHTS_DIR)
             except metrics.UnknownMetric as error:
                 raise CommandError(str(error)) from None
-            except WeightsMissing as error:
+            except WeightsError as error:
                 unavailable.append(f"{name}: {error}")
                 continue
 

@@ -3,11 +3,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from iqa import rank_datasets
 from iqa.learned import rank_dataset as rd
 from iqa.learned.training import TrainingError
-
-SOURCES = ("distortion", "interpolation", "sr", "study")
+from iqa.services.build_rank_dataset import SOURCES, build_rank_dataset, rank_dataset_inputs_for
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -98,29 +96,41 @@ class Command(BaseCommand):
             validation=options["validation"],
             seed=options["seed"],
         )
+        builder_options = {"kind": options["kind"], "min_gap": options["min_gap"], "device": options["device"]}
+        if source == "distortion":
+            builder_options["sigmas"] = _floats(options["sigmas"], "--sigmas") if options["sigmas"] else None
+        elif source == "interpolation":
+            builder_options.update(
+                model=options["model"],
+                lambdas=_floats(options["lambdas"], "--lambdas"),
+                include_ends=options["include_ends"],
+            )
+        elif source == "sr":
+            models = [name.strip() for name in options["models"].split(",") if name.strip()]
+            if len(set(models)) != len(models):
+                raise CommandError(f"--models {options['models']}: a model is listed twice")
+            builder_options.update(models=models, metric=options["metric"])
         try:
             patch_options.check()
-            if source == "study":
-                the_study = rank_datasets.study_by_slug(study)
-                slug = the_study.slug
-                inputs = rank_datasets.study_references(the_study, min_judgments=options["min_judgments"])
-                what = f"study {slug} ({len(inputs)} references)"
-            else:
-                slug = ""
-                inputs = rank_datasets.hr_folder_images(hr_dir)
-                what = f"{len(inputs)} HR image(s) of {hr_dir}"
+            inputs = rank_dataset_inputs_for(source, hr_dir=hr_dir, study=study, min_judgments=options["min_judgments"])
             self.stdout.write(
-                f"building a {source} rank dataset from {what}: patches {patch_options.size} px, stride "
-                f"{patch_options.stride}, at most {patch_options.max_per_image} per image, sharpness >= "
+                f"building a {source} rank dataset from {inputs.description}: patches {patch_options.size} px, "
+                f"stride {patch_options.stride}, at most {patch_options.max_per_image} per image, sharpness >= "
                 f"{patch_options.min_sharpness:g}, {patch_options.validation:.0%} of the images to validation"
             )
-            with tqdm(total=len(inputs), unit="image", desc="build_rank_dataset", disable=None) as bar:
+            with tqdm(total=len(inputs.items), unit="image", desc="build_rank_dataset", disable=None) as bar:
 
                 def progress(done: int, count: int, name: str) -> None:
                     bar.update(done - bar.n)
                     bar.set_postfix_str(name, refresh=False)
 
-                summary = self._build(source, out_dir, inputs, slug, patch_options, progress, options)
+                def announce(text: str) -> None:
+                    with tqdm.external_write_mode():
+                        self.stdout.write(text)
+
+                summary = build_rank_dataset(
+                    inputs, out_dir, options=patch_options, progress=progress, announce=announce, **builder_options
+                )
         except TrainingError as error:  # RankDatasetError and unreadable images
             raise CommandError(str(error)) from None
         counts = summary.counts
@@ -131,44 +141,4 @@ class Command(BaseCommand):
             f"{', '.join(summary.split['validation'])}); dropped positions: {counts['dropped_flat_positions']} flat, "
             f"{counts['dropped_close_label_positions']} with too-close labels, "
             f"{counts['dropped_over_limit_positions']} over the per-image limit"
-        )
-
-    def _build(self, source, out_dir, inputs, slug, patch_options, progress, options):
-        if source == "study":
-            return rd.build_study(out_dir, inputs, study=slug, options=patch_options, progress=progress)
-        images = inputs
-        if source == "distortion":
-            sigmas = _floats(options["sigmas"], "--sigmas") if options["sigmas"] else None
-            return rd.build_distortion(
-                out_dir, images, kind=options["kind"], sigmas=sigmas, options=patch_options, progress=progress
-            )
-        if source == "interpolation":
-            return rd.build_interpolation(
-                out_dir,
-                images,
-                upscale=rank_datasets.sr_upscaler(options["model"]),
-                model=options["model"],
-                lambdas=_floats(options["lambdas"], "--lambdas"),
-                include_ends=options["include_ends"],
-                options=patch_options,
-                progress=progress,
-            )
-        models = [name.strip() for name in options["models"].split(",") if name.strip()]
-        if len(set(models)) != len(models):
-            raise CommandError(f"--models {options['models']}: a model is listed twice")
-        upscalers = {name: rank_datasets.sr_upscaler(name) for name in models}
-        metric = rank_datasets.patch_metric(options["metric"], options["device"])
-        self.stdout.write(
-            f"labels: {metric.name} ({metric.version}, {'higher' if metric.higher_is_better else 'lower'} is better"
-            f"{', full-reference: HR patch as reference' if metric.full_reference else ''}) of each patch of "
-            f"{', '.join(models)}; positions kept when every two labels differ by more than {options['min_gap']:g}"
-        )
-        return rd.build_sr(
-            out_dir,
-            images,
-            upscalers=upscalers,
-            metric=metric,
-            min_gap=options["min_gap"],
-            options=patch_options,
-            progress=progress,
         )

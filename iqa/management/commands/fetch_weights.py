@@ -3,45 +3,43 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from iqa import scoring_job, weights
+from core import weights as core_weights
+from core.weights import WEIGHTS
+from iqa import scoring_job
 from iqa.metrics import UnknownMetric, metric_info
-from sr_models import weights as sr_weights
 
 
 class Command(BaseCommand):
     help = (
-        "Make weights available in PIPAL_WEIGHTS_DIR. SR checkpoints (sr_infer --list): downloaded when they "
-        "have a direct URL and checked like an import. Metrics: NIQE's pristine parameters are built from "
-        "basicsr's PyPI sdist (no other network needed); any other metric is loaded once, downloading its "
-        "files when online. Says, for what is not available, which file and where to get it."
+        "Make weights available in PIPAL_WEIGHTS_DIR. A weight file's name (SR checkpoints: sr_infer --list; "
+        "niqe_parameters, ranker_niqe, alexnet_imagenet, ...): made, or downloaded when it has a direct URL and "
+        "checked like an import. A metric's name: the weight files it declares (NIQE's pristine parameters are "
+        "built from basicsr's PyPI sdist), then the metric is loaded once, downloading its files when online. "
+        "Says, for what is not available, which file and where to get it."
     )
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "names", nargs="+", help="checkpoint or metric names (commas allowed): esrgan_x4 niqe,lpips"
+            "names", nargs="+", help="weight-file or metric names (commas allowed): esrgan_x4 niqe,lpips"
         )
 
     def handle(self, *args, names, **options):
         wanted = [part.strip() for name in names for part in name.split(",") if part.strip()]
         weights_dir = Path(settings.PIPAL_WEIGHTS_DIR)
-        checkpoints = set(sr_weights.checkpoint_names())
         failed = []
         for name in dict.fromkeys(wanted):
-            if name in checkpoints:
-                failed += self._checkpoint(name, weights_dir)
+            if name in WEIGHTS:
+                failed += self._fetch(WEIGHTS.get(name), weights_dir)
                 continue
             try:
                 info = metric_info(name)
             except UnknownMetric as error:
-                failed.append(f"{error} (nor an SR checkpoint)")
+                failed.append(f"{error} (nor a weight file)")
                 continue
-            if info.pyiqa_name in ("niqe", "pi") and not (weights_dir / weights.NIQE_FILE).is_file():
-                try:
-                    path = weights.fetch_niqe_parameters(weights_dir, weights_dir / "downloads")
-                except (OSError, ValueError) as error:
-                    failed.append(f"{name}: NIQE parameters from basicsr's sdist: {error}")
-                    continue
-                self.stdout.write(f"{weights.NIQE_FILE} built from basicsr's sdist -> {path}")
+            problems = [problem for record in info.weights for problem in self._fetch(WEIGHTS.get(record), weights_dir)]
+            if problems:
+                failed += [f"{name}: {problem}" for problem in problems]
+                continue
             try:
                 metric = scoring_job.metric_load(name, "cpu")
             except scoring_job.ScoringError as error:
@@ -51,15 +49,16 @@ class Command(BaseCommand):
         if failed:
             raise CommandError("\n".join(failed))
 
-    def _checkpoint(self, name: str, weights_dir: Path) -> list[str]:
-        entry = sr_weights.get_checkpoint(name)
-        parts = [sr_weights.get_checkpoint(part) for part in entry.interpolate] if entry.interpolate else [entry]
-        failed = []
-        for part in parts:
-            try:
-                path = sr_weights.fetch_checkpoint(part.name, weights_dir)
-            except sr_weights.CheckpointError as error:
-                failed.append(str(error))
-                continue
-            self.stdout.write(f"{part.name}: ready ({path})")
-        return failed
+    def _fetch(self, record, weights_dir: Path) -> list[str]:
+        """Fetch one record (its parts, for a record made of others); the problems, as messages."""
+        made = record.make is not None and not (weights_dir / record.file).is_file()
+        try:
+            paths = core_weights.fetch(record, weights_dir)
+        except core_weights.WeightsError as error:
+            return [str(error)]
+        for path in paths:
+            if made:
+                self.stdout.write(f"{record.file} {record.notes} -> {path}")
+            else:
+                self.stdout.write(f"{record.name}: ready ({path})")
+        return []

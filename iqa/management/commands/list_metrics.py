@@ -4,7 +4,7 @@ from iqa import metrics
 
 
 class Command(BaseCommand):
-    help = "List every metric usable by name: pyiqa's and the project's, with direction and mode."
+    help = "List every metric usable by name: pyiqa's and the project's, with direction, mode and score range."
 
     def add_arguments(self, parser):
         parser.add_argument("--filter", default="", help="only names containing this text")
@@ -13,6 +13,6 @@ class Command(BaseCommand):
         for name in metrics.metric_names():
             if filter in name:
                 info = metrics.metric_info(name)
-                mode = "FR" if info.full_reference else "NR"
+                score_range = f" [{info.score_range}]" if info.score_range else ""
                 note = f"  {info.description}" if info.description else ""
-                self.stdout.write(f"{name:28} {info.arrow} {mode} {info.source}{note}")
+                self.stdout.write(f"{name:28} {info.arrow} {info.mode} {info.source}{score_range}{note}")

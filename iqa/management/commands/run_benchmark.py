@@ -6,8 +6,9 @@ from tqdm import tqdm
 
 from annotation.commands import StudyCommand
 from core.private_media import private_root
-from iqa import benchmark, benchmarking, scoring_job, selectors, stats
+from iqa import benchmark_tables, scoring_job, selectors, stats
 from iqa.metrics import pyiqa_version
+from iqa.services import benchmark_runs
 
 
 class Command(StudyCommand):
@@ -62,12 +63,12 @@ class Command(StudyCommand):
             raise CommandError("--min-images must be at least 3 and --resamples at least 10")
         table3 = metrics.strip() == "table3"
         if table3:
-            metrics = ",".join(benchmark.table3_metrics())
+            metrics = ",".join(benchmark_tables.table3_metrics())
         if options["compute_missing"]:
             metrics = self._compute_missing(slug, metrics, leave_out_unavailable=table3)
         count = len([name for name in metrics.split(",") if name.strip()])
         with tqdm(total=count, unit="metric", disable=None) as bar:
-            run = benchmarking.benchmark_run(
+            run = benchmark_runs.benchmark_run(
                 study=study,
                 metric_names=metrics,
                 out_dir=Path(out) if out else None,
@@ -104,16 +105,16 @@ class Command(StudyCommand):
     def _list_table3(self, study) -> None:
         coverage = {row["metric"]: row for row in selectors.score_coverage(study)}
         self.stdout.write(f"PIPAL Table 3's IQA methods (Sec. 4.1), the platform's names, scores on {study.slug}:")
-        for label, name, note in benchmark.PIPAL_TABLE3:
+        for label, name, note in benchmark_tables.PIPAL_TABLE3:
             if name is None:
                 self.stdout.write(f"  {label:11} —  not available (not in pyiqa {pyiqa_version()})")
                 continue
             row = coverage.get(name)
             scored = f"{row['scored']}/{row['total']} images scored" if row else "not scored yet"
             self.stdout.write(f"  {label:11} {name:11} {scored}{'; ' + note if note else ''}")
-        have = benchmark.table3_metrics()
+        have = benchmark_tables.table3_metrics()
         self.stdout.write(
-            f"{len(have)} of {len(benchmark.PIPAL_TABLE3)} available. Score and benchmark them all with:\n"
+            f"{len(have)} of {len(benchmark_tables.PIPAL_TABLE3)} available. Score and benchmark them all with:\n"
             f"  python manage.py compute_scores {study.slug} --metrics {','.join(have)}\n"
             f"  python manage.py run_benchmark {study.slug} --metrics table3"
         )

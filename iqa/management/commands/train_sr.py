@@ -6,9 +6,8 @@ import numpy as np
 from django.core.management.base import CommandError
 from django.utils import timezone
 from PIL import Image
-from tqdm import tqdm
 
-from annotation.commands import StudyCommand
+from iqa.training_command import StudyTrainingCommand
 from sr_models import runtime, training
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
@@ -18,47 +17,51 @@ def label_for(slug: str) -> str:
     return f"SRResNet trained by train_sr on study {slug} — not an official checkpoint"
 
 
-class Command(StudyCommand):
+class Command(StudyTrainingCommand):
     help = (
         "Train a small SRResNet (RankSRGAN's, no BN) with L1 on a study's references: MATLAB-bicubic LR inputs, "
         "references split by image into training and validation, PSNR (Y, border cropped) against bicubic before "
         "and after. Writes PIPAL_WEIGHTS_DIR/trained/<name>.pth, labelled as a local training run — never one of "
-        "the published checkpoints. Load it with sr_models.weights.read_state and archs.build('srresnet', scale, "
+        "the published checkpoints. Load it with core.weights.read_state and archs.build('srresnet', scale, "
         "nf=..., nb=...)."
     )
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
         defaults = training.TrainConfig()
-        parser.add_argument("--iterations", type=int, default=defaults.iterations, help="optimiser steps (300)")
-        parser.add_argument("--batch", type=int, default=defaults.batch, help="crops per step (8; configs: 16)")
+        self.add_shared_options(
+            parser,
+            iterations={"default": defaults.iterations, "help": "optimiser steps (300)"},
+            batch={"default": defaults.batch, "help": "crops per step (8; configs: 16)"},
+        )
         parser.add_argument("--patch", type=int, default=defaults.patch, help="HR crop side (48; configs: 128)")
-        parser.add_argument("--lr", type=float, default=defaults.lr, help="Adam learning rate (2e-4, as published)")
-        parser.add_argument("--seed", type=int, default=defaults.seed, help="split, crops and initial weights (0)")
+        self.add_shared_options(
+            parser,
+            lr={"default": defaults.lr, "help": "Adam learning rate (2e-4, as published)"},
+            seed={"default": defaults.seed, "help": "split, crops and initial weights (0)"},
+        )
         parser.add_argument("--scale", type=int, default=defaults.scale, help="upscaling factor (4)")
         parser.add_argument("--nf", type=int, default=defaults.nf, help="feature channels (64, the real network)")
         parser.add_argument("--nb", type=int, default=defaults.nb, help="residual blocks (16, the real network)")
         parser.add_argument(
             "--holdout", type=float, default=defaults.holdout, help="share of references kept for validation (0.25)"
         )
-        parser.add_argument(
-            "--threads",
-            type=int,
-            default=0,
-            help="CPU threads for torch (0: its default; 1 is often faster on a busy machine)",
+        self.add_shared_options(
+            parser,
+            threads={
+                "default": 0,
+                "help": "CPU threads for torch (0: its default; 1 is often faster on a busy machine)",
+            },
+            name="output file stem (default srresnet_x<scale>_<slug>_<timestamp>)",
         )
-        parser.add_argument("--name", help="output file stem (default srresnet_x<scale>_<slug>_<timestamp>)")
 
     def handle(self, *args, slug, name, threads, **options):
         study = self.study(slug)
         keys = ("iterations", "batch", "patch", "lr", "seed", "scale", "nf", "nb", "holdout")
         config = training.TrainConfig(**{key: options[key] for key in keys})
-        try:
+        with self.training_errors(training.TrainingError):
             training.check_config(config)
-        except training.TrainingError as error:
-            raise CommandError(str(error)) from None
-        if threads < 0:
-            raise CommandError(f"--threads must be 0 or more, not {threads}")
+        self.check_threads(threads)
         now = timezone.now()
         name = name or f"srresnet_x{config.scale}_{study.slug}_{now.strftime('%Y%m%d-%H%M%S')}"
         if not NAME_PATTERN.fullmatch(name):
@@ -76,10 +79,8 @@ class Command(StudyCommand):
             )
         names = [reference.name for reference in references]
         images = [self._pixels(reference) for reference in references]
-        try:
+        with self.training_errors(training.TrainingError):
             training.check_images(images, config, names)
-        except training.TrainingError as error:
-            raise CommandError(str(error)) from None
         train_idx, val_idx = training.split_by_image(len(images), config.holdout, config.seed)
         self.stdout.write(
             f"training srresnet x{config.scale} (nf {config.nf}, nb {config.nb}) on {len(train_idx)} reference(s) "
@@ -88,17 +89,12 @@ class Command(StudyCommand):
         )
 
         started = time.perf_counter()
-        with tqdm(total=config.iterations, unit="it", desc="train_sr", disable=None) as bar:
-
-            def progress(iteration: int, loss: float) -> None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-
-            try:
-                with training.torch_threads(threads):
-                    result = training.train_srresnet(images, config, progress, names=names)
-            except training.TrainingError as error:
-                raise CommandError(str(error)) from None
+        with (
+            self.progress_bar(config.iterations, "train_sr") as bar,
+            self.training_errors(training.TrainingError),
+            self.torch_threads(threads),
+        ):
+            result = training.train_srresnet(images, config, self.step_progress(bar), names=names)
         wall = time.perf_counter() - started
 
         psnr = {

@@ -71,7 +71,7 @@ class Command(BaseCommand):
                 weights.load_checkpoint(name, weights_dir=staging)
             except convert_eusr.ConversionError as error:
                 raise CommandError(f"{graph}: {error}") from None
-            except weights.CheckpointError as error:
+            except weights.WeightsError as error:
                 raise CommandError(f"{graph}: the converted file does not load strictly: {error}") from None
             (staging / checkpoint.file).replace(target)
         finally:

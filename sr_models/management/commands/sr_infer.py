@@ -39,7 +39,7 @@ class Command(BaseCommand):
             entry = weights.get_checkpoint(checkpoint)
             device = device or inference.default_device()
             inference.check_device_dtype(device, dtype)
-            if entry.interpolate:
+            if entry.parts:
                 if alpha is None:
                     raise CommandError(f"{checkpoint} blends two models: give --alpha between 0 and 1")
                 loaded = weights.load_interpolated(checkpoint, alpha, weights_dir=weights_dir, device=device)
@@ -51,7 +51,7 @@ class Command(BaseCommand):
             except (OSError, ValueError) as error:
                 raise CommandError(f"{input}: not a readable image ({error})") from None
             (result,) = inference.upscale(loaded, [pixels], device=device, dtype=dtype, tile=tile, overlap=overlap)
-        except (KeyError, weights.CheckpointError, inference.InferenceError) as error:
+        except (KeyError, weights.WeightsError, inference.InferenceError) as error:
             raise CommandError(str(error.args[0] if isinstance(error, KeyError) else error)) from None
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(result).save(output, format="PNG")

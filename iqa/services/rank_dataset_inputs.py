@@ -49,7 +49,7 @@ def sr_upscaler(name: str) -> Upscaler:
         raise RankDatasetError(f"{name} is x{checkpoint.scale}; rank datasets use x4 models (the paper's)")
     try:
         loaded = runtime.model(name)
-    except weights.CheckpointError as error:
+    except weights.WeightsError as error:
         raise RankDatasetError(str(error)) from None
     current = runtime.current()
     device = runtime.device()
@@ -66,14 +66,14 @@ def patch_metric(name: str, device: str | None = None) -> PatchMetric:
     """A metric of ``iqa.metrics`` as a patch scorer (uint8 patches -> floats; the HR patch as reference)."""
     import torch
 
+    from core.weights import WeightsError
     from iqa import metrics
-    from iqa.weights import WeightsMissing
 
     try:
         loaded = metrics.load_metric(
             name, device=metrics.check_device(device), weights_dir=Path(settings.PIPAL_WEIGHTS_DIR)
         )
-    except (metrics.UnknownMetric, WeightsMissing, ValueError) as error:
+    except (metrics.UnknownMetric, WeightsError, ValueError) as error:
         raise RankDatasetError(f"metric {name}: {error}") from None
 
     def tensor(images: list[np.ndarray]) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The registry of distortion generator families (pure Python, no Django).
+"""What a distortion generator family is (pure Python, no Django).
 
 A *family* is one generator (e.g. ``gaussian_blur``) with a declared parameter
 schema; a catalogue row is a family plus one set of parameters (a level).
@@ -113,6 +113,10 @@ class DistortionFamily:
             raise AssertionError(f"{self.name} returned {out.dtype} {out.shape} for {image.shape}")
         return out
 
+    def __call__(self, image: np.ndarray, params: Mapping[str, Any], rng: np.random.Generator) -> np.ndarray:
+        """The bare generator: checked parameters in, no validation (for families built on others)."""
+        return self.generate(image, params, rng)
+
     def check_ready(self, params: Mapping[str, Any]) -> None:
         """Raise DistortionError when this level cannot run here (e.g. weights missing)."""
         if self.preflight is not None:
@@ -159,10 +163,7 @@ def single_threaded_opencv() -> Iterator[None]:
         cv2.setNumThreads(previous)
 
 
-_FAMILIES: dict[str, DistortionFamily] = {}
-
-
-def register(
+def family(
     name: str,
     *,
     category: str,
@@ -172,40 +173,16 @@ def register(
     preflight: Callable[[Mapping[str, Any]], None] | None = None,
     provenance: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
     accelerated: bool = False,
-) -> Callable[[Generator], Generator]:
-    """Decorator: register ``fn(image, params, rng) -> image`` as family ``name``."""
+) -> Callable[[Generator], DistortionFamily]:
+    """Decorator: ``fn(image, params, rng) -> image`` becomes the family ``name``. Each family
+    module lists its families in ``FAMILIES``, which ``sr_models.distortions.families`` reads."""
     if category not in CATEGORIES:
         raise ValueError(f"{name}: category {category!r} is not one of {CATEGORIES}")
 
-    def decorator(fn: Generator) -> Generator:
-        if name in _FAMILIES:
-            raise ValueError(f"distortion family {name!r} is registered twice")
-        _FAMILIES[name] = DistortionFamily(
-            name, category, subtype, summary, dict(params), fn, preflight, provenance, accelerated
-        )
-        return fn
+    def decorator(fn: Generator) -> DistortionFamily:
+        return DistortionFamily(name, category, subtype, summary, dict(params), fn, preflight, provenance, accelerated)
 
     return decorator
-
-
-def get_family(name: str) -> DistortionFamily:
-    try:
-        return _FAMILIES[name]
-    except KeyError:
-        raise DistortionError(f"unknown distortion family {name!r}; known: {', '.join(sorted(_FAMILIES))}") from None
-
-
-def family_names() -> list[str]:
-    return sorted(_FAMILIES)
-
-
-def apply(name: str, image: np.ndarray, params: Mapping[str, Any], seed: int) -> np.ndarray:
-    return get_family(name).apply(image, params, seed)
-
-
-def describe() -> list[dict[str, Any]]:
-    """Metadata of every registered family, for admin pages and provenance."""
-    return [_FAMILIES[name].describe() for name in family_names()]
 
 
 def library_versions() -> dict[str, str]:

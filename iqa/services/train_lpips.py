@@ -2,7 +2,7 @@
 
 The study's judgments are 2AFC triplets (``learned_data.study_triplets``); the
 references are split so no reference is in both sets; training runs in
-``iqa.learned.lpips``; the run folder (``iqa.learned.store``) becomes a metric
+``iqa.learned.lpips_training``; the run folder (``iqa.learned.store``) becomes a metric
 named after it, with model.pt's SHA-256 as its version.
 """
 
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annotation.models import Study
-from iqa import learned_data
-from iqa.learned import lpips, store
+from iqa import learned_data, metrics
+from iqa.learned import lpips_arch, lpips_training, store
 from iqa.learned.training import TrainingError, TrainingRun, read_rgb, split_references, torch_threads
 from iqa.weights import WeightsMissing, file_sha256
 
@@ -25,7 +25,7 @@ class Outcome:
     name: str
     folder: Path
     sha256: str
-    result: lpips.Result
+    result: lpips_training.Result
     train_references: list[str]
     validation_references: list[str]
     train_triplets: int
@@ -35,21 +35,22 @@ class Outcome:
 def alexnet_file(weights_dir: Path) -> Path:
     """torchvision's ImageNet AlexNet: in PIPAL_WEIGHTS_DIR or torch's hub cache, checked by its hash prefix."""
     torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
-    for candidate in (Path(weights_dir) / lpips.ALEXNET_FILE, torch_home / "hub" / "checkpoints" / lpips.ALEXNET_FILE):
+    file = lpips_arch.ALEXNET_FILE
+    for candidate in (Path(weights_dir) / file, torch_home / "hub" / "checkpoints" / file):
         if candidate.is_file():
-            prefix = lpips.ALEXNET_FILE.rsplit("-", 1)[1].split(".")[0]
+            prefix = lpips_arch.ALEXNET_FILE.rsplit("-", 1)[1].split(".")[0]
             if not file_sha256(candidate).startswith(prefix):
                 raise TrainingError(
                     f"{candidate} does not have the SHA-256 prefix {prefix} its name promises: not torchvision's "
                     "ImageNet AlexNet (a corrupt copy?). Replace it, or pass another file with --backbone-file"
                 )
             return candidate
-    raise WeightsMissing(lpips.ALEXNET_FILE, lpips.ALEXNET_URL, Path(weights_dir))
+    raise WeightsMissing(lpips_arch.ALEXNET_FILE, lpips_arch.ALEXNET_URL, Path(weights_dir))
 
 
 def train_lpips(
     study: Study,
-    settings: lpips.Settings,
+    settings: lpips_training.Settings,
     *,
     name: str,
     weights_dir: Path,
@@ -59,8 +60,8 @@ def train_lpips(
     progress: Callable[[int, float], None] | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> Outcome:
-    lpips.check_settings(settings)
-    store.check_name(name)
+    lpips_training.check_settings(settings)
+    metrics.check_learned_name(name)
     triplets = learned_data.study_triplets(study)
     if not triplets:
         raise TrainingError(f"study {study.slug} has no judgments (excluded raters left out): nothing to train on")
@@ -71,7 +72,7 @@ def train_lpips(
     trunk, backbone = None, {"kind": settings.backbone}
     if settings.backbone == "pretrained":
         path = Path(backbone_file) if backbone_file else alexnet_file(weights_dir)
-        trunk = lpips.alexnet_trunk_state(path)
+        trunk = lpips_arch.alexnet_trunk_state(path)
         backbone.update(
             file=path.name,
             sha256=file_sha256(path),
@@ -96,7 +97,7 @@ def train_lpips(
     for t in triplets:
         ref, p0, p1 = position(t.reference_path), position(t.p0_path), position(t.p1_path)
         reference_of[p0] = reference_of[p1] = ref
-        item = lpips.TrainTriplet(ref, p0, p1, t.judge, t.votes)
+        item = lpips_training.TrainTriplet(ref, p0, p1, t.judge, t.votes)
         (validation if t.reference in validation_set else train).append(item)
     validation_mos = {}
     for image in mos_images:
@@ -117,7 +118,7 @@ def train_lpips(
         "backbone": backbone,
     }
     folder = store.learned_root(weights_dir) / name
-    run = TrainingRun(folder, kind=lpips.KIND, settings=settings.as_dict(), data=data, resume=resume)
+    run = TrainingRun(folder, kind=lpips_arch.KIND, settings=settings.as_dict(), data=data, resume=resume)
     if announce:
         announce(
             f"training LPIPS-Alex ({settings.pooling} pooling, backbone {settings.backbone}"
@@ -127,7 +128,7 @@ def train_lpips(
         )
     images = [read_rgb(path) for path in paths]
     with torch_threads(threads):
-        result = lpips.train(
+        result = lpips_training.train(
             images, train, validation, validation_mos, reference_of, settings, run, trunk=trunk, progress=progress
         )
     description = (

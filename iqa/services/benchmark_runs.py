@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from annotation.models import Study
 from core.private_media import private_root
-from iqa import benchmark, report
+from iqa import benchmark_tables, report
 from iqa.metrics import UnknownMetric, parse_metric_list
 from iqa.models import BenchmarkRun
 from iqa.scoring_job import ScoringError
@@ -21,7 +21,7 @@ def benchmark_run(
     study: Study,
     metric_names: str,
     out_dir: Path | None = None,
-    min_images: int = benchmark.stats.MIN_IMAGES,
+    min_images: int = benchmark_tables.stats.MIN_IMAGES,
     min_judgments: int = 1,
     resamples: int = 1000,
     seed: int = 0,
@@ -38,7 +38,7 @@ def benchmark_run(
     ``type_pair``: two distortion type codes for a Fig. 5-style plot against ``type_pair_metric``
     (default: the first metric)."""
     if metric_names.strip() == "table3":
-        metric_names = ",".join(benchmark.table3_metrics())
+        metric_names = ",".join(benchmark_tables.table3_metrics())
     try:
         infos = parse_metric_list(metric_names)
     except UnknownMetric as error:
@@ -68,7 +68,7 @@ def benchmark_run(
             f"--metrics {','.join(unscored)}"
         )
     try:
-        result = benchmark.run(
+        result = benchmark_tables.run(
             frame, infos, min_images=min_images, resamples=resamples, seed=seed, logistic=logistic, progress=progress
         )
     except ValueError as error:

@@ -1,0 +1,116 @@
+"""What the training commands share (train_lpips, train_ranker, train_score_predictor, train_sr).
+
+One place declares the options they have in common (``--name``, ``--iterations``, ``--batch``, ``--lr``,
+``--seed``, ``--resume``, ``--threads``, ``--device``, ``--checkpoint-every``): their flag, type and kind;
+each command passes its own default and help text. The helpers are the step progress bar, a line
+written above a live bar, torch's thread count, and the refusals of a training run as CommandError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.core.management.base import CommandError
+from tqdm import tqdm
+
+from annotation.commands import StudyCommand
+from core.commands import ApplicationCommand
+from iqa.learned.errors import LearnedModelError, TrainingError
+
+# option -> (flag, what argparse gets besides default/help/required)
+SHARED_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "name": ("--name", {}),
+    "iterations": ("--iterations", {"type": int}),
+    "batch": ("--batch", {"type": int}),
+    "lr": ("--lr", {"type": float}),
+    "seed": ("--seed", {"type": int}),
+    "resume": ("--resume", {"action": "store_true"}),
+    "threads": ("--threads", {"type": int}),
+    "device": ("--device", {"choices": ["cpu", "cuda"]}),
+    "checkpoint_every": ("--checkpoint-every", {"type": int}),
+}
+# What a training run refuses with a message that says why: shown as CommandError, no traceback.
+TRAINING_ERRORS: tuple[type[BaseException], ...] = (TrainingError, LearnedModelError)
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "no default"
+
+
+UNSET = _Unset()
+
+
+class TrainingOptions:
+    """The shared options and helpers; mixed into a command class (see the two bases below)."""
+
+    def add_shared_option(
+        self, parser, option: str, *, help: str, default: Any = UNSET, required: bool = False
+    ) -> None:
+        """Add one of SHARED_OPTIONS with this command's default and help (no default given: argparse's)."""
+        flag, kind = SHARED_OPTIONS[option]
+        arguments = dict(kind, help=help)
+        if default is not UNSET:
+            arguments["default"] = default
+        if required:
+            arguments["required"] = True
+        parser.add_argument(flag, **arguments)
+
+    def add_shared_options(self, parser, **options: dict[str, Any] | str) -> None:
+        """Several shared options in the order given: ``option=help`` or ``option={"help": ..., "default": ...}``."""
+        for option, spec in options.items():
+            self.add_shared_option(parser, option, **({"help": spec} if isinstance(spec, str) else spec))
+
+    # --- helpers ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def progress_bar(total: int, desc: str, unit: str = "it") -> tqdm:
+        """A bar on stderr, shown on a terminal only (tqdm's disable=None)."""
+        return tqdm(total=total, unit=unit, desc=desc, disable=None)
+
+    @staticmethod
+    def step_progress(bar: tqdm) -> Callable[[int, float], None]:
+        """``progress(step, loss)`` for a training loop's 1-based step: the bar follows the step (a resumed
+        run starts where it stopped) and shows the loss."""
+
+        def progress(step: int, loss: float) -> None:
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+        return progress
+
+    def announce(self, text: str) -> None:
+        """A line on stdout that does not tear a live progress bar."""
+        with tqdm.external_write_mode():
+            self.stdout.write(text)
+
+    @staticmethod
+    def torch_threads(count: int | None):
+        """Run with ``count`` torch CPU threads (0 or None: torch's default), restored afterwards."""
+        from iqa.learned.training import torch_threads
+
+        return torch_threads(count)
+
+    @staticmethod
+    def check_threads(threads: int) -> None:
+        if threads < 0:
+            raise CommandError(f"--threads must be 0 or more, not {threads}")
+
+    @staticmethod
+    @contextlib.contextmanager
+    def training_errors(*extra: type[BaseException]) -> Iterator[None]:
+        """TrainingError, LearnedModelError (and ``extra``) become CommandError with their message."""
+        try:
+            yield
+        except (*TRAINING_ERRORS, *extra) as error:
+            raise CommandError(str(error)) from None
+
+
+class TrainingCommand(TrainingOptions, ApplicationCommand):
+    """A training command that reads its data from files (train_ranker: a rank dataset folder)."""
+
+
+class StudyTrainingCommand(TrainingOptions, StudyCommand):
+    """A training command whose first argument is a study slug."""
