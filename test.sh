@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One command that installs and runs the whole test suite: once on SQLite (the
-# embedded default) and once on PostgreSQL (127.0.0.1:5432, user postgres;
-# override with PIPAL_TEST_POSTGRES_URL). Tests that need PostgreSQL, Redis or
+# One command that installs and runs the whole test suite on SQLite (the embedded
+# default), then the tests that open the database (marked `database` by
+# tests/conftest.py) again on PostgreSQL (127.0.0.1:5432, user postgres; override
+# with PIPAL_TEST_POSTGRES_URL): the rest does not depend on the database. Tests that need PostgreSQL, Redis or
 # Chromium skip when those are missing, unless PIPAL_REQUIRE_SERVICES=1 (set by
 # .ci/run), which turns every such skip into a failure.
 # Extra arguments go to pytest, e.g. ./test.sh -k elo
@@ -33,14 +34,14 @@ status=0
 echo "=== test suite on SQLite ==="
 env -u DATABASE_URL .venv/bin/python -m pytest "$@" || status=$?
 
-echo "=== test suite on PostgreSQL ($POSTGRES_URL) ==="
+echo "=== the tests that open the database, on PostgreSQL ($POSTGRES_URL) ==="
 if .venv/bin/python -c "
 import sys, dj_database_url, psycopg
 db = dj_database_url.parse(sys.argv[1])
 # The server, not the named database: Django's test runner creates test_<name> itself.
 psycopg.connect(host=db['HOST'] or '127.0.0.1', port=db['PORT'] or 5432, user=db['USER'], password=db['PASSWORD'] or None, dbname='postgres', connect_timeout=3).close()
 " "$POSTGRES_URL" 2>/dev/null; then
-  DATABASE_URL="$POSTGRES_URL" .venv/bin/python -m pytest "$@" || status=$?
+  DATABASE_URL="$POSTGRES_URL" .venv/bin/python -m pytest -m database "$@" || status=$?
 elif [ "${PIPAL_REQUIRE_SERVICES:-0}" = "1" ]; then
   echo "PostgreSQL is not reachable at $POSTGRES_URL and PIPAL_REQUIRE_SERVICES=1: failing" >&2
   status=1

@@ -1,40 +1,48 @@
-"""Shared fixtures: studies built from small generated PIPAL-layout folders,
-API clients, and the switch that turns a missing service into a failure."""
+"""Shared fixtures: studies built from small generated PIPAL-layout folders, API clients, the
+device tests run their networks on, and the marks the two database passes select by. What the
+fixtures build with lives in tests/factories.py (shared with bench/)."""
 
 from __future__ import annotations
 
-import io
 import os
-import socket
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from rest_framework.test import APIClient
 
-from annotation.imports.folders import images_import, plan_folder_import
-from annotation.studies import study_create
+from tests.factories import REDIS_URL, import_folder, make_pipal_folder, plain_study, require_service
 
 # Metric weights the tests download or build go to a fresh torch hub dir, never
 # the user's cache: set before pyiqa is imported (it reads the dir at import).
 os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="pipal-torch-home-")
 
-# .ci/run sets this: a test that needs PostgreSQL or Redis fails instead of
-# skipping when the service is missing.
-REQUIRE_SERVICES = os.environ.get("PIPAL_REQUIRE_SERVICES") == "1"
-REDIS_URL = os.environ.get("PIPAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Fixtures that open the test database: a test that uses one (or pytest-django's django_db
+# mark) is marked `database`, and test.sh's PostgreSQL pass runs only those; the rest (pure
+# maths, networks, file formats) does not depend on the database and runs once, on SQLite.
+DATABASE_FIXTURES = frozenset(
+    {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "live_server"}
+    | {"admin_client", "admin_user", "django_user_model"}
+)
 
 
-def require_service(name: str, host: str, port: int) -> None:
-    try:
-        socket.create_connection((host, port), timeout=1).close()
-    except OSError as error:
-        message = f"{name} not reachable at {host}:{port} ({error})"
-        if REQUIRE_SERVICES:
-            pytest.fail(f"{message}; PIPAL_REQUIRE_SERVICES=1 makes this a failure")
-        pytest.skip(message)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.database)
+
+
+@pytest.fixture
+def device() -> str:
+    """Where a test runs its networks: PIPAL_TEST_DEVICE (``cpu`` by default, ``cuda`` on a
+    machine with a GPU); a wanted GPU that is missing fails the test rather than skipping it."""
+    wanted = os.environ.get("PIPAL_TEST_DEVICE", "cpu")
+    if wanted.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.fail(f"PIPAL_TEST_DEVICE={wanted} but torch sees no CUDA GPU")
+    return wanted
 
 
 @pytest.fixture
@@ -60,57 +68,6 @@ def media_root(settings, tmp_path) -> Path:
     return settings.MEDIA_ROOT
 
 
-def png_bytes(seed: int, size: tuple[int, int] = (32, 32)) -> bytes:
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def make_pipal_folder(
-    root: Path,
-    *,
-    references: int = 2,
-    types: tuple[str, ...] = ("01", "02"),
-    levels: tuple[int, ...] = (1, 2),
-    size: tuple[int, int] = (32, 32),
-    type_csv: bool = True,
-) -> Path:
-    """A PIPAL-layout folder of random images: Ref/R000k.png and Dis/R000k_TT_LL.png."""
-    (root / "Ref").mkdir(parents=True, exist_ok=True)
-    (root / "Dis").mkdir(parents=True, exist_ok=True)
-    seed = 0
-    for r in range(1, references + 1):
-        ref = f"R{r:04d}"
-        (root / "Ref" / f"{ref}.png").write_bytes(png_bytes(seed := seed + 1, size))
-        for code in types:
-            for level in levels:
-                (root / "Dis" / f"{ref}_{code}_{level:02d}.png").write_bytes(png_bytes(seed := seed + 1, size))
-    if type_csv:
-        rows = ["id,name,category,subtype"]
-        categories = ["traditional", "super_resolution", "denoising", "mixture"]
-        rows += [f"{code},Type {code},{categories[i % 4]},sub{code}" for i, code in enumerate(types)]
-        (root / "distortion_types.csv").write_text("\n".join(rows) + "\n")
-    return root
-
-
-def import_folder(study, folder: Path):
-    return images_import(study=study, plan=plan_folder_import(study, folder))
-
-
-NO_CONTROLS = {"training_trials": 0, "gold_every": 0, "min_vote_interval_ms": 0, "trials_per_rater": 10_000}
-
-
-def plain_study(slug: str, name: str = "", **fields):
-    """A study without training, gold pairs or rate limit, for tests of the core mechanics."""
-    study = study_create(slug=slug, name=name)
-    for key, value in {**NO_CONTROLS, **fields}.items():
-        setattr(study, key, value)
-    study.save()
-    return study
-
-
 @pytest.fixture
 def study(db):
     return plain_study("s1", "Study one")
@@ -126,12 +83,3 @@ def small_study(study, tmp_path):
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()
-
-
-def join(api: APIClient, slug: str, external_id: str) -> APIClient:
-    """A client authenticated as a new rater of the study."""
-    response = api.post(f"/api/studies/{slug}/raters/", {"external_id": external_id}, format="json")
-    assert response.status_code == 201, response.content
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['token']}")
-    return client

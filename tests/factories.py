@@ -20,11 +20,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "fixtures" / "demo"  # the demo study run.sh serves
+SCREENSHOTS = ROOT / "test-artifacts" / "browser"  # pages checked in Chromium, kept by CI
 
 # .ci/run sets this: a test that needs PostgreSQL or Redis fails instead of skipping when the
 # service is missing.
 REQUIRE_SERVICES = os.environ.get("PIPAL_REQUIRE_SERVICES") == "1"
 REDIS_URL = os.environ.get("PIPAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+# A complete production environment (settings.production refuses to start without each of these).
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "pipal_site.settings.production",
+    "SECRET_KEY": "k7#Qz1v!9sLm2@Xe4$Rt6^Yu8&Io0*Pa3(Sd5)Fg7-Hj9_Kl1+Zx",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/pipal",
+    "ALLOWED_HOSTS": "study.example.org",
+    "EMAIL_URL": "smtp://mailer:secret@mail.example.org:587/?tls=True",
+}
 
 # PIPAL Table 2's four sub-types, cycled over a generated folder's types.
 CATEGORIES = ("traditional", "super_resolution", "denoising", "mixture")
@@ -91,6 +102,30 @@ def make_pipal_folder(
         rows = ["id,name,category,subtype"]
         rows += [f"{code},Type {code},{CATEGORIES[i % 4]},sub{code}" for i, code in enumerate(codes)]
         (root / "distortion_types.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def label_value(name: str) -> float:
+    """A made-up Elo MOS per image, with four decimals as PIPAL writes them."""
+    return round(1300 + (sum(map(ord, name)) * 37 % 2000) / 10 + 0.0648, 4)
+
+
+def write_labels(root: Path, label_folder: str = "Train_Label") -> dict[str, float]:
+    """PIPAL's label files for a PIPAL-layout folder: <ref>.txt with ``image,MOS`` lines."""
+    (root / label_folder).mkdir(exist_ok=True)
+    values = {}
+    for ref in sorted((root / "Ref").iterdir()):
+        images = sorted(p.name for p in (root / "Dis").iterdir() if p.name.startswith(ref.stem + "_"))
+        lines = [f"{name},{label_value(name):.4f}\n" for name in images]
+        (root / label_folder / f"{ref.stem}.txt").write_text("".join(lines))
+        values.update({name: label_value(name) for name in images})
+    return values
+
+
+def pipal_set(root: Path, *, label_folder: str = "Train_Label", **folder) -> Path:
+    """A PIPAL-layout folder (make_pipal_folder) with one <ref>.txt label file per reference."""
+    make_pipal_folder(root, **folder)
+    write_labels(root, label_folder)
     return root
 
 

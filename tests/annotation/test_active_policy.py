@@ -12,8 +12,7 @@ from annotation.raters import rater_create, rater_set_excluded
 from annotation.rating import scheduler
 from annotation.rating.trials import pair_next
 from annotation.rating.votes import judgment_record, vote_submit
-
-from .conftest import import_folder, make_pipal_folder, plain_study
+from tests.factories import import_folder, make_pipal_folder, plain_study
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,7 @@ import pytest
 from django.utils import timezone
 
 from annotation.models import Assignment, DistortedImage, Judgment
-
-from .conftest import import_folder, join, make_pipal_folder, plain_study
+from tests.factories import import_folder, join, make_pipal_folder, plain_study
 
 pytestmark = pytest.mark.django_db
 

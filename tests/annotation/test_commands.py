@@ -10,8 +10,7 @@ from annotation.models import DistortedImage, Judgment, Rater, Study
 from annotation.raters import rater_create
 from annotation.rating.votes import judgment_record
 from annotation.studies import study_create
-
-from .conftest import make_pipal_folder
+from tests.factories import make_pipal_folder
 
 pytestmark = pytest.mark.django_db
 
@@ -211,8 +210,7 @@ def test_simulate_study_never_mixes_with_real_raters(small_study):
 
 def test_simulation_recovers_the_truth(tmp_path):
     from dashboard.simulation import simulate_study
-
-    from .conftest import import_folder
+    from tests.factories import import_folder
 
     study = study_create(slug="sim")
     types = ("01", "02", "03", "04", "05", "06")

@@ -14,8 +14,7 @@ from annotation.analysis.replay import study_recompute_mos
 from annotation.models import Assignment, DistortedImage, Judgment, Study
 from annotation.rating.votes import judgment_record
 from annotation.studies import study_create
-
-from .conftest import import_folder, join, make_pipal_folder, plain_study
+from tests.factories import import_folder, join, make_pipal_folder, plain_study
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

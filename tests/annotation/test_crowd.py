@@ -1,7 +1,7 @@
 """A crowd study you can pay for and trust (issue 16), through the API and the pages:
 completion only when finished, checks that look like any pair, no skipping by reload,
 resume, POST-redirect-GET, payment reconciliation, viewing conditions, ties.
-(The page itself in Chromium: tests/test_browser_crowd.py.)"""
+(The page itself in Chromium: tests/browser/test_browser_crowd.py.)"""
 
 import csv
 import io
@@ -15,8 +15,7 @@ from annotation.analysis.replay import study_recompute_mos
 from annotation.models import Assignment, ControlTrial, Judgment, Rater, ViewingReport
 from annotation.raters import rater_create
 from annotation.rating.votes import judgment_record
-
-from .conftest import import_folder, join, make_pipal_folder, plain_study
+from tests.factories import import_folder, join, make_pipal_folder, plain_study
 
 pytestmark = pytest.mark.django_db
 

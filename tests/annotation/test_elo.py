@@ -7,6 +7,7 @@ import pytest
 from annotation.analysis import elo
 
 
+@pytest.mark.published
 def test_paper_example_a_wins():
     # PIPAL Sec. 3.3: R_A = 1500, R_B = 1600, M = 400, K = 16.
     assert elo.win_probability(1500, 1600) == pytest.approx(0.3599, abs=1e-4)
@@ -16,12 +17,14 @@ def test_paper_example_a_wins():
     assert new_b == pytest.approx(1589.76, abs=0.01)
 
 
+@pytest.mark.published
 def test_paper_example_b_wins():
     new_a, new_b = elo.update(1500, 1600, a_score=False)
     assert new_a == pytest.approx(1494.24, abs=0.01)
     assert new_b == pytest.approx(1605.76, abs=0.01)
 
 
+@pytest.mark.published
 def test_gaps_match_the_papers_preferences():
     assert elo.win_probability(1600, 1400) == pytest.approx(0.76, abs=0.01)
     assert elo.win_probability(1800, 1400) == pytest.approx(0.91, abs=0.01)

@@ -16,9 +16,10 @@ from annotation.models import DistortedImage, DistortionType, Judgment, Referenc
 from annotation.studies import study_create
 from core.errors import ApplicationError
 from dashboard.simulation import simulate_study
+from tests.factories import ROOT
 
 pytestmark = pytest.mark.django_db
-DEMO_REFS = sorted((Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "Ref").glob("*.png"))
+DEMO_REFS = sorted((ROOT / "fixtures" / "demo" / "Ref").glob("*.png"))
 CHEAP = ["01", "05", "17"]  # Gaussian blur, Gaussian noise, bicubic interpolation
 
 

@@ -14,12 +14,11 @@ an unacked message of a killed main process would come back only after Redis'
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -36,11 +35,9 @@ from annotation.generation import catalogue_install, generation_plan, generation
 from annotation.imports.folders import plan_reference_patches, references_import
 from annotation.models import DistortedImage, ReferenceImage
 from annotation.studies import study_create
-
-from .test_celery import database_url
+from tests.factories import ROOT, CeleryWorker, database_url, log_tail
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parent.parent
 TASK = "annotation.tasks.generate_distortions"
 # Moderately slow families (non-local means ~0.15 s, bilateral, Lanczos) on
 # 288x288 references: 4 references x 15 levels = 60 jobs, 2 per task, so a kill
@@ -53,100 +50,14 @@ STEP_TIMEOUT = 30.0  # seconds any one wait may take
 TOTAL_TIMEOUT = 90.0  # seconds for the whole run, from the first enqueue
 
 
-def children(pid: int) -> list[int]:
-    """Live child processes of ``pid`` (from /proc; no psutil here)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def log_tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-class Worker:
-    """One `celery worker` process: prefork, two children, fair scheduling, prefetch 1."""
-
-    def __init__(self, name: str, queue: str, env: dict[str, str], log: Path):
-        self.log = log
-        self.log_file = open(log, "w")  # noqa: SIM115 - closed in kill()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "pipal_site",
-                "worker",
-                "-Q",
-                queue,
-                "-n",
-                f"{name}@%h",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "2",
-                "--prefetch-multiplier",
-                "1",
-                "-O",
-                "fair",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-l",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log_file,
-        )
-
-    def children(self) -> list[int]:
-        return children(self.process.pid)
-
-    def kill_children(self, already: list[int]) -> list[int]:
-        """SIGKILL the children not killed before (a killed child may linger a moment on a busy machine)."""
-        killed = []
-        for pid in set(self.children()) - set(already):
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            except ProcessLookupError:
-                pass
-        return killed
-
-    def stop(self, timeout: float = STEP_TIMEOUT) -> None:
-        """SIGTERM (warm shutdown) and wait; SIGKILL the process and its children if it hangs."""
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"worker did not stop within {timeout} s:\n{log_tail(self.log)}") from None
-
-    def kill(self) -> None:
-        """Last resort (cleanup): SIGKILL the children, then the main process."""
-        if self.process.poll() is None:
-            self.kill_children()
-            self.process.kill()
-        self.process.wait(timeout=10)
-        self.log_file.close()
+def kill_new_children(worker: CeleryWorker, already: list[int]) -> list[int]:
+    """SIGKILL the pool children not killed before (a killed child may linger a moment on a busy machine)."""
+    killed = []
+    for pid in set(worker.children()) - set(already):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    return killed
 
 
 def wait_until(check: Callable[[], bool], what: str, deadline: float, logs: list[Path]) -> float:
@@ -186,11 +97,11 @@ def test_generation_survives_killed_children_and_a_restart(redis_url, media_root
         "DEBUG": "false",
     }
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
-    workers: list[Worker] = []
+    workers: list[CeleryWorker] = []
     client = Celery("pipal-test-generation", broker=redis_url, backend=redis_url)
     results = []
     try:
-        first = Worker(f"gen-a-{queue}", queue, env, logs[0])
+        first = CeleryWorker(f"gen-a-{queue}", [queue], env, logs[0], pool="prefork", concurrency=2)
         workers.append(first)
         started = time.monotonic()
         deadline = started + TOTAL_TIMEOUT
@@ -203,13 +114,13 @@ def test_generation_survives_killed_children_and_a_restart(redis_url, media_root
             wait_until(lambda s=share: made(study) >= s * total, f"{share:.0%} of {total} images", deadline, logs)
             done = set(killed)
             wait_until(lambda d=done: len(set(first.children()) - d) == 2, "two new pool children", deadline, logs)
-            killed += first.kill_children(killed)
+            killed += kill_new_children(first, killed)
         wait_until(lambda: made(study) >= STOP_AT * total, f"{STOP_AT:.0%} of {total} images", deadline, logs)
         first.stop()
         after_stop = made(study)
         assert after_stop < total, "the plan finished before the restart; make the jobs slower or STOP_AT lower"
 
-        second = Worker(f"gen-b-{queue}", queue, env, logs[1])
+        second = CeleryWorker(f"gen-b-{queue}", [queue], env, logs[1], pool="prefork", concurrency=2)
         workers.append(second)
         wait_until(lambda: not generation_plan(study=study), f"all {total} images", deadline, logs)
         elapsed = time.monotonic() - started

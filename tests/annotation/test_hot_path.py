@@ -13,8 +13,7 @@ from annotation.analysis.replay import raters_recount, study_recompute_mos
 from annotation.models import Assignment, Judgment, Rater
 from annotation.rating.control_trials import prepare_study_controls
 from annotation.rating.issued import rater_progress
-
-from .conftest import import_folder, join, make_pipal_folder, plain_study
+from tests.factories import import_folder, join, make_pipal_folder, plain_study
 
 pytestmark = pytest.mark.django_db
 

@@ -26,8 +26,7 @@ from annotation import imaging
 from annotation.imports.folders import ImportFailed, _check_file, check_upload
 from annotation.models import DistortedImage, ReferenceImage, Study
 from core.dataset_paths import OutsideDataset, dataset_files, inside
-
-from .conftest import import_folder, make_pipal_folder, png_bytes
+from tests.factories import import_folder, make_pipal_folder, png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -352,8 +351,8 @@ def test_import_references_folder_links_out_are_refused_but_named_files_are_take
 
 
 def test_rank_dataset_hr_folder_and_patch_list_are_confined(tmp_path):
-    from iqa import rank_datasets
     from iqa.learned import rank_dataset as rd
+    from iqa.services import rank_dataset_inputs as rank_datasets
 
     hr = tmp_path / "hr"
     hr.mkdir()

@@ -26,8 +26,7 @@ from annotation.models import (
 )
 from annotation.rating.votes import judgment_record
 from annotation.studies import LabelsStudy
-
-from .conftest import make_pipal_folder, png_bytes
+from tests.factories import label_value, make_pipal_folder, pipal_set, png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -43,29 +42,6 @@ def run(*args) -> str:
 
 def stored_files(media_root: Path) -> list[Path]:
     return sorted(p for p in media_root.rglob("*") if p.is_file()) if media_root.exists() else []
-
-
-def label_value(name: str) -> float:
-    """A made-up Elo MOS per image, with four decimals as PIPAL writes them."""
-    return round(1300 + (sum(map(ord, name)) * 37 % 2000) / 10 + 0.0648, 4)
-
-
-def pipal_set(root: Path, *, label_folder: str = "Train_Label", **folder) -> Path:
-    """A PIPAL-layout folder (conftest.make_pipal_folder) with one <ref>.txt label file per reference."""
-    make_pipal_folder(root, **folder)
-    write_labels(root, label_folder)
-    return root
-
-
-def write_labels(root: Path, label_folder: str = "Train_Label") -> dict[str, float]:
-    (root / label_folder).mkdir(exist_ok=True)
-    values = {}
-    for ref in sorted((root / "Ref").iterdir()):
-        images = sorted(p.name for p in (root / "Dis").iterdir() if p.name.startswith(ref.stem + "_"))
-        lines = [f"{name},{label_value(name):.4f}\n" for name in images]
-        (root / label_folder / f"{ref.stem}.txt").write_text("".join(lines))
-        values.update({name: label_value(name) for name in images})
-    return values
 
 
 def refused(*args, match: str | None = None) -> str:
@@ -326,7 +302,7 @@ def test_admin_and_dashboard_show_that_the_mos_is_imported(labels_study, admin_c
 def test_a_labels_study_goes_through_compute_scores_run_benchmark_and_the_trainers_data(labels_study, tmp_path):
     from iqa.learned_data import study_mos_images
     from iqa.models import BenchmarkRun
-    from iqa.rank_datasets import study_references
+    from iqa.services.rank_dataset_inputs import study_references
 
     call_command("compute_scores", "lab", "--metrics", "psnr", "--device", "cpu", stdout=io.StringIO())
     out = run("run_benchmark", "lab", "--metrics", "psnr", "--min-images", "3", "--resamples", "20")

@@ -6,8 +6,7 @@ from PIL import Image
 from annotation.imports.folders import ImportFailed
 from annotation.models import DistortedImage, DistortionType, ReferenceImage
 from annotation.rating.votes import judgment_record
-
-from .conftest import import_folder, make_pipal_folder, png_bytes
+from tests.factories import import_folder, make_pipal_folder, png_bytes
 
 
 def stored_files(media_root):

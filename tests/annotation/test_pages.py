@@ -9,8 +9,7 @@ from annotation.raters import rater_create
 from annotation.rating.trials import pair_next
 from annotation.rating.votes import TooFast, vote_submit
 from annotation.studies import study_create
-
-from .conftest import import_folder, make_pipal_folder
+from tests.factories import import_folder, make_pipal_folder
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,7 @@ from annotation.models import DistortedImage, Rater
 from annotation.raters import rater_set_excluded
 from annotation.studies import study_create
 from dashboard.simulation import GOOD, RaterMix, mos_agreement, simulate_study
-
-from .conftest import import_folder, make_pipal_folder
+from tests.factories import import_folder, make_pipal_folder
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,7 @@ from annotation.models import DistortedImage
 from annotation.raters import rater_create
 from annotation.rating.trials import pair_next
 from annotation.rating.votes import judgment_record, vote_submit
-
-from .conftest import import_folder, make_pipal_folder, plain_study, png_bytes
+from tests.factories import import_folder, make_pipal_folder, plain_study, png_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,7 @@ from PIL import Image
 
 from annotation.models import Assignment, ControlTrial, Judgment, Rater, ViewingReport
 from annotation.studies import study_create
-
-from .conftest import import_folder
-from .test_browser import ARTIFACTS, DEMO, browser, monkeypatch_module  # noqa: F401  (fixtures)
+from tests.factories import DEMO, SCREENSHOTS, import_folder
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -76,7 +74,7 @@ def test_each_stimulus_is_shown_pixel_for_pixel(browser, live_server, ratio):  #
         assert shown.shape == expected.shape, (part, shown.shape, expected.shape)
         equal = (shown == expected).all(axis=2).mean()
         assert equal == 1.0, f"{part} at devicePixelRatio {ratio}: {equal:.4f} of the pixels equal the file's"
-    page.screenshot(path=ARTIFACTS / f"crowd-native-{ratio}.png")
+    page.screenshot(path=SCREENSHOTS / f"crowd-native-{ratio}.png")
     # The rater's screen is recorded: the ratio and that every stimulus was native.
     page.wait_for_timeout(600)
     report = ViewingReport.objects.filter(rater__external_id=f"dpr-{ratio}").last()
@@ -97,7 +95,7 @@ def test_a_window_too_small_for_native_size_asks_for_a_larger_one(browser, live_
     join(page, live_server.url, "small-window")
     page.wait_for_selector("#too-small:not([hidden])", timeout=20_000)
     assert page.locator("#choose-left").is_disabled()
-    page.screenshot(path=ARTIFACTS / "crowd-too-small.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "crowd-too-small.png", full_page=True)
     page.set_viewport_size({"width": 1300, "height": 800})  # the rater enlarges the window
     wait_for_trial(page)
     assert page.locator("#too-small").is_hidden()
@@ -115,7 +113,7 @@ def test_a_lost_connection_delays_the_vote_until_it_returns(browser, live_server
     context.set_offline(True)
     page.get_by_role("button", name="Choose the right image").click()
     page.wait_for_function("document.getElementById('status').textContent.startsWith('Connection lost')")
-    page.screenshot(path=ARTIFACTS / "crowd-offline.png")
+    page.screenshot(path=SCREENSHOTS / "crowd-offline.png")
     assert Judgment.objects.count() == 0
     page.wait_for_timeout(1500)
     context.set_offline(False)
@@ -153,7 +151,7 @@ def test_back_after_a_form_error_does_not_resubmit(browser, live_server):  # noq
     page.get_by_label("Your participant id").fill("no-consent")
     page.get_by_role("button", name="Start").click()  # consent not given: refused
     page.wait_for_selector("text=Please give your consent")
-    page.screenshot(path=ARTIFACTS / "crowd-form-error.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "crowd-form-error.png", full_page=True)
     response = page.go_back()
     assert response is None or response.request.method == "GET"
     assert dialogs == [] and not Rater.objects.exists()
@@ -186,7 +184,7 @@ def test_a_phone_is_told_to_use_a_larger_screen_by_default(browser, live_server)
     page = context.new_page()
     join(page, live_server.url, "phone-default")
     page.wait_for_selector("#too-small:not([hidden])", timeout=20_000)
-    page.screenshot(path=ARTIFACTS / "crowd-phone-refused.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "crowd-phone-refused.png", full_page=True)
     context.close()
 
 
@@ -203,7 +201,7 @@ def test_a_phone_in_a_study_that_allows_it_stacks_magnifies_and_forgets_taps(bro
     # 288-pixel images in a 375-pixel window: the reference, then one image under the other.
     assert page.locator("#choose-left .side-name").inner_text() == "Upper"
     assert page.locator("#choose-right .side-name").inner_text() == "Lower"
-    page.screenshot(path=ARTIFACTS / "crowd-phone-stacked.png")
+    page.screenshot(path=SCREENSHOTS / "crowd-phone-stacked.png")
     # Press and hold: the magnifier, on all three images, and no vote.
     slot = page.locator("#left-slot")
     box = slot.bounding_box()
@@ -218,7 +216,7 @@ def test_a_phone_in_a_study_that_allows_it_stacks_magnifies_and_forgets_taps(bro
     slot.dispatch_event("pointerdown", point)
     page.wait_for_timeout(600)
     assert page.locator(".loupe:not([hidden])").count() == 3
-    page.screenshot(path=ARTIFACTS / "crowd-phone-magnifier.png")
+    page.screenshot(path=SCREENSHOTS / "crowd-phone-magnifier.png")
     slot.dispatch_event("pointerup", point)
     page.wait_for_timeout(100)
     assert page.locator(".loupe:not([hidden])").count() == 0 and Judgment.objects.count() == 0
@@ -254,7 +252,7 @@ def test_practice_marks_the_closer_image_and_waits(browser, live_server):  # noq
     assert "crisper" in page.locator("#feedback-text").inner_text()
     assert page.locator(f"#choose-{practice.correct_side}.correct").count() == 1
     assert page.locator(f"#choose-{wrong}.wrong").count() == 1
-    page.screenshot(path=ARTIFACTS / "crowd-practice-feedback.png", full_page=True)
+    page.screenshot(path=SCREENSHOTS / "crowd-practice-feedback.png", full_page=True)
     page.keyboard.press("Enter")
     page.wait_for_selector("#feedback", state="hidden")
     wait_for_trial(page)
@@ -270,7 +268,7 @@ def test_a_study_with_screen_calibration_measures_pixels_per_degree_first(browse
     join(page, live_server.url, "calibrated")
     page.get_by_role("heading", name="Screen size").wait_for(timeout=20_000)
     assert page.locator("#stage").is_hidden()
-    page.screenshot(path=ARTIFACTS / "crowd-calibration-card.png")
+    page.screenshot(path=SCREENSHOTS / "crowd-calibration-card.png")
     page.get_by_role("button", name="Done").click()
     page.get_by_role("heading", name="Viewing distance").wait_for()
     page.keyboard.press(" ")  # start the ball

@@ -7,31 +7,14 @@ the ball has moved and where it is when the rater "presses". Screenshots of
 every step go to test-artifacts/browser/calibration-*.png."""
 
 import math
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 
-from .conftest import REQUIRE_SERVICES
+from tests.factories import ROOT, SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "annotation" / "static" / "annotation"
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM = os.environ.get("PIPAL_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-# As in tests/test_browser.py: a closed network and a root user, so no
-# sandbox and no background requests.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -55,22 +38,6 @@ SQUARE_POSITION = """() => {
   const box = document.querySelector('.calib-square').getBoundingClientRect();
   return box.left + box.width / 2 - stage.left;
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if REQUIRE_SERVICES:
-            pytest.fail(message + "; PIPAL_REQUIRE_SERVICES=1 makes this a failure")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Calibration:
@@ -134,7 +101,7 @@ class Calibration:
         self.page.get_by_role("button", name=name).tap()
 
     def shot(self, name):
-        self.page.screenshot(path=ARTIFACTS / f"calibration-{name}.png", full_page=True)
+        self.page.screenshot(path=SCREENSHOTS / f"calibration-{name}.png", full_page=True)
 
 
 @pytest.fixture

@@ -1,10 +1,8 @@
 """The staff admin: study progress and MOS download, image uploads, rater QC
 and exclusion, and the read-only logs."""
 
-import base64
 import io
 import re
-from itertools import combinations
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -16,10 +14,8 @@ from annotation.analysis.replay import study_recompute_mos
 from annotation.imaging import check_image
 from annotation.models import DistortedImage, DistortionType, Judgment, Rater, ReferenceImage
 from annotation.raters import rater_create, rater_set_excluded
-from annotation.rating.votes import judgment_record
 from annotation.studies import study_create
-
-from .conftest import png_bytes
+from tests.factories import data_uri_pngs, png_bytes, rater, vote
 
 pytestmark = pytest.mark.django_db
 
@@ -27,28 +23,6 @@ STUDIES = "/admin/annotation/study/"
 REFERENCES = "/admin/annotation/referenceimage/"
 IMAGES = "/admin/annotation/distortedimage/"
 RATERS = "/admin/annotation/rater/"
-
-
-def vote(study, rater, count, *, left_wins=True):
-    """``count`` judgments by ``rater`` over the study's pairs, cycling through them."""
-    images = list(DistortedImage.objects.filter(study=study).order_by("id"))
-    pairs = [
-        (a, b)
-        for reference in {i.reference_id for i in images}
-        for a, b in combinations(images, 2)
-        if a.reference_id == b.reference_id == reference
-    ]
-    for n in range(count):
-        a, b = pairs[n % len(pairs)]
-        judgment_record(study=study, image_a_id=a.id, image_b_id=b.id, a_wins=left_wins, rater=rater)
-
-
-def rater(study, external_id):
-    return rater_create(study=study, external_id=external_id)[0]
-
-
-def data_uri_pngs(html: str) -> list[bytes]:
-    return [base64.b64decode(match) for match in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
 
 
 def form_errors(response) -> str:

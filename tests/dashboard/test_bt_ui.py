@@ -14,9 +14,9 @@ from annotation.models import BradleyTerryFit, DistortedImage
 from annotation.raters import rater_set_excluded
 from dashboard import plots, views
 from dashboard.simulation import simulate_study
+from tests.factories import data_uri_pngs, import_folder, make_pipal_folder, plain_study, rater, vote
 
-from .conftest import import_folder, make_pipal_folder, plain_study
-from .test_admin import STUDIES, data_uri_pngs, rater, vote
+STUDIES = "/admin/annotation/study/"
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,7 @@ from PIL import Image
 from annotation.models import DistortedImage, DistortionType
 from annotation.rating.votes import judgment_record
 from dashboard import plots, views
-
-from .test_admin import rater, vote
+from tests.factories import rater, vote
 
 URL = "/study/s1/dashboard/"
 

@@ -24,8 +24,7 @@ from dashboard.simulation import (
     judgments_to_reach,
     simulate_study,
 )
-
-from .conftest import import_folder, make_pipal_folder, plain_study
+from tests.factories import import_folder, make_pipal_folder, plain_study
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,7 @@ from django.core.management import CommandError, call_command
 from PIL import Image
 
 from sr_models import evaluation, training
-
-from .sr_fixtures import install_random_checkpoint
+from tests.factories import install_random_checkpoint
 
 
 @pytest.fixture

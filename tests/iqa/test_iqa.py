@@ -16,12 +16,9 @@ from django.core.management.base import CommandError
 from PIL import Image
 from scipy import stats as scipy_stats
 
-from annotation.models import DistortedImage
-from annotation.rating.votes import judgment_record
 from iqa import metrics, scoring_job, weights
 from iqa.models import BenchmarkRun, MetricScore
-
-from .conftest import REQUIRE_SERVICES, import_folder, plain_study
+from tests.factories import REQUIRE_SERVICES, graded_study, import_folder, plain_study
 
 pytestmark = pytest.mark.django_db
 CALIBRATION = Path(__import__("pyiqa").__file__).resolve().parent.parent / "ResultsCalibra"
@@ -70,47 +67,6 @@ def calibration_study(tmp_path):
     return study
 
 
-def graded_study(tmp_path, slug="graded", references=3):
-    """References with noise (traditional) and blur-then-sharpen (super-resolution) versions of
-    growing strength; judgments where the less-distorted image wins, so MOS follows quality."""
-    folder = tmp_path / slug
-    (folder / "Ref").mkdir(parents=True)
-    (folder / "Dis").mkdir()
-    rng = np.random.default_rng(1)
-    y, x = np.mgrid[0:48, 0:48]
-    for r in range(references):
-        base = (128 + 60 * np.sin(x / (4 + r)) + 40 * np.cos(y / 5)).clip(0, 255)
-        ref = np.stack([base, base[::-1], base.T], axis=-1).astype(np.uint8)
-        Image.fromarray(ref).save(folder / "Ref" / f"R{r:03d}.png")
-        for level in range(1, 6):
-            noisy = (ref + rng.normal(0, 6 * level, ref.shape)).clip(0, 255).astype(np.uint8)
-            Image.fromarray(noisy).save(folder / "Dis" / f"R{r:03d}_01_{level:02d}.png")
-            small = Image.fromarray(ref).resize((48 // (level + 1), 48 // (level + 1)), Image.BICUBIC)
-            small.resize((48, 48), Image.BICUBIC).save(folder / "Dis" / f"R{r:03d}_02_{level:02d}.png")
-    (folder / "distortion_types.csv").write_text(
-        "id,name,category,subtype\n01,Gaussian noise,traditional,gaussian_noise\n"
-        "02,Bicubic up-sampling,super_resolution,interpolation\n"
-    )
-    study = plain_study(slug)
-    import_folder(study, folder)
-    images = list(DistortedImage.objects.filter(study=study).select_related("distortion_type"))
-    by_reference: dict[int, list[DistortedImage]] = {}
-    for image in images:
-        by_reference.setdefault(image.reference_id, []).append(image)
-
-    def badness(image):  # noise hurts a little less than blur at the same level
-        return image.level + (0.5 if image.distortion_type.code == "02" else 0)
-
-    for group in by_reference.values():
-        for _ in range(3):
-            for i, a in enumerate(group):
-                for b in group[i + 1 :]:
-                    judgment_record(
-                        study=study, image_a_id=a.id, image_b_id=b.id, a_wins=badness(a) < badness(b)
-                    )
-    return study
-
-
 # --- registry -----------------------------------------------------------------
 
 
@@ -154,6 +110,7 @@ def test_unknown_metric_names_are_refused_with_suggestions():
 # --- correctness: the platform's scores are pyiqa's -----------------------------
 
 
+@pytest.mark.published
 def test_compute_scores_reproduces_pyiqa_on_its_calibration_pairs(tmp_path, capsys):
     import pyiqa
 
@@ -181,6 +138,7 @@ def test_compute_scores_reproduces_pyiqa_on_its_calibration_pairs(tmp_path, caps
         assert np.round(values, 4) == pytest.approx(published, abs=1.5e-4)
 
 
+@pytest.mark.published
 def test_niqe_works_offline_from_basicsr_pristine_parameters(tmp_path, basicsr_sdist, weights_dir):
     path = weights.niqe_parameters_from_sdist(basicsr_sdist, weights_dir)
     assert path.name == "niqe_modelparameters.mat"
@@ -463,12 +421,12 @@ def test_fetch_weights_builds_niqe_from_the_package_registry(weights_dir, basics
     assert (weights_dir / "niqe_modelparameters.mat").is_file()
 
 
-def test_sr_convention_metrics_use_y_and_crop_the_border(weights_dir):
+def test_sr_convention_metrics_use_y_and_crop_the_border(weights_dir, device):
     """4PP-EUSR Sec. 5 / ESRGAN Sec. 4.2: PSNR and SSIM on Y with `scale` border pixels cropped."""
-    psnr = metrics.load_metric("psnr_sr_x4", device="cpu", weights_dir=weights_dir)
-    plain = metrics.load_metric("psnr", device="cpu", weights_dir=weights_dir)
+    psnr = metrics.load_metric("psnr_sr_x4", device=device, weights_dir=weights_dir)
+    plain = metrics.load_metric("psnr", device=device, weights_dir=weights_dir)
     torch.manual_seed(0)
-    reference = torch.rand(1, 3, 32, 32)
+    reference = torch.rand(1, 3, 32, 32, device=device)
     damaged = reference.clone()
     damaged[..., :4, :] = 0  # only inside the cropped border
     assert psnr.score(damaged, reference)[0] > 60 > plain.score(damaged, reference)[0]
@@ -486,3 +444,99 @@ def test_sr_convention_metrics_use_y_and_crop_the_border(weights_dir):
         return torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255
 
     assert psnr.score(tensor(b), tensor(a))[0] == pytest.approx(training.psnr_y(a, b, 4), abs=1e-3)
+
+
+# --- the registries, entry by entry ----------------------------------------------
+
+
+def _iqa_weight_records():
+    from iqa import weights as iqa_weights
+
+    return iqa_weights.weight_records()
+
+
+@pytest.mark.parametrize("name", sorted(metrics.PROJECT_METRICS.names()))
+def test_every_project_metric_states_direction_mode_range_and_weights(name):
+    from core.weights import WEIGHTS
+
+    info = metrics.metric_info(name)
+    assert info.source == "project" and info.name == name
+    assert isinstance(info.higher_is_better, bool) and info.mode in ("FR", "NR")
+    assert info.score_range and info.description
+    assert info.weights and all(record in WEIGHTS for record in info.weights)
+
+
+@pytest.mark.parametrize("record", _iqa_weight_records(), ids=lambda record: record.name)
+def test_every_iqa_weight_record_says_what_it_is_and_how_to_get_it(record):
+    from core.weights import WEIGHTS
+
+    assert WEIGHTS.get(record.name) is record  # registered at app start (IqaConfig.ready)
+    assert record.file and record.source and record.licence and record.layout and record.label
+    how = record.how_to_get()
+    assert f"import_weights {record.name} /path/to/{record.file}" in how
+    assert ("fetch_weights" in how) == bool(record.url or record.make)
+    if record.hash_prefix:  # torch.hub-style names carry their checksum's first digits
+        assert record.url and record.url.endswith(record.file)
+
+
+def test_metrics_that_need_a_made_file_declare_it_and_list_their_range():
+    assert metrics.metric_info("niqe").weights == ("niqe_parameters",) == metrics.metric_info("pi").weights
+    assert metrics.metric_info("psnr").score_range  # pyiqa's table states every range
+    out = io.StringIO()
+    call_command("list_metrics", "--filter", "ranker_", stdout=out)
+    assert "ranker_niqe" in out.getvalue() and "[unbounded]" in out.getvalue()
+
+
+def test_a_published_weight_file_is_imported_by_its_record_name(weights_dir, tmp_path):
+    from iqa.learned import ranker_arch
+
+    source = tmp_path / "downloaded.pth"
+    torch.manual_seed(0)
+    # a small Ranker in the official layout, saved as DataParallel did ("module." prefix)
+    state = ranker_arch.Ranker(nf=4).state_dict()
+    torch.save({f"module.{key}": value for key, value in state.items()}, source)
+    out = io.StringIO()
+    call_command("import_weights", "ranker_pi", str(source), stdout=out)
+    assert (weights_dir / "Ranker_PI.pth").read_bytes() == source.read_bytes()
+    assert "checked and installed" in out.getvalue()
+    with pytest.raises(CommandError, match="import_weights ranker_pi FILE"):
+        call_command("import_weights", "ranker_pi")
+
+
+def _official_layout(record: str) -> dict:
+    """A small file in the record's published layout."""
+    from torchvision.models import alexnet
+
+    from iqa.learned import ranker_arch
+
+    torch.manual_seed(0)
+    if record == "alexnet_imagenet":
+        return alexnet(weights=None).state_dict()
+    if record == "lpips_alex_lin":
+        return {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate((64, 192, 384, 256, 256))}
+    return ranker_arch.Ranker(nf=4).state_dict()
+
+
+@pytest.mark.parametrize("record", ["ranker_niqe", "ranker_ma", "ranker_pi", "alexnet_imagenet", "lpips_alex_lin"])
+def test_an_iqa_weight_record_checks_a_candidate_file_by_loading_it_strictly(tmp_path, record):
+    from core import weights as core_weights
+
+    check = core_weights.WEIGHTS.get(record).check
+    good = tmp_path / "official.pth"
+    torch.save(_official_layout(record), good)
+    check(good)
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"conv0_0.weight": torch.zeros(1), "body.0.weight": torch.zeros(3, 3)}, foreign)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(good.read_bytes()[:200])
+    for source in (foreign, truncated):
+        with pytest.raises(core_weights.WeightsError, match=source.name):
+            check(source)
+
+
+def test_a_foreign_file_is_refused_by_import_weights_and_nothing_is_installed(weights_dir, tmp_path):
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"conv0_0.weight": torch.zeros(1), "body.0.weight": torch.zeros(3, 3)}, foreign)
+    with pytest.raises(CommandError, match=r"foreign\.pth is not RankSRGAN's Ranker \(NIQE\)"):
+        call_command("import_weights", "ranker_niqe", str(foreign))
+    assert not weights_dir.exists() or not any(weights_dir.iterdir())

@@ -7,9 +7,7 @@ from django.conf import settings
 
 from iqa import scoring, scoring_job
 from iqa.models import MetricScore
-
-from .test_celery import celery_worker
-from .test_iqa import graded_study
+from tests.factories import celery_worker, graded_study
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.slow]
 

@@ -14,22 +14,22 @@ from django.core.management import CommandError, call_command
 from PIL import Image
 
 from iqa import metrics
-from iqa.learned import lpips, store
+from iqa.learned import lpips_arch, lpips_training, store
 from iqa.learned.training import TrainingError, TrainingRun
 from iqa.models import MetricScore
-from tests.learned_fixtures import make_learnable_study
+from tests.factories import ROOT, make_learnable_study, pipal_set
 
-DEMO_REFERENCES = sorted((Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "Ref").glob("*.png"))
+DEMO_REFERENCES = sorted((ROOT / "fixtures" / "demo" / "Ref").glob("*.png"))
 
 
 def random_official_files(folder: Path, seed: int = 0) -> tuple[Path, Path]:
     """torchvision AlexNet and LPIPS lin files in the official key layouts, with random weights."""
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    alexnet = folder / lpips.ALEXNET_FILE
+    alexnet = folder / lpips_arch.ALEXNET_FILE
     torch.save(torchvision.models.alexnet().state_dict(), alexnet)
-    lin = folder / lpips.LIN_FILES[0]
-    torch.save({f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(lpips.CHANNELS)}, lin)
+    lin = folder / lpips_arch.LIN_FILES[0]
+    torch.save({f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(lpips_arch.CHANNELS)}, lin)
     return alexnet, lin
 
 
@@ -51,7 +51,7 @@ def test_the_max_pooling_baseline_reproduces_pyiqa_lpips_for_the_same_weights(tm
     alexnet, lin = random_official_files(hub / "hub" / "checkpoints")
     with weights.weight_sources(hub / "hub" / "checkpoints"):
         theirs = pyiqa.create_metric("lpips", device="cpu")
-    ours = lpips.load_official(alexnet, lin)
+    ours = lpips_arch.load_official(alexnet, lin)
     torch.manual_seed(1)
     images, reference = torch.rand(3, 3, 80, 96), torch.rand(1, 3, 80, 96).expand(3, -1, -1, -1)
     with torch.no_grad():
@@ -66,9 +66,9 @@ def test_the_max_pooling_baseline_reproduces_pyiqa_lpips_for_the_same_weights(tm
 def test_every_pooling_variant_loads_the_same_weights_and_keeps_the_output_size(tmp_path):
     alexnet, lin = random_official_files(tmp_path)
     images = torch.rand(2, 3, 64, 64)
-    for pooling in lpips.POOLINGS:
-        network = lpips.load_official(alexnet, lin, pooling=pooling)
-        assert set(network.state_dict()) == set(lpips.LPIPS().state_dict())
+    for pooling in lpips_arch.POOLINGS:
+        network = lpips_arch.load_official(alexnet, lin, pooling=pooling)
+        assert set(network.state_dict()) == set(lpips_arch.LPIPS().state_dict())
         with torch.no_grad():
             distances = network(images, torch.rand(2, 3, 64, 64))
         assert distances.shape == (2,) and bool((distances > 0).all())
@@ -77,13 +77,13 @@ def test_every_pooling_variant_loads_the_same_weights_and_keeps_the_output_size(
 
 
 def test_blur_and_l2_pooling_filters():
-    assert lpips.binomial(3).tolist() == [1, 2, 1] and lpips.binomial(4).tolist() == [1, 3, 3, 1]
+    assert lpips_arch.binomial(3).tolist() == [1, 2, 1] and lpips_arch.binomial(4).tolist() == [1, 3, 3, 1]
     flat = torch.full((1, 4, 10, 10), 0.7)
-    assert torch.allclose(lpips.BlurPool(4, 4)(flat), torch.full((1, 4, 5, 5), 0.7))
-    assert torch.allclose(lpips.L2Pool(4)(flat)[..., 1:-1, 1:-1], torch.full((1, 4, 3, 3), 0.7), atol=1e-6)
+    assert torch.allclose(lpips_arch.BlurPool(4, 4)(flat), torch.full((1, 4, 5, 5), 0.7))
+    assert torch.allclose(lpips_arch.L2Pool(4)(flat)[..., 1:-1, 1:-1], torch.full((1, 4, 3, 3), 0.7), atol=1e-6)
     # A one-pixel checkerboard is what max pooling aliases; the binomial low-pass removes it.
     board = torch.tensor([[(i + j) % 2 for j in range(12)] for i in range(12)], dtype=torch.float32)[None, None]
-    assert float(lpips.BlurPool(1, 4)(board).std()) < 0.05 < float(board.std())
+    assert float(lpips_arch.BlurPool(1, 4)(board).std()) < 0.05 < float(board.std())
 
 
 def test_anti_aliased_variants_move_less_under_small_shifts_for_the_same_weights():
@@ -96,12 +96,12 @@ def test_anti_aliased_variants_move_less_under_small_shifts_for_the_same_weights
     for seed in range(3):
         torch.manual_seed(seed)
         trunk = {k: v for k, v in torchvision.models.alexnet().state_dict().items() if k.startswith("features.")}
-        lin = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(lpips.CHANNELS)}
+        lin = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(lpips_arch.CHANNELS)}
         sensitivity = {}
-        for pooling in lpips.POOLINGS:
-            network = lpips.LPIPS(pooling)
+        for pooling in lpips_arch.POOLINGS:
+            network = lpips_arch.LPIPS(pooling)
             network.load_state_dict({**trunk, **lin})
-            sensitivity[pooling] = lpips.shift_sensitivity(network, images, size=128)
+            sensitivity[pooling] = lpips_training.shift_sensitivity(network, images, size=128)
         assert sensitivity["blurpool"] < 0.9 * sensitivity["max"], sensitivity
         assert sensitivity["l2"] < 0.9 * sensitivity["max"], sensitivity
 
@@ -109,13 +109,13 @@ def test_anti_aliased_variants_move_less_under_small_shifts_for_the_same_weights
 def test_official_files_of_the_wrong_layout_are_refused_by_name(tmp_path):
     alexnet, lin = random_official_files(tmp_path)
     with pytest.raises(TrainingError, match=f"{lin.name} is not a torchvision AlexNet file"):
-        lpips.load_official(lin, lin)
+        lpips_arch.load_official(lin, lin)
     with pytest.raises(TrainingError, match=f"{alexnet.name} is not an LPIPS-Alex lin file"):
-        lpips.load_official(alexnet, alexnet)
+        lpips_arch.load_official(alexnet, alexnet)
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"not a checkpoint")
     with pytest.raises(TrainingError, match="broken.pth is not a readable PyTorch weight file"):
-        lpips.load_official(broken, lin)
+        lpips_arch.load_official(broken, lin)
 
 
 @pytest.mark.django_db
@@ -155,21 +155,21 @@ class Interrupted(Exception):
 
 @pytest.mark.django_db
 def test_a_resumed_run_continues_exactly_where_it_stopped(tmp_path, weights_dir):
-    from iqa import lpips_training
+    from iqa.services import train_lpips as lpips_service
 
     study, _ = make_learnable_study("resume", tmp_path / "data", references=3)
-    config = lpips.Settings(backbone="scratch", iterations=6, batch=4, checkpoint_every=3, holdout=0.34)
+    config = lpips_training.Settings(backbone="scratch", iterations=6, batch=4, checkpoint_every=3, holdout=0.34)
 
     def stop_after_three(step, loss):
         if step == 3:
             raise Interrupted
 
-    straight = lpips_training.train_lpips(study, config, name="straight", weights_dir=weights_dir)
+    straight = lpips_service.train_lpips(study, config, name="straight", weights_dir=weights_dir)
     with pytest.raises(Interrupted):
-        lpips_training.train_lpips(study, config, name="halves", weights_dir=weights_dir, progress=stop_after_three)
+        lpips_service.train_lpips(study, config, name="halves", weights_dir=weights_dir, progress=stop_after_three)
     assert not (weights_dir / "learned" / "halves" / "model.pt").exists()
     assert "halves" not in metrics.metric_names()  # a run still training is not a metric
-    resumed = lpips_training.train_lpips(study, config, name="halves", weights_dir=weights_dir, resume=True)
+    resumed = lpips_service.train_lpips(study, config, name="halves", weights_dir=weights_dir, resume=True)
     assert resumed.result.steps == 3
     for key, value in straight.result.state_dict.items():
         assert torch.allclose(value, resumed.result.state_dict[key], rtol=1e-5, atol=1e-7), key
@@ -212,7 +212,7 @@ def test_a_pretrained_backbone_from_a_file_is_recorded_as_unverified(tmp_path, w
     assert torch.equal(state["features.0.weight"], torch.load(alexnet)["features.0.weight"])
     # A file under torchvision's name whose content is not torchvision's is refused when found.
     weights_dir.mkdir(parents=True, exist_ok=True)
-    (weights_dir / lpips.ALEXNET_FILE).write_bytes(alexnet.read_bytes())
+    (weights_dir / lpips_arch.ALEXNET_FILE).write_bytes(alexnet.read_bytes())
     with pytest.raises(CommandError, match="does not have the SHA-256 prefix 7be5be79"):
         call_command("train_lpips", "pre", "--name", "lpips_pre2", "--iterations", "1")
 
@@ -249,7 +249,6 @@ def test_a_study_of_imported_labels_trains_on_the_pairs_its_labels_imply(tmp_pat
     from annotation.analysis import elo
     from annotation.models import Study
     from iqa import learned_data
-    from tests.test_import_labels import pipal_set
 
     folder = pipal_set(tmp_path / "PIPAL", references=3, size=(48, 48))
     call_command("import_labels", "labelled", str(folder), "--format", "pipal", stdout=io.StringIO())

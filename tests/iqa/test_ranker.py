@@ -17,11 +17,11 @@ from django.core.management.base import CommandError
 from PIL import Image
 
 from iqa import metrics
+from iqa.learned import official, ranker_arch, ranker_training, store
 from iqa.learned import rank_dataset as rd
-from iqa.learned import ranker, store
 from iqa.learned.training import TrainingError, TrainingRun, torch_threads
 from iqa.models import MetricScore
-from tests.sr_fixtures import install_random_checkpoint
+from tests.factories import graded_study, install_random_checkpoint
 
 TINY_NF = 4
 
@@ -49,9 +49,9 @@ def rows(folder: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def tiny_settings(**changes) -> ranker.RankerSettings:
+def tiny_settings(**changes) -> ranker_training.RankerSettings:
     values = {"iterations": 40, "batch": 8, "crop": 32, "lr": 1e-3, "nf": TINY_NF, "seed": 0}
-    return ranker.RankerSettings(**{**values, **changes})
+    return ranker_training.RankerSettings(**{**values, **changes})
 
 
 @pytest.fixture
@@ -83,20 +83,21 @@ def official_keys() -> list[str]:
 
 
 def test_the_official_width_has_the_papers_parameter_count_and_key_layout():
-    network = ranker.build({})
-    assert ranker.parameter_count(network) == ranker.OFFICIAL_PARAMETERS == 13_734_281  # journal Table 2: 13,734K
+    network = ranker_arch.build({})
+    # journal Table 2: 13,734K
+    assert ranker_arch.parameter_count(network) == ranker_arch.OFFICIAL_PARAMETERS == 13_734_281
     assert list(network.state_dict()) == official_keys()
     shapes = {key: tuple(value.shape) for key, value in network.state_dict().items()}
     assert shapes["conv0_1.weight"] == (64, 64, 4, 4) and shapes["conv4_1.weight"] == (512, 512, 4, 4)
     assert shapes["conv0_0.weight"] == (64, 3, 3, 3) and shapes["classifier.0.weight"] == (100, 512)
-    tiny = ranker.build({"nf": TINY_NF})
+    tiny = ranker_arch.build({"nf": TINY_NF})
     assert list(tiny.state_dict()) == official_keys()
     assert tiny(torch.rand(2, 3, 37, 53)).shape == (2, 1)  # global average pooling: any size
 
 
 def random_official_state(nf: int, seed: int = 0) -> dict:
     torch.manual_seed(seed)
-    state = ranker.Ranker(nf=nf).state_dict()
+    state = ranker_arch.Ranker(nf=nf).state_dict()
     for key, value in state.items():
         if key.endswith("running_var"):
             value.uniform_(0.5, 1.5)
@@ -106,26 +107,26 @@ def random_official_state(nf: int, seed: int = 0) -> dict:
 
 
 def test_official_files_load_strictly_with_or_without_the_dataparallel_prefix(tmp_path):
-    state = random_official_state(ranker.OFFICIAL_NF)
+    state = random_official_state(ranker_arch.OFFICIAL_NF)
     torch.save(state, tmp_path / "Ranker_NIQE.pth")
-    network = ranker.load_official(tmp_path / "Ranker_NIQE.pth")
+    network = ranker_arch.load_official(tmp_path / "Ranker_NIQE.pth")
     assert network.nf == 64 and not network.training
     assert all(torch.equal(network.state_dict()[key], value) for key, value in state.items())
 
     small = random_official_state(8, seed=1)
     torch.save({f"module.{key}": value for key, value in small.items()}, tmp_path / "mmsr_Ranker_NIQE.pth")
-    prefixed = ranker.load_official(tmp_path / "mmsr_Ranker_NIQE.pth")
-    reference = ranker.Ranker(nf=8)
+    prefixed = ranker_arch.load_official(tmp_path / "mmsr_Ranker_NIQE.pth")
+    reference = ranker_arch.Ranker(nf=8)
     reference.load_state_dict(small)
     x = torch.rand(3, 3, 48, 48)
     with torch.no_grad():
         assert torch.equal(prefixed(x), reference.eval()(x))
         # the metric callable: (N,) scores, references ignored, eval mode
-        assert torch.equal(ranker.as_metric(prefixed)(x, None), reference(x).reshape(3))
+        assert torch.equal(ranker_arch.as_metric(prefixed)(x, None), reference(x).reshape(3))
 
     old = {key: value for key, value in small.items() if not key.endswith("num_batches_tracked")}
     torch.save(old, tmp_path / "old_pytorch.pth")  # PyTorch < 0.4.1 saved no num_batches_tracked
-    ranker.load_official(tmp_path / "old_pytorch.pth")
+    ranker_arch.load_official(tmp_path / "old_pytorch.pth")
 
 
 def test_a_file_of_another_layout_is_refused_with_a_message_that_names_it(tmp_path):
@@ -135,39 +136,41 @@ def test_a_file_of_another_layout_is_refused_with_a_message_that_names_it(tmp_pa
     broken["classifier.1.weight"] = torch.zeros(1)
     torch.save(broken, tmp_path / "Ranker_Ma.pth")
     with pytest.raises(store.LearnedModelError, match="Ranker_Ma.pth does not fit") as error:
-        ranker.load_official(tmp_path / "Ranker_Ma.pth")
+        ranker_arch.load_official(tmp_path / "Ranker_Ma.pth")
     assert "missing: bn2_0.weight" in str(error.value) and "unexpected: classifier.1.weight" in str(error.value)
 
     wrong = dict(state)
     wrong["classifier.0.weight"] = torch.zeros(100, 7)
     torch.save(wrong, tmp_path / "Ranker_PI.pth")
     with pytest.raises(store.LearnedModelError, match=r"Ranker_PI.pth .*wrong shape: classifier.0.weight"):
-        ranker.load_official(tmp_path / "Ranker_PI.pth")
+        ranker_arch.load_official(tmp_path / "Ranker_PI.pth")
 
     torch.save({"conv_first.weight": torch.zeros(64, 3, 3, 3)}, tmp_path / "SRGAN.pth")
     with pytest.raises(store.LearnedModelError, match="SRGAN.pth is not in the Ranker_VGG12_296 layout"):
-        ranker.load_official(tmp_path / "SRGAN.pth")
+        ranker_arch.load_official(tmp_path / "SRGAN.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(store.LearnedModelError, match="junk.pth cannot be read"):
-        ranker.load_official(tmp_path / "junk.pth")
+        ranker_arch.load_official(tmp_path / "junk.pth")
 
 
 def test_the_official_rankers_are_listed_with_lower_is_better():
-    by_file = {entry.file: entry for entry in ranker.OFFICIAL_RANKERS}
+    by_file = {entry.file: entry for entry in official.OFFICIAL_RANKERS}
     assert set(by_file) == {"Ranker_NIQE.pth", "Ranker_Ma.pth", "Ranker_PI.pth"}
-    assert {entry.metric for entry in ranker.OFFICIAL_RANKERS} == {"ranker_niqe", "ranker_ma", "ranker_pi"}
-    assert all(not entry.higher_is_better and entry.sha256 is None for entry in ranker.OFFICIAL_RANKERS)
-    assert all("github.com/XPixelGroup/RankSRGAN" in entry.source and entry.url for entry in ranker.OFFICIAL_RANKERS)
+    assert {entry.metric for entry in official.OFFICIAL_RANKERS} == {"ranker_niqe", "ranker_ma", "ranker_pi"}
+    assert all(not entry.higher_is_better and entry.sha256 is None for entry in official.OFFICIAL_RANKERS)
+    # The Google Drive folder is no direct download: the source names it, import_weights installs the file.
+    assert all("github.com/XPixelGroup/RankSRGAN" in entry.source for entry in official.OFFICIAL_RANKERS)
+    assert all("drive.google.com" in entry.source and entry.url is None for entry in official.OFFICIAL_RANKERS)
 
 
 def test_an_official_ranker_file_in_the_weights_dir_is_a_metric(tmp_path):
-    from iqa.weights import WeightsMissing
+    from core.weights import WeightsMissing
 
     weights_dir = tmp_path / "weights"
-    with pytest.raises(WeightsMissing, match=r"Ranker_NIQE.pth is missing.*drive.google.com.*import_weights"):
+    with pytest.raises(WeightsMissing, match=r"Ranker_NIQE.pth, which is not in.*drive.google.com.*import_weights"):
         metrics.load_metric("ranker_niqe", device="cpu", weights_dir=weights_dir)
     weights_dir.mkdir()
-    torch.save(random_official_state(ranker.OFFICIAL_NF), weights_dir / "Ranker_NIQE.pth")
+    torch.save(random_official_state(ranker_arch.OFFICIAL_NF), weights_dir / "Ranker_NIQE.pth")
     loaded = metrics.load_metric("ranker_niqe", device="cpu", weights_dir=weights_dir)
     assert loaded.version.startswith("project+") and not loaded.info.higher_is_better
     scores = loaded.score(torch.rand(2, 3, 64, 64))
@@ -179,28 +182,29 @@ def test_an_official_ranker_file_in_the_weights_dir_is_a_metric(tmp_path):
 
 def test_the_loss_pushes_the_higher_label_to_the_higher_score():
     high, low = torch.tensor([3.0]), torch.tensor([1.0])  # e.g. NIQE: the first image is worse
-    target = ranker.rank_targets(high, low)
+    target = ranker_training.rank_targets(high, low)
     assert target.tolist() == [1.0]
     # scores in the label's order by more than the margin: no loss; the other way round: margin + gap
-    assert ranker.ranking_loss(torch.tensor([1.0]), torch.tensor([0.0]), target).item() == 0.0
-    assert ranker.ranking_loss(torch.tensor([0.0]), torch.tensor([1.0]), target).item() == pytest.approx(1.5)
+    assert ranker_training.ranking_loss(torch.tensor([1.0]), torch.tensor([0.0]), target).item() == 0.0
+    assert ranker_training.ranking_loss(torch.tensor([0.0]), torch.tensor([1.0]), target).item() == pytest.approx(1.5)
     # the official form: nn.MarginRankingLoss(margin=0.5)(s1, s2, +1 when label1 >= label2)
     s1, s2 = torch.randn(16), torch.randn(16)
     labels1, labels2 = torch.rand(16), torch.rand(16)
     official = torch.nn.MarginRankingLoss(margin=0.5)(s1, s2, ((labels1 >= labels2).float() - 0.5) * 2)
-    assert ranker.ranking_loss(s1, s2, ranker.rank_targets(labels1, labels2)) == pytest.approx(official.item())
+    targets = ranker_training.rank_targets(labels1, labels2)
+    assert ranker_training.ranking_loss(s1, s2, targets) == pytest.approx(official.item())
     # a gradient step raises the score of the higher-label image
     score1 = torch.zeros(1, requires_grad=True)
     score2 = torch.zeros(1, requires_grad=True)
-    ranker.ranking_loss(score1, score2, target).backward()
+    ranker_training.ranking_loss(score1, score2, target).backward()
     assert score1.grad.item() < 0 < score2.grad.item()
     # scores are clamped to ±5 as in Ranker_model.py: no gradient beyond
     far = torch.tensor([-9.0], requires_grad=True)
-    loss = ranker.ranking_loss(far, torch.tensor([0.0]), target)
+    loss = ranker_training.ranking_loss(far, torch.tensor([0.0]), target)
     loss.backward()
     assert loss.item() == pytest.approx(5.5) and far.grad.item() == 0.0  # -9 counts as -5
     with pytest.raises(ValueError, match="tied labels"):
-        ranker.rank_targets(torch.tensor([2.0]), torch.tensor([2.0]))
+        ranker_training.rank_targets(torch.tensor([2.0]), torch.tensor([2.0]))
 
 
 # --- rank datasets --------------------------------------------------------------------------------------
@@ -337,9 +341,9 @@ def test_a_damaged_dataset_is_refused_with_the_file_named(noise_dataset, tmp_pat
 
 def test_a_tiny_run_lowers_the_loss_and_becomes_a_metric(noise_dataset, weights_dir):
     folder = store.learned_root(weights_dir) / "tiny_noise"
-    run = TrainingRun(folder, kind=ranker.KIND, settings=tiny_settings().as_dict(), data={"d": 1})
+    run = TrainingRun(folder, kind=ranker_arch.KIND, settings=tiny_settings().as_dict(), data={"d": 1})
     with torch_threads(1):
-        result = ranker.train(noise_dataset, tiny_settings(), run, checkpoint_every=0)
+        result = ranker_training.train(noise_dataset, tiny_settings(), run, checkpoint_every=0)
     losses = result.losses
     assert len(losses) == 40 and np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10])
     figures = result.results
@@ -361,11 +365,11 @@ def test_a_tiny_run_lowers_the_loss_and_becomes_a_metric(noise_dataset, weights_
     with pytest.raises(ValueError, match="at least 32 pixels a side"):
         loaded.score(clean[..., :31])
     # a validation subset: one of the four validation groups, seeded
-    network = ranker.build(result.config)
+    network = ranker_arch.build(result.config)
     network.load_state_dict(store.read_model(folder / store.MODEL_FILE)[2])
-    subset = ranker.validate(network, noise_dataset, groups=1)
+    subset = ranker_training.validate(network, noise_dataset, groups=1)
     assert subset["validation_patches"] == 3 and subset["validation_groups_available"] == 4
-    assert ranker.validate(network, noise_dataset, groups=1) == subset
+    assert ranker_training.validate(network, noise_dataset, groups=1) == subset
 
 
 def test_resuming_equals_one_run_and_training_is_deterministic(noise_dataset, tmp_path):
@@ -374,10 +378,15 @@ def test_resuming_equals_one_run_and_training_is_deterministic(noise_dataset, tm
     def run(name, iterations, resume=False):
         folder = tmp_path / name
         train_run = TrainingRun(
-            folder, kind=ranker.KIND, settings=settings.as_dict() | {"iterations": iterations}, data={}, resume=resume
+            folder,
+            kind=ranker_arch.KIND,
+            settings=settings.as_dict() | {"iterations": iterations},
+            data={},
+            resume=resume,
         )
         with torch_threads(1):
-            return ranker.train(noise_dataset, replace(settings, iterations=iterations), train_run, checkpoint_every=0)
+            longer = replace(settings, iterations=iterations)
+            return ranker_training.train(noise_dataset, longer, train_run, checkpoint_every=0)
 
     whole = run("whole", 6)
     again = run("again", 6)
@@ -397,9 +406,9 @@ def test_a_dataset_without_validation_pairs_is_refused(noise_dataset, tmp_path):
     for index, item in enumerate(noise_dataset.items):
         if item.split == "validation":
             noise_dataset.items[index] = rd.Item(item.patch, item.group, item.source_image, 1.0, item.split)
-    run = TrainingRun(tmp_path / "r", kind=ranker.KIND, settings={}, data={})
+    run = TrainingRun(tmp_path / "r", kind=ranker_arch.KIND, settings={}, data={})
     with pytest.raises(TrainingError, match="validation split has no group with two patches of different labels"):
-        ranker.train(noise_dataset, tiny_settings(), run)
+        ranker_training.train(noise_dataset, tiny_settings(), run)
 
 
 # --- the commands ------------------------------------------------------------------------------------------
@@ -493,8 +502,6 @@ def test_sr_source_with_bundled_checkpoints_and_a_full_reference_metric(tmp_path
 
 @pytest.mark.django_db
 def test_study_mos_ranker_is_scored_and_benchmarked(tmp_path, weights_dir):
-    from tests.test_iqa import graded_study
-
     study = graded_study(tmp_path, references=3)  # 48x48 images whose MOS follows the distortion level
     out = io.StringIO()
     call_command("build_rank_dataset", str(tmp_path / "ds"), source="study", study=study.slug, stdout=out,

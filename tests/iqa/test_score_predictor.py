@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,11 +18,12 @@ from PIL import Image
 
 from annotation.models import DistortedImage
 from iqa import metrics
-from iqa.learned import score_predictor as sp
+from iqa.learned import score_predictor_arch as sp_arch
+from iqa.learned import score_predictor_training as sp
 from iqa.learned import store
 from iqa.learned.training import TrainingRun, torch_threads
 from iqa.weights import file_sha256
-from tests.conftest import import_folder, make_pipal_folder
+from tests.factories import import_folder, make_pipal_folder
 
 SIZE = 48  # image side; crops of 32 (the smallest MobileNetV2 input that keeps a 1x1 map)
 TINY = {"crop": 32, "head_batch": 8, "batch": 8, "head_lr": 1e-2, "lr": 1e-3, "threads": 1}
@@ -116,7 +118,7 @@ def test_network_is_torchvision_mobilenet_v2_with_a_10_bin_head():
     from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
     torch.manual_seed(0)
-    network = sp.build({"crop": 32})
+    network = sp_arch.build({"crop": 32})
     reference = mobilenet_v2(width_mult=1.0).state_dict()
     own = network.state_dict()
     features = {key for key in reference if key.startswith("features.")}
@@ -144,13 +146,13 @@ def test_network_is_torchvision_mobilenet_v2_with_a_10_bin_head():
             1,
         )
         assert torch.allclose(network(images), expected, atol=1e-6)
-        scores = sp.as_metric(network)(images)
+        scores = sp_arch.as_metric(network)(images)
     assert scores.shape == (3,) and bool(((scores >= 1) & (scores <= 10)).all())
     cropped = images[..., 4:36, 9:41]  # the centre 32x32 window
-    assert torch.allclose(scores, sp.mean_score(network(cropped)), atol=1e-6)
-    assert sp.mean_score(torch.eye(10)).tolist() == pytest.approx(list(range(1, 11)))
+    assert torch.allclose(scores, sp_arch.mean_score(network(cropped)), atol=1e-6)
+    assert sp_arch.mean_score(torch.eye(10)).tolist() == pytest.approx(list(range(1, 11)))
     small = torch.rand(1, 3, 20, 64)
-    assert sp.center_crop(small, 32).shape == (1, 3, 20, 32)  # a short side is kept whole
+    assert sp_arch.center_crop(small, 32).shape == (1, 3, 20, 32)  # a short side is kept whole
 
 
 # --- training on in-memory images (no database) ----------------------------------------------------
@@ -174,7 +176,7 @@ def synthetic_samples(references: int = 3, per_reference: int = 4, size: int = S
 
 def run_in(folder: Path, settings: sp.Settings, samples, pixels, resume: bool = False):
     run = TrainingRun(
-        folder, kind=sp.KIND, settings=sp.run_settings(settings, {}), data={"test": "synthetic"}, resume=resume
+        folder, kind=sp_arch.KIND, settings=sp.run_settings(settings, {}), data={"test": "synthetic"}, resume=resume
     )
     train = [sample for sample in samples if sample.reference != "R0"]
     validation = [sample for sample in samples if sample.reference == "R0"]
@@ -236,14 +238,14 @@ def test_pretrained_backbone_is_loaded_by_its_hash_named_file_or_refused(tmp_pat
     torch.save(imagenet, source)
     named = tmp_path / f"mobilenet_v2-{file_sha256(source)[:8]}.pth"
     source.rename(named)
-    fake = sp.Backbone("IMAGENET1K_V1", named.name, f"https://example.invalid/{named.name}", 71.878)
+    fake = replace(sp.BACKBONES["pretrained"], file=named.name, url=f"https://example.invalid/{named.name}")
     monkeypatch.setitem(sp.BACKBONES, "pretrained", fake)
     features, record = sp.backbone_state("pretrained", tmp_path)
     assert record["init"] == "IMAGENET1K_V1" and record["sha256"] == file_sha256(named)
     pixels, samples = synthetic_samples(references=2, per_reference=3)
     base = {k: v for k, v in TINY.items() if k != "threads"}
     settings = sp.Settings(head_iterations=1, iterations=0, backbone="pretrained", **base)
-    run = TrainingRun(tmp_path / "pre", kind=sp.KIND, settings=sp.run_settings(settings, record), data={})
+    run = TrainingRun(tmp_path / "pre", kind=sp_arch.KIND, settings=sp.run_settings(settings, record), data={})
     result = sp.train(
         train_samples=[s for s in samples if s.reference == "R1"],
         validation_samples=[s for s in samples if s.reference == "R0"],
@@ -333,10 +335,10 @@ def test_tiny_run_lowers_the_loss_and_becomes_a_metric(noisy_study, weights_dir)
         for t in targets
         if t.reference in train_refs
     ]
-    from iqa.management.commands.train_score_predictor import read_rgb
+    from iqa.learned.training import read_rgb
 
     torch.manual_seed(0)
-    initial = sp.build(manifest["config"])
+    initial = sp_arch.build(manifest["config"])
     _, trained = store.build_trained(folder / "model.pt")
     before, after = sp.evaluate(initial, samples, read_rgb), sp.evaluate(trained, samples, read_rgb)
     print(f"training set: squared EMD {before['squared_emd']:.4f} -> {after['squared_emd']:.4f}, SRCC {after['srcc']}")

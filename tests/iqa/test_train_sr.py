@@ -15,8 +15,10 @@ from django.core.management.base import CommandError
 from PIL import Image
 
 from annotation.imports.folders import plan_reference_patches, references_import
-from sr_models import archs, training, weights
-from tests.conftest import plain_study
+from core.weights import read_state
+from sr_models import archs, training
+from sr_models.checkpoints import CHECKPOINTS
+from tests.factories import plain_study
 
 TINY = {"nf": 16, "nb": 2}
 
@@ -89,11 +91,11 @@ def test_short_run_raises_the_gain_over_bicubic_and_writes_a_labelled_file(textu
     assert set(split["train"]).isdisjoint(split["validation"])
     assert sorted(split["train"] + split["validation"]) == provenance["references"]
     assert len(split["validation"]) == 1 and psnr["images"] == split["validation"]
-    assert path.name not in {checkpoint.file for checkpoint in weights.CHECKPOINTS.values()}
+    assert path.name not in {checkpoint.file for checkpoint in CHECKPOINTS.values()}
 
     # loads through the platform's reader, strictly, into the tiny SRResNet
     model = archs.build("srresnet", 4, **TINY)
-    model.load_state_dict(weights.read_state(path), strict=True)
+    model.load_state_dict(read_state(path), strict=True)
     model.load_state_dict(archs.arch("srresnet").convert(saved["params"]), strict=True)
 
     text = out.getvalue()

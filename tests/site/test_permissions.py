@@ -29,8 +29,7 @@ from annotation.models import Assignment, DistortedImage, Judgment, Study
 from annotation.rating.authentication import session_key
 from annotation.rating.votes import judgment_record
 from iqa.models import BenchmarkRun
-
-from .conftest import import_folder, make_pipal_folder, plain_study
+from tests.factories import import_folder, make_pipal_folder, plain_study
 
 pytestmark = pytest.mark.django_db
 ROLES = ("anonymous", "rater_a", "rater_b", "plain", "owner", "other_owner", "staff")

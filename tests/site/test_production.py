@@ -5,8 +5,8 @@ production set-up, reproduced, then the rules that close it.
 4. API bodies bounded and typed (JSON only, 413/415 in the error shape);
 6. the schema matches the API (JSON 404s, strict types, documented statuses);
 7. mail configured from EMAIL_URL, the broker's visibility timeout from the tasks' limits.
-(2 and 3, imports confined and sizes before reads: tests/test_import_confinement.py;
-5, the atomic open-pair limit: tests/test_concurrency.py.)
+(2 and 3, imports confined and sizes before reads: tests/annotation/test_import_confinement.py;
+5, the atomic open-pair limit: tests/annotation/test_concurrency.py.)
 """
 
 import io
@@ -26,18 +26,8 @@ from django.test import Client
 
 from annotation.models import Rater
 from iqa.models import BenchmarkRun
+from tests.factories import PRODUCTION_ENV, ROOT, graded_study, join
 
-from .conftest import join
-from .test_iqa import graded_study
-
-ROOT = Path(__file__).resolve().parent.parent
-PRODUCTION = {
-    "DJANGO_SETTINGS_MODULE": "pipal_site.settings.production",
-    "SECRET_KEY": "k7#Qz1v!9sLm2@Xe4$Rt6^Yu8&Io0*Pa3(Sd5)Fg7-Hj9_Kl1+Zx",
-    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/pipal",
-    "ALLOWED_HOSTS": "study.example.org",
-    "EMAIL_URL": "smtp://mailer:secret@mail.example.org:587/?tls=True",
-}
 SETTINGS_VARIABLES = (
     "SECRET_KEY",
     "DATABASE_URL",
@@ -76,7 +66,7 @@ def test_production_settings_derive_media_serving_from_its_own_debug(tmp_path):
     # Finding 1: base.py derived SERVE_MEDIA from its DEBUG (True) before production turned DEBUG off.
     result = python(
         "print(settings.DEBUG, settings.SERVE_MEDIA, settings.WHITENOISE_USE_FINDERS)",
-        {**PRODUCTION, "PIPAL_VAR_DIR": str(tmp_path)},
+        {**PRODUCTION_ENV, "PIPAL_VAR_DIR": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False", "False"]
@@ -128,7 +118,7 @@ def test_private_files_go_through_the_web_servers_internal_redirect(benchmarked,
 
 
 def test_production_refuses_to_start_with_private_files_under_a_public_folder(tmp_path):
-    env = {**PRODUCTION, "PIPAL_VAR_DIR": str(tmp_path), "MEDIA_ROOT": str(tmp_path / "media")}
+    env = {**PRODUCTION_ENV, "PIPAL_VAR_DIR": str(tmp_path), "MEDIA_ROOT": str(tmp_path / "media")}
     result = manage("check", env={**env, "PIPAL_PRIVATE_ROOT": str(tmp_path / "media" / "private")})
     assert result.returncode != 0 and "PIPAL_PRIVATE_ROOT" in result.stderr and "public" in result.stderr
     result = manage("check", env={**env, "STATIC_ROOT": str(tmp_path / "private" / "static")})
@@ -139,7 +129,7 @@ def test_the_deploy_check_flags_private_files_left_in_the_public_folder(tmp_path
     # A report written before the split (MEDIA_ROOT/benchmarks/...) is still public: the check says so.
     (tmp_path / "media" / "benchmarks" / "s1").mkdir(parents=True)
     (tmp_path / "media" / "benchmarks" / "s1" / "benchmark.csv").write_text("metric,srcc\n")
-    env = {**PRODUCTION, "PIPAL_VAR_DIR": str(tmp_path)}
+    env = {**PRODUCTION_ENV, "PIPAL_VAR_DIR": str(tmp_path)}
     result = manage("check", "--deploy", env=env)
     assert result.returncode != 0
     assert "pipal.E002" in result.stderr and "benchmarks" in result.stderr
@@ -352,14 +342,14 @@ def test_mail_comes_from_email_url(tmp_path):
     code = "print(settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS)"
     local = python(code, {"DJANGO_SETTINGS_MODULE": "pipal_site.settings.local", "PIPAL_VAR_DIR": str(tmp_path)})
     assert local.stdout.split()[0] == "django.core.mail.backends.console.EmailBackend", local.stderr
-    production = python(code, {**PRODUCTION, "PIPAL_VAR_DIR": str(tmp_path)})
+    production = python(code, {**PRODUCTION_ENV, "PIPAL_VAR_DIR": str(tmp_path)})
     assert production.stdout.split() == [
         "django.core.mail.backends.smtp.EmailBackend",
         "mail.example.org",
         "587",
         "True",
     ], production.stderr
-    without = {key: value for key, value in PRODUCTION.items() if key != "EMAIL_URL"}
+    without = {key: value for key, value in PRODUCTION_ENV.items() if key != "EMAIL_URL"}
     refused = manage("check", env={**without, "PIPAL_VAR_DIR": str(tmp_path)})
     assert refused.returncode != 0 and "EMAIL_URL" in refused.stderr
 

@@ -5,11 +5,11 @@ import socket
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.factories import ROOT
+
 pytestmark = pytest.mark.slow
 
 

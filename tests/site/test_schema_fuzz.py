@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import import_folder, join, make_pipal_folder, plain_study
+from tests.factories import import_folder, join, make_pipal_folder, plain_study
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -3,16 +3,8 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PRODUCTION = {
-    "DJANGO_SETTINGS_MODULE": "pipal_site.settings.production",
-    "SECRET_KEY": "k7#Qz1v!9sLm2@Xe4$Rt6^Yu8&Io0*Pa3(Sd5)Fg7-Hj9_Kl1+Zx",
-    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/pipal",
-    "ALLOWED_HOSTS": "study.example.org",
-    "EMAIL_URL": "submission://mailer:secret@mail.example.org:587",
-}
+from tests.factories import PRODUCTION_ENV, ROOT
 
 
 def manage(*args, env):
@@ -25,14 +17,15 @@ def manage(*args, env):
 
 
 def test_production_refuses_to_start_without_its_secrets(tmp_path):
-    env = {**PRODUCTION, "PIPAL_VAR_DIR": str(tmp_path)}
+    env = {**PRODUCTION_ENV, "PIPAL_VAR_DIR": str(tmp_path)}
     del env["SECRET_KEY"]
     result = manage("check", env=env)
     assert result.returncode != 0 and "SECRET_KEY" in result.stderr
 
 
 def test_production_deploy_check_is_clean(tmp_path):
-    result = manage("check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION, "PIPAL_VAR_DIR": str(tmp_path)})
+    env = {**PRODUCTION_ENV, "PIPAL_VAR_DIR": str(tmp_path)}
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

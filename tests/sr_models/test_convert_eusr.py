@@ -20,12 +20,12 @@ import pytest
 import torch
 from django.core.management import CommandError, call_command
 
+from core.weights import file_sha256, read_state
 from sr_models import convert_eusr, weights
 from sr_models.archs import build
 from sr_models.archs.eusr_arch import RGB_MEAN
 from sr_models.management.commands.convert_weights import default_checkpoint
-
-from .conftest import REQUIRE_SERVICES
+from tests.factories import REQUIRE_SERVICES
 
 TINY = {"n_feats": 8, "n_shared_blocks": 2, "n_upscale_blocks": 1}
 ATOL = 1e-3  # on outputs in [0, 255]-ish
@@ -188,11 +188,11 @@ def test_converted_weights_reproduce_the_frozen_graph(tf, tiny_graph, tmp_path, 
     frozen, _, pb = tiny_graph
     provenance = convert_eusr.convert(pb, tmp_path / "tiny.pth", source_name=pb.name, options=TINY)
     saved = torch.load(tmp_path / "tiny.pth", map_location="cpu", weights_only=True)
-    assert saved["provenance"] == provenance and provenance["source_sha256"] == weights.sha256_of(pb)
+    assert saved["provenance"] == provenance and provenance["source_sha256"] == file_sha256(pb)
     assert provenance["rgb_mean_constants_checked"] == 8 and provenance["residual_scalings_checked"] > 0
     assert provenance["graph"] == {"placeholders": ["sr_input", "sr_input_scale"], "output": "sr_output:0"}
     model = build("eusr", 4, path=path, **TINY).eval()
-    model.load_state_dict(weights.read_state(tmp_path / "tiny.pth"), strict=True)
+    model.load_state_dict(read_state(tmp_path / "tiny.pth"), strict=True)
 
     rng = np.random.default_rng(0)
     image = rng.uniform(0, 255, size=(2, 9, 7, 3)).astype(np.float32)  # NHWC, odd sizes on purpose
@@ -217,11 +217,11 @@ def test_convert_weights_command_installs_a_strictly_loading_checkpoint(tf, full
     call_command("convert_weights", "eusr", str(full_graph))  # name from the file: eusr_4pp_pirm_x4
     target = tmp_path / "weights" / "4pp_eusr_pirm.pth"
     out = capsys.readouterr().out
-    assert str(target) in out and weights.sha256_of(target) in out and "306 tensors" in out
+    assert str(target) in out and file_sha256(target) in out and "306 tensors" in out
     assert sorted(p.name for p in target.parent.iterdir()) == ["4pp_eusr_pirm.pth"]  # no staging left
     saved = torch.load(target, map_location="cpu", weights_only=True)
     provenance = saved["provenance"]
-    assert provenance["source"] == "4pp_eusr_pirm.pb" and provenance["source_sha256"] == weights.sha256_of(full_graph)
+    assert provenance["source"] == "4pp_eusr_pirm.pb" and provenance["source_sha256"] == file_sha256(full_graph)
     assert provenance["converter"] == "sr_models.convert_eusr" and provenance["tensorflow"]
     assert provenance["parameters"] == 6_295_689 and provenance["date"]
     loaded = weights.load_checkpoint("eusr_4pp_pirm_x4", weights_dir=tmp_path / "weights")

@@ -13,10 +13,9 @@ from PIL import Image
 from sr_models import distortions, runtime
 from sr_models.distortions import CatalogueError, DistortionError, load_catalogue
 from sr_models.imresize import imresize, output_size
+from tests.factories import ROOT, install_random_checkpoint
 
-from .sr_fixtures import install_random_checkpoint
-
-REF = Path(__file__).resolve().parents[1] / "fixtures" / "demo" / "Ref" / "D0001.png"
+REF = ROOT / "fixtures" / "demo" / "Ref" / "D0001.png"
 CATALOGUE = load_catalogue()
 TYPES = sorted({entry.type_id for entry in CATALOGUE})
 
@@ -34,7 +33,7 @@ STOCHASTIC = {
 }
 
 
-# Families that run a bundled SR network: here on random weights (tests/sr_fixtures.py), so they
+# Families that run a bundled SR network: here on random weights (tests/factories.py), so they
 # prove the path runs and is deterministic, not what the real models output.
 NETWORKS = {"sr_network", "gan_sr_network", "esrgan_interpolation"}
 

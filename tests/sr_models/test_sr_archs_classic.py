@@ -111,6 +111,7 @@ def edsr_count(n_blocks: int, feats: int, scale: int) -> int:
     )
 
 
+@pytest.mark.published
 def test_edsr_full_x4_parameter_count():
     # head 7,168 + 32 blocks x 2 x 590,080 + body.32 590,080 + tail.0 2 x 2,360,320 + tail.1 6,915
     model = build("edsr", 4)  # the real network, built on the CPU
@@ -120,6 +121,7 @@ def test_edsr_full_x4_parameter_count():
     assert total(model) == 43_089_923 + 2 * (9 + 3)  # + the frozen MeanShift convolutions
 
 
+@pytest.mark.published
 def test_edsr_baseline_x4_parameter_count():
     # head 1,792 + 16 x 2 x 36,928 + body.16 36,928 + tail.0 2 x 147,712 + tail.1 1,731
     model = build("edsr_baseline", 4)
@@ -128,6 +130,7 @@ def test_edsr_baseline_x4_parameter_count():
     assert round(trainable(model) / 1e6, 2) == 1.52  # EDSR-PyTorch README: EDSR_baseline_x4 1.52 M
 
 
+@pytest.mark.published
 @pytest.mark.parametrize(
     "name, scale, millions",
     # the EDSR-PyTorch README's table: baseline x2 1.37 M, x3 1.55 M; EDSR x2 40.7 M, x3 43.7 M
@@ -141,6 +144,7 @@ def test_edsr_other_scales_parameter_counts(name, scale, millions):
     assert round(trainable(model) / 1e6, 2 if millions < 10 else 1) == millions
 
 
+@pytest.mark.published
 def test_rcan_x4_parameter_count():
     # RCAB: 2 x 36,928 + channel attention (64*4 + 4) + (4*64 + 64) = 74,436
     # group: 20 x 74,436 + 36,928 = 1,525,648; body: 10 groups + body.10 36,928

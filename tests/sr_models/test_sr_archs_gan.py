@@ -64,6 +64,7 @@ def test_registered_specs():
     assert dict(ARCHS["eusr"].options) == {"path": "x4"}
 
 
+@pytest.mark.published
 def test_parameter_counts():
     with torch.device("meta"):
         assert n_params(srresnet.build(scale=4)) == 1_554_499  # RankSRGAN SRResNet (SPEC §6)

@@ -1,11 +1,12 @@
 """Bundled SR networks: checkpoints, inference, commands and study distortions.
 
-Checkpoints here hold random weights written by the tests (tests/sr_fixtures.py):
+Checkpoints here hold random weights written by the tests (tests/factories.py):
 they exercise the real loading, inference and generation path; their outputs are
 not any real model's."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -19,10 +20,9 @@ from PIL import Image
 from annotation import generation
 from annotation.models import DistortedImage
 from core.errors import ApplicationError
+from core.weights import file_sha256
 from sr_models import archs, distortions, inference, runtime, weights
-
-from .conftest import import_folder, plain_study
-from .sr_fixtures import install_random_checkpoint
+from tests.factories import import_folder, install_random_checkpoint, plain_study
 
 
 @pytest.fixture
@@ -59,33 +59,30 @@ def test_every_checkpoint_names_a_registered_architecture_and_a_source():
 
 
 def test_a_missing_checkpoint_names_the_file_and_both_commands(weights_dir):
-    with pytest.raises(weights.CheckpointMissing) as error:
+    with pytest.raises(weights.WeightsMissing) as error:
         weights.load_checkpoint("esrgan_x4", weights_dir=weights_dir)
     message = str(error.value)
-    assert "RRDB_ESRGAN_x4.pth" in message and str(weights_dir) in message
-    assert "fetch_weights esrgan_x4" in message and "import_weights esrgan_x4" in message
+    assert "RRDB_ESRGAN_x4.pth" in message and str(weights_dir) in message and "github.com/xinntao/ESRGAN" in message
+    # no direct download exists (a Google Drive folder): only import is offered
+    assert "import_weights esrgan_x4" in message and "fetch_weights" not in message
+    with pytest.raises(weights.WeightsMissing, match="fetch_weights srcnn_x3 .*import_weights srcnn_x3"):
+        weights.load_checkpoint("srcnn_x3", weights_dir=weights_dir)
 
 
 def test_truncated_foreign_and_altered_files_are_refused(weights_dir, tmp_path):
     (path,) = install_random_checkpoint("srresnet_x4", weights_dir)
     good = path.read_bytes()
     path.write_bytes(good[: len(good) // 2])
-    with pytest.raises(weights.CheckpointError, match="cannot be read as a PyTorch checkpoint"):
+    with pytest.raises(weights.WeightsError, match="cannot be read as a PyTorch checkpoint"):
         weights.load_checkpoint("srresnet_x4", weights_dir=weights_dir)
     torch.save({"features.0.weight": torch.zeros(3)}, path)
-    with pytest.raises(weights.CheckpointError, match="not a srresnet checkpoint in a known layout"):
+    with pytest.raises(weights.WeightsError, match="not a srresnet checkpoint in a known layout"):
         weights.load_checkpoint("srresnet_x4", weights_dir=weights_dir)
     path.write_bytes(good)
-    pinned = weights.Checkpoint(**{**weights.get_checkpoint("srresnet_x4").__dict__, "sha256": "0" * 64})
-    weights.CHECKPOINTS["srresnet_x4"], original = pinned, weights.CHECKPOINTS["srresnet_x4"]
-    try:
-        with pytest.raises(weights.CheckpointError, match="not the published"):
-            weights.load_checkpoint("srresnet_x4", weights_dir=weights_dir)
-    finally:
-        weights.CHECKPOINTS["srresnet_x4"] = original
-    assert weights.load_checkpoint("srresnet_x4", weights_dir=weights_dir).provenance["sha256"] == weights.sha256_of(
-        path
-    )
+    pinned = dataclasses.replace(weights.get_checkpoint("srresnet_x4"), sha256="0" * 64)
+    with pytest.raises(weights.WeightsError, match="not the published"):
+        pinned.load_into(path)
+    assert weights.load_checkpoint("srresnet_x4", weights_dir=weights_dir).provenance["sha256"] == file_sha256(path)
 
 
 def test_containers_and_dataparallel_prefixes_are_unwrapped(weights_dir):
@@ -128,7 +125,7 @@ def test_network_interpolation_is_the_exact_linear_blend(weights_dir):
         weights.load_interpolated("esrgan_interp_x4", a, weights_dir=weights_dir).model.state_dict() for a in (0, 1)
     ]
     assert all(torch.equal(ends[0][k], psnr[k]) and torch.equal(ends[1][k], gan[k]) for k in psnr)
-    with pytest.raises(weights.CheckpointError, match="alpha"):
+    with pytest.raises(weights.WeightsError, match="alpha"):
         weights.load_interpolated("esrgan_interp_x4", 1.5, weights_dir=weights_dir)
 
 
@@ -136,11 +133,11 @@ def test_network_interpolation_is_the_exact_linear_blend(weights_dir):
 
 
 @pytest.mark.parametrize("name", ["srcnn_x3", "fsrcnn_x3", "edsr_baseline_x4", "srresnet_x4", "esrgan_x4"])
-def test_inference_gives_scale_times_larger_uint8(weights_dir, name):
+def test_inference_gives_scale_times_larger_uint8(weights_dir, name, device):
     install_random_checkpoint(name, weights_dir)
-    loaded = weights.load_checkpoint(name, weights_dir=weights_dir)
+    loaded = weights.load_checkpoint(name, weights_dir=weights_dir, device=device)
     image = lr_image((12, 12))
-    (out,) = inference.upscale(loaded, [image], device="cpu")
+    (out,) = inference.upscale(loaded, [image], device=device)
     scale = loaded.checkpoint.scale
     assert out.dtype == np.uint8 and out.shape == (12 * scale, 12 * scale, 3)
 
@@ -168,23 +165,23 @@ def test_y_channel_models_keep_the_bicubic_chroma(weights_dir):
 
 
 @pytest.mark.parametrize("name", ["srresnet_x4", "edsr_baseline_x4", "srcnn_x3"])
-def test_tiled_inference_equals_whole_image_within_tolerance(weights_dir, name):
+def test_tiled_inference_equals_whole_image_within_tolerance(weights_dir, name, device):
     install_random_checkpoint(name, weights_dir)
-    loaded = weights.load_checkpoint(name, weights_dir=weights_dir)
+    loaded = weights.load_checkpoint(name, weights_dir=weights_dir, device=device)
     image = lr_image((40, 36), seed=2)
-    (whole,) = inference.upscale(loaded, [image], device="cpu")
-    (tiled,) = inference.upscale(loaded, [image], device="cpu", tile=16, overlap=12)
+    (whole,) = inference.upscale(loaded, [image], device=device)
+    (tiled,) = inference.upscale(loaded, [image], device=device, tile=16, overlap=12)
     difference = np.abs(whole.astype(int) - tiled.astype(int))
     assert difference.max() <= 1 and difference.mean() < 0.05
 
 
-def test_batched_inference_equals_one_at_a_time(weights_dir):
+def test_batched_inference_equals_one_at_a_time(weights_dir, device):
     install_random_checkpoint("srresnet_x4", weights_dir)
-    loaded = weights.load_checkpoint("srresnet_x4", weights_dir=weights_dir)
+    loaded = weights.load_checkpoint("srresnet_x4", weights_dir=weights_dir, device=device)
     images = [lr_image((12, 12), seed=s) for s in range(3)]
-    batched = inference.upscale(loaded, images, device="cpu")
+    batched = inference.upscale(loaded, images, device=device)
     for image, out in zip(images, batched, strict=True):
-        assert np.abs(inference.upscale(loaded, [image], device="cpu")[0].astype(int) - out).max() <= 1
+        assert np.abs(inference.upscale(loaded, [image], device=device)[0].astype(int) - out).max() <= 1
 
 
 def test_bad_devices_and_precisions_are_refused(weights_dir):
@@ -243,7 +240,7 @@ def test_sr_types_without_weights_are_refused_with_the_files_and_commands(weight
     message = str(error.value)
     for file in ("srcnn_x3.pth", "edsr_x4-4f62e9ef.pt", "RRDB_ESRGAN_x4.pth", "RankSRGAN_NIQE.pth", "RRDB_PSNR_x4.pth"):
         assert file in message
-    assert "fetch_weights ranksrgan_niqe_x4" in message and "import_weights esrgan_x4" in message
+    assert "fetch_weights srcnn_x3" in message and "import_weights ranksrgan_niqe_x4" in message
     assert not DistortedImage.objects.exists()
     with pytest.raises(ApplicationError, match="srcnn_x3.pth"):
         generation.generation_start(study=study, type_ids=["40"])
@@ -260,7 +257,7 @@ def test_sr_types_make_images_with_provenance_when_weights_are_present(weights_d
     assert images.count() == 2 * (4 + 3)  # four one-level types and three alpha levels, two references
     esrgan = images.get(name="R000_47_01.png")
     sr = esrgan.provenance["sr_model"]
-    assert sr["checkpoint"] == "esrgan_x4" and sr["sha256"] == weights.sha256_of(weights_dir / "RRDB_ESRGAN_x4.pth")
+    assert sr["checkpoint"] == "esrgan_x4" and sr["sha256"] == file_sha256(weights_dir / "RRDB_ESRGAN_x4.pth")
     assert esrgan.provenance["device"] == "cpu" and esrgan.provenance["dtype"] == "fp32"
     assert esrgan.distortion_type.subtype == "gan_sr" and (esrgan.width, esrgan.height) == (48, 48)
     alphas = [images.get(name=f"R000_50_0{level}.png").provenance["sr_model"]["alpha"] for level in (1, 2, 3)]
