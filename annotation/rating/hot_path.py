@@ -154,9 +154,11 @@ def _head(study_id: int, offset: int, now) -> list[tuple]:
     sql = (
         _open_pairs()
         + f"SELECT d.id, d.reference_id, {_LOAD}, d.display, ref.display FROM (SELECT id, reference_id, "
-        "judgment_count, display FROM annotation_distortedimage WHERE study_id = %s "
+        "judgment_count, shuffle_key, display FROM annotation_distortedimage WHERE study_id = %s "
         "ORDER BY judgment_count, shuffle_key LIMIT %s OFFSET %s) d "
-        "JOIN annotation_referenceimage ref ON ref.id = d.reference_id"
+        "JOIN annotation_referenceimage ref ON ref.id = d.reference_id "
+        # A join keeps no order: without this the rows' random tie-breaks depended on PostgreSQL's plan.
+        "ORDER BY d.judgment_count, d.shuffle_key"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*_open_params(study_id, now), study_id, FIRST_POOL, offset])
@@ -168,11 +170,11 @@ def _partners(study_id: int, rater_id: int, reference_id: int, image_id: int, no
     had with ``image_id``, as scheduler.least_judged_partner."""
     sql = (
         _open_pairs()
-        + f"SELECT d.id, {_LOAD}, d.display FROM (SELECT id, judgment_count, display "
+        + f"SELECT d.id, {_LOAD}, d.display FROM (SELECT id, judgment_count, shuffle_key, display "
         "FROM annotation_distortedimage WHERE reference_id = %s AND id <> %s AND id NOT IN ("
         "SELECT image_high_id FROM annotation_assignment WHERE rater_id = %s AND image_low_id = %s "
         "UNION ALL SELECT image_low_id FROM annotation_assignment WHERE rater_id = %s AND image_high_id = %s) "
-        "ORDER BY judgment_count, shuffle_key LIMIT %s) d"
+        "ORDER BY judgment_count, shuffle_key LIMIT %s) d ORDER BY d.judgment_count, d.shuffle_key"
     )
     params = [*_open_params(study_id, now), reference_id, image_id, rater_id, image_id, rater_id, image_id]
     params.append(PARTNER_POOL)
