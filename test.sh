@@ -5,6 +5,8 @@
 # with PIPAL_TEST_POSTGRES_URL): the rest does not depend on the database. Tests that need PostgreSQL, Redis or
 # Chromium skip when those are missing, unless PIPAL_REQUIRE_SERVICES=1 (set by
 # .ci/run), which turns every such skip into a failure.
+# Each pass runs in PIPAL_TEST_WORKERS pytest processes (pytest-xdist, default 2; 0 runs
+# in one process), a test file's tests in the same process.
 # Extra arguments go to pytest, e.g. ./test.sh -k elo
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -29,10 +31,11 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 POSTGRES_URL="${PIPAL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/pipal}"
+PARALLEL=(-n "${PIPAL_TEST_WORKERS:-2}" --dist loadfile)
 status=0
 
 echo "=== test suite on SQLite ==="
-env -u DATABASE_URL .venv/bin/python -m pytest "$@" || status=$?
+env -u DATABASE_URL .venv/bin/python -m pytest "${PARALLEL[@]}" "$@" || status=$?
 
 echo "=== the tests that open the database, on PostgreSQL ($POSTGRES_URL) ==="
 if .venv/bin/python -c "
@@ -41,7 +44,7 @@ db = dj_database_url.parse(sys.argv[1])
 # The server, not the named database: Django's test runner creates test_<name> itself.
 psycopg.connect(host=db['HOST'] or '127.0.0.1', port=db['PORT'] or 5432, user=db['USER'], password=db['PASSWORD'] or None, dbname='postgres', connect_timeout=3).close()
 " "$POSTGRES_URL" 2>/dev/null; then
-  DATABASE_URL="$POSTGRES_URL" .venv/bin/python -m pytest -m database "$@" || status=$?
+  DATABASE_URL="$POSTGRES_URL" .venv/bin/python -m pytest "${PARALLEL[@]}" -m database "$@" || status=$?
 elif [ "${PIPAL_REQUIRE_SERVICES:-0}" = "1" ]; then
   echo "PostgreSQL is not reachable at $POSTGRES_URL and PIPAL_REQUIRE_SERVICES=1: failing" >&2
   status=1
