@@ -13,7 +13,7 @@ from annotation.analysis.replay import raters_recount, study_recompute_mos
 from annotation.models import Assignment, Judgment, Rater
 from annotation.rating.control_trials import prepare_study_controls
 from annotation.rating.issued import rater_progress
-from tests.factories import import_folder, join, make_pipal_folder, plain_study
+from tests.factories import import_folder, join, make_pipal_folder, plain_study, rater
 
 pytestmark = pytest.mark.django_db
 
@@ -151,3 +151,28 @@ def test_the_counters_the_vote_paths_keep_equal_a_recount_from_the_log(hot):
     assert kept["trials_done"] == 12 and kept["votes_tied"] == 4 and kept["votes_fast"] == 2
     raters_recount(raters=list(Rater.objects.filter(external_id="rater")))
     assert Rater.objects.filter(external_id="rater").values(*fields).get() == kept
+
+
+def test_the_candidates_come_in_queue_order_whatever_the_database_plans(hot):
+    """The head and the partners are read in (judgment count, shuffle key) order, so the random
+    tie-breaks drawn over them do not follow the query plan: two identical seeded studies are
+    scheduled alike on PostgreSQL too (its joins keep no order)."""
+    from django.utils import timezone
+
+    from annotation.models import DistortedImage
+    from annotation.rating import hot_path
+
+    study, _ = hot
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # the plan a large study gets: hash joins, which keep no order
+            cursor.execute("SET LOCAL enable_nestloop = off")
+            cursor.execute("SET LOCAL enable_mergejoin = off")
+    now = timezone.now()
+    queue = list(DistortedImage.objects.filter(study=study).order_by("judgment_count", "shuffle_key"))
+    head = hot_path._head(study.id, 0, now)
+    assert [row[0] for row in head] == [image.id for image in queue[: hot_path.FIRST_POOL]]
+    first = queue[0]
+    new_rater = rater(study, "order")
+    partners = hot_path._partners(study.id, new_rater.id, first.reference_id, first.id, now)
+    same_reference = [i.id for i in queue if i.reference_id == first.reference_id and i.id != first.id]
+    assert [row[0] for row in partners] == same_reference[: hot_path.PARTNER_POOL]
