@@ -44,12 +44,12 @@ from torch.nn import functional as F
 
 from core.weights import WeightsError, read_state
 from iqa.learned.errors import TrainingError
-from iqa.learned.official import ALEXNET, LPIPS_LIN
+from iqa.learned.official import ALEXNET, LPIPS_CHANNELS, LPIPS_LIN
 
 KIND = "lpips"
 POOLINGS = ("max", "blurpool", "l2")
 BACKBONES = ("pretrained", "scratch")
-CHANNELS = (64, 192, 384, 256, 256)  # relu1..relu5 of AlexNet
+CHANNELS = LPIPS_CHANNELS  # relu1..relu5 of AlexNet (declared with the records that hold them)
 # The torchvision AlexNet file LPIPS's trunk comes from and LPIPS v0.1's lin weights: records in
 # iqa.learned.official (pip lpips ships the lin weights as weights/v0.1/alex.pth; pyiqa mirrors them).
 ALEXNET_FILE = ALEXNET.file
