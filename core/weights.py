@@ -79,11 +79,16 @@ class WeightsRecord:
     def how_to_get(self) -> str:
         if self.parts:
             return f"It is made of {', '.join(self.parts)}: fetch or import those."
-        ways = []
+        import_command = f"python manage.py import_weights {self.name} /path/to/{self.file}"
         if self.url or self.make:
-            ways.append(f"python manage.py fetch_weights {self.name} (when online)")
-        ways.append(f"python manage.py import_weights {self.name} /path/to/{self.file}")
-        return f"Published at {self.source}. Run: " + ", or ".join(ways)
+            return (
+                f"Published at {self.source}. Run: python manage.py fetch_weights {self.name} (when online), "
+                f"or {import_command}"
+            )
+        # A Google Drive or Baidu folder is no direct download: running fetch_weights again cannot help.
+        return (
+            f"There is no direct download: download {self.file} by hand from {self.source}, then run: {import_command}"
+        )
 
 
 # Filled at start by the apps that declare records (sr_models' and iqa's AppConfig.ready()).

@@ -65,6 +65,7 @@ def test_a_missing_checkpoint_names_the_file_and_both_commands(weights_dir):
     assert "RRDB_ESRGAN_x4.pth" in message and str(weights_dir) in message and "github.com/xinntao/ESRGAN" in message
     # no direct download exists (a Google Drive folder): only import is offered
     assert "import_weights esrgan_x4" in message and "fetch_weights" not in message
+    assert "download RRDB_ESRGAN_x4.pth by hand from https://github.com/xinntao/ESRGAN" in message
     with pytest.raises(weights.WeightsMissing, match="fetch_weights srcnn_x3 .*import_weights srcnn_x3"):
         weights.load_checkpoint("srcnn_x3", weights_dir=weights_dir)
 
