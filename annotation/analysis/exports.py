@@ -1,19 +1,42 @@
-"""MOS exports: a flat CSV and PIPAL's per-reference label files.
+"""MOS exports: the per-image records, a flat CSV with a sidecar of the settings that shaped
+it, and PIPAL's per-reference label files.
 
 Output is deterministic (rows sorted by reference and image name, fixed float
 formatting, '\\n' line ends), so exporting an unchanged study twice gives
-byte-identical files.
+byte-identical files (the sidecar's ``exported_at`` aside).
+
+Per image, beside the MOS:
+
+* ``mos_sd``: the sample standard deviation (n - 1) of the Elo values the MOS averages
+  (``recent_elo``, the last ``mos_window`` of them). They are a few draws from the rating's
+  wandering, not the whole of it, hence the sample SD; empty with fewer than two values. A
+  study whose MOS comes from imported labels gives the standard deviation its labels carried.
+* ``raters``: distinct raters among the counted judgments of the image (those the MOS and
+  the fit use: excluded raters' votes left out). Replayed judgments without a rater id
+  count towards ``judgments`` but name no rater.
+* ``bt_fit``: where ``mos_bt``/``ci_low``/``ci_high`` come from. ``current``: the latest
+  Bradley–Terry fit saw exactly the judgments counted now. ``stale``: judgments changed
+  since that fit (new votes, a rater excluded or let back in), so every fitted value may
+  have moved and images judged only since have none yet. ``none``: no value to give: the
+  study has no fit, or the image had no counted judgment (a current fit leaves it blank).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import statistics
+from importlib import metadata
 from pathlib import Path
 
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
+
+from annotation.analysis import bt_fit
 from annotation.models import DistortedImage, Study
 
-CSV_COLUMNS = (
+RECORD_KEYS = (
     "reference",
     "image",
     "distortion_type",
@@ -22,12 +45,34 @@ CSV_COLUMNS = (
     "level",
     "elo",
     "mos",
+    "mos_sd",
     "judgments",
-    # The latest Bradley–Terry fit (fit_bradley_terry); empty for an image it did not measure.
+    "raters",
     "mos_bt",
     "ci_low",
     "ci_high",
 )
+
+# The CSV keeps the columns it always had in their order (users read it by header); the
+# spread and rater count sit beside the MOS and judgment count they describe, and bt_fit
+# after the Bradley–Terry columns it qualifies.
+CSV_COLUMNS = (*RECORD_KEYS, "bt_fit")
+
+
+# What the derived columns mean, for readers of the sidecar (the module docstring says why).
+COLUMN_NOTES = {
+    "mos_sd": "sample standard deviation (n - 1) of the last mos_window Elo values (labels: the imported SD)",
+    "raters": "distinct raters among the image's counted judgments (excluded raters left out)",
+    "bt_fit": "current: the fit saw the judgments counted now; stale: judgments changed since; none: no value",
+}
+
+
+class BtFit:
+    """How the stored Bradley–Terry values stand against the judgments counted now."""
+
+    CURRENT = "current"
+    STALE = "stale"
+    NONE = "none"
 
 
 def _fmt(value: float | None) -> str:
@@ -35,22 +80,134 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-def mos_rows(study: Study) -> list[tuple]:
+def _spread(recent: list[float]) -> float | None:
+    return statistics.stdev(recent) if len(recent) >= 2 else None
+
+
+def _raters_per_image(study: Study) -> dict[int, int]:
+    """Distinct raters per image over the counted judgments, counted in the database: an image
+    is either side of a pair, so both sides are stacked (UNION ALL) and grouped once."""
+    counted = bt_fit.counted_judgments(study).order_by()
+    sides = [
+        counted.values(image_id=F(side), voter_id=F("rater_id")).query.sql_with_params()
+        for side in ("image_a_id", "image_b_id")
+    ]
+    sql = (
+        "SELECT image_id, COUNT(DISTINCT voter_id) FROM "
+        f"({sides[0][0]} UNION ALL {sides[1][0]}) AS sides GROUP BY image_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*sides[0][1], *sides[1][1]))
+        return dict(cursor.fetchall())
+
+
+def bt_fit_state(study: Study) -> str:
+    """``current``, ``stale`` or ``none`` (no fit) for the study's latest Bradley–Terry fit."""
+    fit = study.bt_fits.first()
+    if fit is None:
+        return BtFit.NONE
+    return BtFit.CURRENT if bt_fit.fit_is_current(study, fit) else BtFit.STALE
+
+
+def mos_records(study: Study) -> list[dict]:
+    """One dict per image (keys ``RECORD_KEYS``), sorted by reference and image name; numbers
+    unformatted, None where there is no value. One query for the images, one for the raters."""
+    raters = _raters_per_image(study)
     rows = (
         DistortedImage.objects.filter(study=study)
         .order_by("reference__name", "name")
         .values_list(
-            "reference__name", "name", "distortion_type__code", "distortion_type__category",
-            "distortion_type__subtype", "level", "elo", "mos", "judgment_count", "mos_bt", "bt_ci_low", "bt_ci_high",
+            "id", "reference__name", "name", "distortion_type__code", "distortion_type__category",
+            "distortion_type__subtype", "level", "elo", "mos", "recent_elo", "mos_std", "judgment_count", "mos_bt",
+            "bt_ci_low", "bt_ci_high",
         )
     )  # fmt: skip
     return [
-        (reference, image, code, category, subtype, level, _fmt(elo), _fmt(mos), judgments, _fmt(bt), _fmt(low),
-         _fmt(high))
-        for reference, image, code, category, subtype, level, elo, mos, judgments, bt, low, high in rows.iterator(
-            chunk_size=10_000
-        )
+        {
+            "reference": reference,
+            "image": image,
+            "distortion_type": code,
+            "category": category,
+            "subtype": subtype,
+            "level": level,
+            "elo": elo,
+            "mos": mos,
+            "mos_sd": label_sd if study.mos_from_labels else _spread(recent),
+            "judgments": judgments,
+            "raters": raters.get(image_id, 0),
+            "mos_bt": bt,
+            "ci_low": low,
+            "ci_high": high,
+        }
+        for image_id, reference, image, code, category, subtype, level, elo, mos, recent, label_sd, judgments, bt, low,
+        high in rows.iterator(chunk_size=10_000)
     ]  # fmt: skip
+
+
+def _software_version() -> str | None:
+    try:
+        return metadata.version("pipal-platform")
+    except metadata.PackageNotFoundError:  # run from a checkout, not an installed package
+        return None
+
+
+def mos_export_metadata(study: Study) -> dict:
+    """The settings and state that shaped the study's MOS, for the sidecar beside a MOS export
+    (and the owner API): Elo and Bradley–Terry settings, the counted log's size and the fit used."""
+    fit = study.bt_fits.first()
+    state = bt_fit_state(study)
+    return {
+        "slug": study.slug,
+        "name": study.name,
+        "mos_source": study.mos_source,
+        "elo_m": study.elo_m,
+        "elo_k": study.elo_k,
+        "elo_initial": study.elo_initial,
+        "mos_window": study.mos_window,
+        "bt_scope": study.bt_scope,
+        "bt_rounds": study.bt_rounds,
+        "target_ci_width": study.target_ci_width,
+        "target_kendall": study.target_kendall,
+        "judgments": bt_fit.counted_judgments(study).count(),
+        "images": study.images.count(),
+        "bt_fitted_at": fit.created_at.isoformat() if fit else None,
+        "bt_fit_judgments": fit.log_judgments if fit else None,
+        "bt_fit_rounds": fit.rounds if fit else None,
+        "bt_fit_seed": fit.seed if fit else None,
+        "bt_fit": state,
+        "bt_stale": state == BtFit.STALE,
+        "exported_at": timezone.now().isoformat(),
+        "software_version": _software_version(),
+        "columns": COLUMN_NOTES,
+    }
+
+
+def mos_rows(study: Study) -> list[tuple]:
+    """The CSV's rows (``CSV_COLUMNS``), numbers formatted."""
+    state = bt_fit_state(study)
+    rows = []
+    for record in mos_records(study):
+        fitted = record["mos_bt"] is not None
+        rows.append(
+            (
+                record["reference"],
+                record["image"],
+                record["distortion_type"],
+                record["category"],
+                record["subtype"],
+                record["level"],
+                _fmt(record["elo"]),
+                _fmt(record["mos"]),
+                _fmt(record["mos_sd"]),
+                record["judgments"],
+                record["raters"],
+                _fmt(record["mos_bt"]),
+                _fmt(record["ci_low"]),
+                _fmt(record["ci_high"]),
+                BtFit.NONE if state == BtFit.CURRENT and not fitted else state,
+            )
+        )
+    return rows
 
 
 def mos_csv(study: Study) -> str:
@@ -65,8 +222,9 @@ def write_pipal_labels(study: Study, folder: Path) -> list[Path]:
     """One ``<ref>.txt`` per reference with lines ``<image>,<mos>`` (PIPAL's label format)."""
     folder.mkdir(parents=True, exist_ok=True)
     by_reference: dict[str, list[str]] = {}
-    for reference, image, *_, mos, _judgments, _bt, _low, _high in mos_rows(study):
-        by_reference.setdefault(reference, []).append(f"{image},{mos}\n")
+    rows = DistortedImage.objects.filter(study=study).order_by("reference__name", "name")
+    for reference, image, mos in rows.values_list("reference__name", "name", "mos").iterator(chunk_size=10_000):
+        by_reference.setdefault(reference, []).append(f"{image},{_fmt(mos)}\n")
     written = []
     for reference, lines in by_reference.items():
         path = folder / f"{reference}.txt"

@@ -1,7 +1,6 @@
 """What every label format shares: the options, the plan a reader fills, the constants of
 the formats and the helpers that read their files (pure: no database)."""
 
-
 from __future__ import annotations
 
 import csv
@@ -21,10 +20,13 @@ from core.errors import ApplicationError
 
 FORMATS = tuple(choice.value for choice in LabelImport.Format)
 REF_FOLDERS = ("Ref", "Train_Ref", "Reference_train")
-DIS_FOLDERS = ("Dis", "Train_Dis", "Distortion")
+DIS_FOLDERS = ("Dis", "Train_Dis", "Distortion", "Dist_Imgs")  # Dist_Imgs: pyiqa's datasets/PIPAL/
 DIS_PARTS = re.compile(r"^Distortion_?\d+$")  # the real download's Distortion_1 … Distortion_4
 LABEL_FOLDERS = ("Train_Label", "MOS_Scores_train")
 PYIQA_COLUMNS = ("hq_name", "dist_name", "elo_score")
+# pyiqa's datasets/ folder: PIPAL/ holds the images, meta_info/ the CSV its PIPAL options name.
+PYIQA_IMAGES = "PIPAL"
+PYIQA_META = "meta_info/meta_info_PIPALDataset.csv"
 MOS_COLUMNS = ("reference", "image", "mos")
 MOS_OPTIONAL = ("std", "distortion_type")
 AFC_COLUMNS = ("reference", "p0", "p1", "judge")
@@ -113,8 +115,6 @@ def check_options(options: LabelOptions) -> None:
         raise ApplicationError(f"--votes must be at least 1, not {options.votes}")
 
 
-
-
 def shown_path(path: Path, root: Path) -> str:
     """A path as error messages show it: relative to the source folder when inside it."""
     try:
@@ -140,17 +140,18 @@ def read_text(path: Path, errors: list[str]) -> str | None:
 
 
 def csv_rows(
-    path: Path, shown: str, errors: list[str], required, optional=()
+    path: Path, shown: str, errors: list[str], required, optional=(), *, other_columns: bool = False
 ) -> tuple[list[str], list[tuple[int, dict]]]:
     """A CSV's header and its rows as (line number, {column: stripped value}); header problems and
-    rows with the wrong number of fields go to ``errors``, naming the file as ``shown``."""
+    rows with the wrong number of fields go to ``errors``, naming the file as ``shown``. Columns
+    beyond ``required`` and ``optional`` are refused unless ``other_columns`` (then read along)."""
     text = read_text(path, errors)
     if text is None:
         return [], []
     reader = csv.reader(text.splitlines())
     header = [name.strip() for name in next(reader, [])]
     missing = [column for column in required if column not in header]
-    unknown = [column for column in header if column not in (*required, *optional)]
+    unknown = [column for column in header if column not in (*required, *optional)] if not other_columns else []
     if missing or unknown or len(set(header)) != len(header):
         expected = ",".join(required) + "".join(f"[,{column}]" for column in optional)
         problems = [f"missing: {', '.join(missing)}"] if missing else []
@@ -196,8 +197,6 @@ def named_files(root: Path, row: dict, bases: dict[str, Path], where: str, error
         errors.append(f"{where}: {'; '.join(outside)}")
         return None
     return paths
-
-
 
 
 def label_fields(mos: float, written: float, std: float | None = None) -> dict:

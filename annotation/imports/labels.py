@@ -105,8 +105,6 @@ def labels_read(source: Path, options: LabelOptions) -> LabelPlan:
     return plan
 
 
-
-
 # --- checking the images and writing ------------------------------------------------
 
 

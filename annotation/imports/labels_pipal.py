@@ -1,6 +1,6 @@
 """Reading PIPAL's label layout (``import_labels --format pipal``): Ref/, Dis/ and Train_Label/
-(and the real download's folder names), or one pyiqa CSV."""
-
+(and the real download's folder names), or one pyiqa CSV; or pyiqa's datasets/ folder as its
+PIPAL options name it (PIPAL/Train_Ref/, PIPAL/Dist_Imgs/, meta_info/meta_info_PIPALDataset.csv)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from annotation.imports.label_files import (
     DIS_PARTS,
     LABEL_FOLDERS,
     PYIQA_COLUMNS,
+    PYIQA_IMAGES,
+    PYIQA_META,
     REF_FOLDERS,
     LabelOptions,
     LabelPlan,
@@ -45,12 +47,24 @@ def read_pipal(source: Path, options: LabelOptions, errors: list[str]) -> LabelP
     if not source.is_dir():
         errors.append(f"{source}: --format pipal takes the dataset's folder (with Ref/, Dis/ and Train_Label/)")
         return plan
-    ref_dir = one_folder(source, REF_FOLDERS, "reference", errors)
-    dis_dirs = [source / name for name in DIS_FOLDERS if (source / name).is_dir()]
-    dis_dirs += [path for path in sorted(source.iterdir()) if path.is_dir() and DIS_PARTS.match(path.name)]
+    images, given_labels = source, options.labels
+    if _is_pyiqa_datasets(source):
+        # pyiqa's datasets/ folder: the images in PIPAL/, the labels in its meta CSV (both inside source).
+        images = source / PYIQA_IMAGES
+        if given_labels is None:
+            given_labels = dataset_file(source, PYIQA_META, errors)
+            if given_labels is None:
+                errors.append(f"{source}: pyiqa's layout without its label file {PYIQA_META} (or give --labels)")
+                return plan
+    ref_dir = one_folder(images, REF_FOLDERS, "reference", errors)
+    dis_dirs = [images / name for name in DIS_FOLDERS if (images / name).is_dir()]
+    dis_dirs += [path for path in sorted(images.iterdir()) if path.is_dir() and DIS_PARTS.match(path.name)]
     if not dis_dirs:
-        errors.append(f"{source}: no distorted-image folder (expected Dis/, Train_Dis/, Distortion/ or Distortion_1/…)")
-    labels = _pipal_labels(source, options.labels, plan, errors)
+        errors.append(
+            f"{images}: no distorted-image folder (expected Dis/, Train_Dis/, Dist_Imgs/, Distortion/ or "
+            "Distortion_1/…)"
+        )
+    labels = _pipal_labels(source, given_labels, plan, errors)
     if ref_dir is None or not dis_dirs:
         return plan
 
@@ -100,8 +114,17 @@ def read_pipal(source: Path, options: LabelOptions, errors: list[str]) -> LabelP
     if types_csv is not None:
         plan.types, type_errors = read_type_csv(types_csv)
         errors += type_errors
-    plan.options = {"allow_unlabelled": options.allow_unlabelled, "direction": "higher_is_better (Elo MOS)"}
+    plan.options = {
+        "allow_unlabelled": options.allow_unlabelled,
+        "direction": "higher_is_better (Elo MOS)",
+        **plan.options,
+    }
     return plan
+
+
+def _is_pyiqa_datasets(source: Path) -> bool:
+    """pyiqa's datasets/ folder (PIPAL/ beside meta_info/) rather than PIPAL's own release."""
+    return (source / PYIQA_IMAGES).is_dir() and not any((source / name).is_dir() for name in REF_FOLDERS)
 
 
 def _pipal_labels(source: Path, given: Path | None, plan: LabelPlan, errors: list[str]) -> list[_PipalLabel]:
@@ -112,7 +135,7 @@ def _pipal_labels(source: Path, given: Path | None, plan: LabelPlan, errors: lis
         return []
     if where.is_file():
         plan.label_files = [shown_path(where, source)]
-        return _read_pyiqa_csv(where, source, errors)
+        return _read_pyiqa_csv(where, source, plan, errors)
     if not where.is_dir():
         errors.append(f"{where}: --labels must be a folder of <ref>.txt files or a pyiqa CSV (no such file)")
         return []
@@ -139,9 +162,14 @@ def _pipal_labels(source: Path, given: Path | None, plan: LabelPlan, errors: lis
     return labels
 
 
-def _read_pyiqa_csv(path: Path, source: Path, errors: list[str]) -> list[_PipalLabel]:
+def _read_pyiqa_csv(path: Path, source: Path, plan: LabelPlan, errors: list[str]) -> list[_PipalLabel]:
+    """pyiqa's meta CSV; its other columns (official_split, ratio…_split_…) say how pyiqa splits
+    the images for training, nothing about them: read past, and named in the import's record."""
     shown = shown_path(path, source)
-    _, rows = csv_rows(path, shown, errors, PYIQA_COLUMNS)
+    header, rows = csv_rows(path, shown, errors, PYIQA_COLUMNS, other_columns=True)
+    ignored = [column for column in header if column not in PYIQA_COLUMNS]
+    if ignored:
+        plan.options["ignored_columns"] = ignored
     labels = []
     for line, row in rows:
         value = parse_float(row["elo_score"])

@@ -1,6 +1,7 @@
 """The management commands: their arguments, outputs and refusals are a contract."""
 
 import io
+import statistics
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -134,12 +135,8 @@ def test_recompute_leaves_out_excluded_raters(small_study):
     images = list(DistortedImage.objects.filter(reference__name="R0001").order_by("id"))
     good, _ = rater_create(study=small_study, external_id="good")
     bad, _ = rater_create(study=small_study, external_id="bad")
-    judgment_record(
-        study=small_study, image_a_id=images[0].id, image_b_id=images[1].id, a_wins=True, rater=good
-    )
-    judgment_record(
-        study=small_study, image_a_id=images[0].id, image_b_id=images[1].id, a_wins=False, rater=bad
-    )
+    judgment_record(study=small_study, image_a_id=images[0].id, image_b_id=images[1].id, a_wins=True, rater=good)
+    judgment_record(study=small_study, image_a_id=images[0].id, image_b_id=images[1].id, a_wins=False, rater=bad)
     Rater.objects.filter(pk=bad.pk).update(excluded=True)
     run("recompute_mos", "s1")
     first = DistortedImage.objects.get(pk=images[0].id)
@@ -150,13 +147,21 @@ def test_export_mos_csv_is_deterministic(small_study, tmp_path):
     record_some(small_study)
     text = run("export_mos", "s1")
     lines = text.splitlines()
-    assert lines[0] == "reference,image,distortion_type,category,subtype,level,elo,mos,judgments,mos_bt,ci_low,ci_high"
+    assert lines[0] == (
+        "reference,image,distortion_type,category,subtype,level,elo,mos,mos_sd,judgments,raters,mos_bt,ci_low,"
+        "ci_high,bt_fit"
+    )
     assert len(lines) == 9 and lines[1].startswith("R0001,R0001_01_01.png,01,traditional,sub01,1,")
     image = DistortedImage.objects.get(name="R0001_01_01.png")
-    assert lines[1].split(",")[6:9] == [f"{image.elo:.4f}", f"{image.mos:.4f}", str(image.judgment_count)]
+    assert lines[1].split(",")[6:11] == [
+        f"{image.elo:.4f}", f"{image.mos:.4f}", f"{statistics.stdev(image.recent_elo):.4f}",
+        str(image.judgment_count), "0",  # judgment_record names no rater
+    ]  # fmt: skip
     # The export fitted Bradley–Terry first (the log had changed); R0002 was never judged: no BT score.
-    assert lines[1].split(",")[9:] == [f"{image.mos_bt:.4f}", f"{image.bt_ci_low:.4f}", f"{image.bt_ci_high:.4f}"]
-    assert lines[-1].endswith(",,,")
+    assert lines[1].split(",")[11:] == [
+        f"{image.mos_bt:.4f}", f"{image.bt_ci_low:.4f}", f"{image.bt_ci_high:.4f}", "current"
+    ]  # fmt: skip
+    assert lines[-1].endswith(",,,,none")
     run("export_mos", "s1", "--out", str(tmp_path / "a.csv"))
     run("export_mos", "s1", "--out", str(tmp_path / "b.csv"))
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes() == text.encode()

@@ -1,26 +1,39 @@
+import json
 from pathlib import Path
 
 from django.core.management.base import CommandError
 
 from annotation.analysis import bt_fit
-from annotation.analysis.exports import mos_csv, write_pipal_labels
+from annotation.analysis.exports import (
+    CSV_COLUMNS,
+    BtFit,
+    bt_fit_state,
+    mos_csv,
+    mos_export_metadata,
+    write_pipal_labels,
+)
 from annotation.commands import StudyCommand
 
 
 class Command(StudyCommand):
     help = (
-        "Export MOS. csv: reference,image,distortion_type,category,subtype,level,elo,mos,judgments,mos_bt,ci_low,"
-        "ci_high (to stdout or --out FILE); mos_bt and its bootstrap 95%% CI come from the latest Bradley–Terry "
-        "fit, refitted first when judgments changed since. pipal: one <ref>.txt per reference with lines "
-        "<image>,<mos> (Elo) into --out DIR. Byte-identical when nothing changed."
+        f"Export MOS. csv: {','.join(CSV_COLUMNS)} (to stdout or --out FILE, missing folders created). mos_sd: "
+        "sample SD of the last mos_window Elo values; raters: distinct raters among the counted judgments; "
+        "mos_bt and its bootstrap 95%% CI come from the latest Bradley–Terry fit, refitted first when judgments "
+        "changed since (--no-refit keeps it, and bt_fit says current, stale or none per row). With --out FILE a "
+        "sidecar FILE.json holds the study's Elo and Bradley–Terry settings, the counted log's size and the "
+        "fit's time. pipal: one <ref>.txt per reference with lines <image>,<mos> (Elo) into --out DIR. The CSV "
+        "is byte-identical when nothing changed."
     )
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
         parser.add_argument("--format", choices=["csv", "pipal"], default="csv")
-        parser.add_argument("--out", type=Path, help="file (csv) or folder (pipal)")
+        parser.add_argument("--out", type=Path, help="file (csv, with FILE.json beside it) or folder (pipal)")
         parser.add_argument(
-            "--no-refit", action="store_true", help="csv: write the stored Bradley–Terry fit even when it is stale"
+            "--no-refit",
+            action="store_true",
+            help="csv: write the stored Bradley–Terry fit even when it is stale (its rows then say bt_fit=stale)",
         )
 
     def handle(self, *args, slug, format, out, no_refit, **options):
@@ -31,12 +44,17 @@ class Command(StudyCommand):
             written = write_pipal_labels(study, out)
             self.stderr.write(f"wrote {len(written)} label file(s) to {out}")
             return
-        if not no_refit and bt_fit.counted_judgments(study).exists() and not bt_fit.fit_is_current(study):
-            self.stderr.write("fitting Bradley–Terry first (judgments changed since the last fit)")
+        if not no_refit and bt_fit.counted_judgments(study).exists() and bt_fit_state(study) != BtFit.CURRENT:
+            self.stderr.write("fitting Bradley–Terry first (no fit yet, or judgments changed since the last one)")
             bt_fit.study_fit_bradley_terry(study=study)
         text = mos_csv(study)
         if out is None:
             self.stdout.write(text, ending="")
-        else:
-            out.write_text(text, encoding="utf-8", newline="")
-            self.stderr.write(f"wrote {text.count(chr(10)) - 1} row(s) to {out}")
+            return
+        if out.is_dir():
+            raise CommandError(f"--out {out} is a folder: give a file name for the CSV, e.g. {out / 'mos.csv'}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8", newline="")
+        sidecar = out.with_name(f"{out.name}.json")
+        sidecar.write_text(json.dumps(mos_export_metadata(study), indent=2) + "\n", encoding="utf-8")
+        self.stderr.write(f"wrote {text.count(chr(10)) - 1} row(s) to {out}, its settings to {sidecar}")

@@ -10,10 +10,12 @@ from annotation.imports import label_files, labels
 EPILOG = """\
 formats:
   pipal    SOURCE is the dataset folder: references in Ref/ (or Train_Ref/, Reference_train/), distorted
-           images in Dis/ (or Train_Dis/, Distortion/, Distortion_1/ ...; searched recursively), labels in
-           Train_Label/<ref>.txt (or MOS_Scores_train/) with lines <image>,<elo mos>, and optionally
+           images in Dis/ (or Train_Dis/, Dist_Imgs/, Distortion/, Distortion_1/ ...; searched recursively),
+           labels in Train_Label/<ref>.txt (or MOS_Scores_train/) with lines <image>,<elo mos>, and optionally
            distortion_types.csv (id,name,category,subtype). --labels FILE reads pyiqa's flattened CSV
-           hq_name,dist_name,elo_score instead. Every label must name an image in the distorted folders;
+           hq_name,dist_name,elo_score instead (other columns, e.g. official_split, are read past). pyiqa's
+           datasets/ folder works as it is: PIPAL/Train_Ref/, PIPAL/Dist_Imgs/ and the labels in
+           meta_info/meta_info_PIPALDataset.csv. Every label must name an image in the distorted folders;
            an image without a label is an error unless --allow-unlabelled (then it is left out).
   mos-csv  SOURCE is a CSV reference,image,mos[,std][,distortion_type] (TID2013, KADID-10k, LIVE ...); files
            are looked up in --images DIR (default: the CSV's folder), in its Ref/ and Dis/ when it has both.
@@ -32,6 +34,7 @@ Re-running an import into the same study is refused (it changes nothing).
 
 examples:
   manage.py import_labels pipal /data/PIPAL --format pipal
+  manage.py import_labels pipal-pyiqa ~/datasets --format pipal
   manage.py import_labels tid2013 /data/tid2013/mos.csv --format mos-csv --images /data/tid2013 \\
       --higher-is-better --range 0 9
   manage.py import_labels bapps-val /data/dataset/2afc/val --format 2afc --votes 5
