@@ -2,6 +2,7 @@ import time
 
 from django.conf import settings
 from django.core.management.base import CommandError
+from django.db import transaction
 from tqdm import tqdm
 
 from annotation import generation, generation_job
@@ -13,7 +14,9 @@ class Command(StudyCommand):
     help = (
         "Generate a study's distorted images from the distortion registry: installs the catalogue's types "
         "(PIPAL Table 2 categories) into the study if needed, then makes every missing (reference, type, level) "
-        "image as Celery jobs (in-process without a broker). Idempotent: re-running makes only what is missing."
+        "image as Celery jobs (in-process without a broker). Idempotent: re-running makes only what is missing. "
+        "A catalogue type whose code the study uses for other settings gets a free code (the output says which); "
+        "types named in --types that cannot run here (SR weights missing) are refused before anything is installed."
     )
 
     def add_arguments(self, parser):
@@ -29,10 +32,15 @@ class Command(StudyCommand):
         type_codes = [code.strip() for code in types.split(",")] if types else None
         reference_names = [name.strip() for name in references.split(",")] if references else None
         install_kwargs = {"path": catalogue} if catalogue else {}
-        installed = generation.catalogue_install(study=study, type_ids=type_codes, **install_kwargs)
+        # A refusal (an unknown reference, say) leaves the study as it was: no empty types.
+        with transaction.atomic():
+            installed = generation.catalogue_install(study=study, type_ids=type_codes, **install_kwargs)
+            study_codes = list(installed.codes.values()) if type_codes else None
+            jobs = generation.generation_plan(study=study, type_codes=study_codes, reference_names=reference_names)
         if installed.created or installed.updated:
             self.stdout.write(f"distortion types: {installed.created} created, {installed.updated} updated")
-        jobs = generation.generation_plan(study=study, type_codes=type_codes, reference_names=reference_names)
+        if installed.moved_summary():
+            self.stdout.write(installed.moved_summary())
         if not type_codes:
             for reason in generation.unready_types(study).values():
                 self.stderr.write(f"left out: {reason}")

@@ -13,7 +13,8 @@ DEMO_FOLDER = Path(settings.BASE_DIR) / "fixtures" / "demo"
 class Command(StudyCommand):
     help = (
         "Create the demo study from fixtures/demo (4 public-domain/CC0 reference patches, 6 distortion types x 2 "
-        "levels). Safe to re-run: only what is missing is added."
+        "levels, coded as the same distortions in the catalogue: 01, 03, 05, 15, 17, 25). Safe to re-run: only what "
+        "is missing is added."
     )
 
     def add_arguments(self, parser):
