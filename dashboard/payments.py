@@ -22,7 +22,7 @@ from django.views.decorators.cache import never_cache
 from annotation.models import Rater, Study, ViewingReport
 from annotation.raters import rater_code
 from annotation.rating import completion
-from dashboard.views import can_view_dashboard
+from dashboard.views import can_view_dashboard, study_nav
 
 STATUS_LABELS = {
     completion.IN_PROGRESS: "in progress",
@@ -129,7 +129,13 @@ def _signed_in(view):
 def rater_list(request, study: Study):
     """Every rater of the study, searchable by code or external id."""
     query = request.GET.get("q", "")
-    return render(request, "dashboard/raters.html", {"study": study, "rows": rater_rows(study, query), "query": query})
+    context = {
+        "study": study,
+        "rows": rater_rows(study, query),
+        "query": query,
+        "nav": study_nav(request, study, "raters"),
+    }
+    return render(request, "dashboard/raters.html", context)
 
 
 def _when(value: datetime | None) -> str:

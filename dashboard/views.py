@@ -1,16 +1,19 @@
-"""Read-only study pages: the owner dashboard and the admin's progress page
-with its MOS CSV download.
+"""Read-only study pages: the home page, the owner dashboard with its chart downloads,
+and the admin's progress page with its MOS CSV download.
 
 Views only gather figures (the small query helpers here and ``selectors``),
-hand numbers to ``plots`` and render; nothing here writes. Charts are inlined
-as ``data:`` URIs so they need no URL of their own and share the page's
-access check.
+hand numbers to ``plots`` and render; nothing here writes. The page's charts are
+inlined as PNG ``data:`` URIs (one request draws the page); each is also at its own
+URL as PNG or SVG, behind the same access check, to download.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,9 +22,10 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncHour
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 
 from annotation import generation, selectors
@@ -229,57 +233,101 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _judgments_per_image_chart(images: list[ImageFigures]) -> str:
-    return png_data_uri(
-        _plots().histogram(
-            [image.judgments for image in images],
-            title="Judgments per image",
-            xlabel="judgments the image took part in (excluded raters left out)",
-            ylabel="images",
-        )
+def _judgments_per_image_chart(images: list[ImageFigures], fmt: str = "png") -> bytes:
+    return _plots().histogram(
+        [image.judgments for image in images],
+        title="Judgments per image",
+        xlabel="judgments the image took part in (excluded raters left out)",
+        ylabel="images",
+        fmt=fmt,
     )
 
 
-def _judgments_per_hour_chart(study: Study) -> str:
-    return png_data_uri(
-        _plots().counts_per_hour(study_judgments_per_hour(study), title="Judgments per hour", ylabel="judgments")
+def _judgments_per_hour_chart(study: Study, fmt: str = "png") -> bytes:
+    return _plots().counts_per_hour(
+        study_judgments_per_hour(study), title="Judgments per hour", ylabel="judgments", fmt=fmt
     )
 
 
 # --- owner dashboard ---------------------------------------------------------------
 
 
-def _bt_charts(study: Study, summary: FitSummary, reference: str | None) -> dict[str, str]:
+def study_rater_rows(study: Study) -> list:
+    """(rater, quality) of every rater, flagged first, then by trials."""
+    raters = list(study.raters.order_by("external_id"))
+    qualities = selectors.rater_qualities(study, raters)
+    return sorted(((rater, qualities[rater.id]) for rater in raters), key=lambda r: (not r[1].flagged, -r[1].trials))
+
+
+def _dashboard_chart(
+    study: Study, name: str, fmt: str, images: Callable[[], list[ImageFigures]], rater_rows: Callable[[], list]
+) -> bytes:
+    """One of DASHBOARD_CHARTS; ``images`` and ``rater_rows`` are read only by the charts that need them."""
     plots = _plots()
+    if name == "judgments_per_image":
+        return _judgments_per_image_chart(images(), fmt)
+    if name == "judgments_per_hour":
+        return _judgments_per_hour_chart(study, fmt)
+    if name == "mos":
+        judged_mos = [image.mos for image in images() if image.judgments]
+        return plots.histogram(
+            judged_mos, title="MOS of judged images", xlabel="MOS (Elo scale)", ylabel="images", fmt=fmt
+        )
+    if name == "mos_by_category":
+        return plots.box_plot(
+            mos_by_category(images()), title="MOS by category", value_label="MOS (Elo scale)", group_label="", fmt=fmt
+        )
+    if name == "mos_by_subtype":
+        return plots.box_plot(
+            mos_by_subtype(images()),
+            title="MOS by subtype (highest median on top)",
+            value_label="MOS (Elo scale)",
+            group_label="",
+            sort_by_median=True,
+            fmt=fmt,
+        )
+    points = [plots.RaterPoint(rater.external_id, q.trials, q.agreement, q.flagged) for rater, q in rater_rows()]
+    return plots.rater_agreement(points, fmt=fmt)
+
+
+def _bt_chart(study: Study, summary: FitSummary, reference: str | None, name: str, fmt: str) -> bytes:
+    """One of BT_CHARTS for one reference."""
+    plots = _plots()
+    if name == "bt_ci_widths":
+        target = summary.fit.target_ci_width
+        return plots.histogram(
+            bt_ci_widths(study),
+            title="Width of the 95% confidence intervals (Bradley–Terry)",
+            xlabel="CI width (Elo points)",
+            ylabel="images",
+            mark=target,
+            mark_label=f"target: {target:g}",
+            fmt=fmt,
+        )
     rows = reference_bt_rows(study, reference) if reference else []
     points = [
         plots.IntervalPoint(name, score, low, high, category_label(category), mos)
         for name, score, low, high, category, mos in rows
     ]
-    target = summary.fit.target_ci_width
-    return {
-        "bt_intervals": png_data_uri(
-            plots.intervals(
-                points,
-                title=f"Bradley–Terry MOS and 95% CI: {reference or 'no reference'}",
-                xlabel="images, from lowest to highest Bradley–Terry MOS",
-                ylabel="MOS (Elo scale)",
-                groups=CATEGORY_ORDER,
-                other_label="imported MOS" if study.mos_from_labels else "Elo MOS",
-                empty_text="no fitted image in this reference",
-            )
-        ),
-        "bt_ci_widths": png_data_uri(
-            plots.histogram(
-                bt_ci_widths(study),
-                title="Width of the 95% confidence intervals (Bradley–Terry)",
-                xlabel="CI width (Elo points)",
-                ylabel="images",
-                mark=target,
-                mark_label=f"target: {target:g}",
-            )
-        ),
-    }
+    return plots.intervals(
+        points,
+        title=f"Bradley–Terry MOS and 95% CI: {reference or 'no reference'}",
+        xlabel="images, from lowest to highest Bradley–Terry MOS",
+        ylabel="Bradley–Terry MOS",
+        groups=CATEGORY_ORDER,
+        other_label="imported MOS" if study.mos_from_labels else "Elo MOS",
+        empty_text="no fitted image in this reference",
+        fmt=fmt,
+    )
+
+
+# The charts by the name their download URL carries; the Bradley–Terry ones also take ?reference=.
+DASHBOARD_CHARTS = ("judgments_per_image", "judgments_per_hour", "mos", "mos_by_category", "mos_by_subtype", "raters")
+BT_CHARTS = ("bt_intervals", "bt_ci_widths")
+
+
+def _bt_charts(study: Study, summary: FitSummary, reference: str | None) -> dict[str, str]:
+    return {name: png_data_uri(_bt_chart(study, summary, reference, name, "png")) for name in BT_CHARTS}
 
 
 def bt_dashboard_section(study: Study, reference: str | None) -> dict:
@@ -297,6 +345,7 @@ def bt_dashboard_section(study: Study, reference: str | None) -> dict:
         "reference": reference,
         "previous": names[position - 1] if reference and position > 0 else None,
         "next": names[position + 1] if reference and position + 1 < len(names) else None,
+        "query": urlencode({"reference": reference}) if reference else "",  # for the charts' download links
         # No fit, nothing to draw: the page says how to make one instead.
         "charts": page_cache.cached(study, "bt-charts", lambda: _bt_charts(study, summary, reference), reference).value
         if summary
@@ -305,32 +354,35 @@ def bt_dashboard_section(study: Study, reference: str | None) -> dict:
 
 
 def _dashboard_charts(study: Study, images: list[ImageFigures], rater_rows) -> dict[str, str]:
-    plots = _plots()
-    judged_mos = [image.mos for image in images if image.judgments]
     return {
-        "judgments_per_image": _judgments_per_image_chart(images),
-        "judgments_per_hour": _judgments_per_hour_chart(study),
-        "mos": png_data_uri(
-            plots.histogram(judged_mos, title="MOS of judged images", xlabel="MOS (Elo scale)", ylabel="images")
-        ),
-        "mos_by_category": png_data_uri(
-            plots.box_plot(mos_by_category(images), title="MOS by category", xlabel="category", ylabel="MOS")
-        ),
-        "mos_by_subtype": png_data_uri(
-            plots.box_plot(mos_by_subtype(images), title="MOS by subtype", xlabel="subtype", ylabel="MOS")
-        ),
-        "raters": png_data_uri(
-            plots.rater_agreement(
-                [plots.RaterPoint(rater.external_id, q.trials, q.agreement, q.flagged) for rater, q in rater_rows]
-            )
-        ),
+        name: png_data_uri(_dashboard_chart(study, name, "png", lambda: images, lambda: rater_rows))
+        for name in DASHBOARD_CHARTS
     }
 
 
+def study_nav(request, study: Study, current: str) -> list[dict]:
+    """The links between a study's owner pages (``current``: the one shown): home, dashboard,
+    benchmark runs (once there is one), raters, and for staff the study in the admin."""
+    links = [
+        ("home", "Home", reverse("dashboard:home")),
+        ("dashboard", "Dashboard", reverse("dashboard:study", args=[study.slug])),
+    ]
+    if study.benchmark_runs.exists():
+        links.append(("benchmark", "Benchmark runs", reverse("dashboard:benchmark", args=[study.slug])))
+    links.append(("raters", "Raters and payments", reverse("dashboard:raters", args=[study.slug])))
+    if request.user.is_staff:
+        links.append(("admin", "Study in the admin", reverse("admin:annotation_study_change", args=[study.pk])))
+    return [{"key": key, "label": label, "url": url, "current": key == current} for key, label, url in links]
+
+
 def home(request):
-    """The landing page: what the platform is; signed-in owners and staff also see their studies
-    (nobody else: a study's existence and size are its owners' business)."""
-    return render(request, "dashboard/home.html", {"studies": selectors.study_summaries(request.user)})
+    """The landing page: what the platform is; owners see their studies and staff all. Nobody
+    else sees a study list, not even an empty one: a study's existence and size are its owners'
+    business, and raters arrive through their study's link."""
+    studies = selectors.study_summaries(request.user)
+    return render(
+        request, "dashboard/home.html", {"studies": studies, "show_studies": bool(studies) or request.user.is_staff}
+    )
 
 
 def can_view_dashboard(user, study: Study) -> bool:
@@ -339,19 +391,22 @@ def can_view_dashboard(user, study: Study) -> bool:
     return user.is_staff or study.owners.filter(pk=user.pk).exists()
 
 
+def _dashboard_study(request, slug) -> Study:
+    study = get_object_or_404(Study, slug=slug)
+    if not can_view_dashboard(request.user, study):
+        raise PermissionDenied("only the study's owners and staff see its dashboard")
+    return study
+
+
 @never_cache
 def study_dashboard(request, slug):
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    study = get_object_or_404(Study, slug=slug)
-    if not can_view_dashboard(request.user, study):
-        raise PermissionDenied("only the study's owners and staff see its dashboard")
+    study = _dashboard_study(request, slug)
 
     # First: a link to a reference the study lacks fails before the costly figures.
     bt = bt_dashboard_section(study, request.GET.get("reference") or None)
-    raters = list(study.raters.order_by("external_id"))
-    qualities = selectors.rater_qualities(study, raters)
-    rows = sorted(((rater, qualities[rater.id]) for rater in raters), key=lambda r: (not r[1].flagged, -r[1].trials))
+    rows = study_rater_rows(study)
     charts = page_cache.cached(study, "charts", lambda: _dashboard_charts(study, study_image_figures(study), rows))
     context = {
         "study": study,
@@ -367,8 +422,49 @@ def study_dashboard(request, slug):
         "admin_progress_url": (
             reverse("admin:annotation_study_progress", args=[study.pk]) if request.user.is_staff else None
         ),
+        "nav": study_nav(request, study, "dashboard"),
     }
     return render(request, "dashboard/dashboard.html", context)
+
+
+@never_cache
+def study_chart(request, slug, chart):
+    """One dashboard chart as a file to download: ``?format=png`` (the default) or ``svg``; the
+    Bradley–Terry charts take the dashboard's ``?reference=``. The dashboard's access rule."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    study = _dashboard_study(request, slug)
+    fmt = request.GET.get("format", "png")
+    formats = _plots().FORMATS
+    if fmt not in formats:
+        return HttpResponseBadRequest(f"unknown format {fmt!r}: use one of {', '.join(formats)}", "text/plain")
+    if chart in DASHBOARD_CHARTS:
+        images = functools.cache(lambda: study_image_figures(study))
+        rater_rows = functools.cache(lambda: study_rater_rows(study))
+        key = (chart, fmt)
+
+        def draw() -> bytes:
+            return _dashboard_chart(study, chart, fmt, images, rater_rows)
+
+    elif chart in BT_CHARTS:
+        bt = bt_dashboard_section(study, request.GET.get("reference") or None)
+        if bt["summary"] is None:
+            raise Http404(f"study {slug!r} has no Bradley–Terry fit yet: python manage.py fit_bradley_terry {slug}")
+        key = (chart, fmt, bt["reference"])
+
+        def draw() -> bytes:
+            return _bt_chart(study, bt["summary"], bt["reference"], chart, fmt)
+
+    else:
+        raise Http404(f"no chart named {chart!r}; the charts: {', '.join(DASHBOARD_CHARTS + BT_CHARTS)}")
+    # A reference's name may hold characters a file name (or the header) should not.
+    parts = [study.slug, *(re.sub(r"[^A-Za-z0-9_.-]+", "_", str(part)) for part in key[2:]), chart]
+    filename = "-".join(parts) + f".{fmt}"
+    return HttpResponse(
+        page_cache.cached(study, "chart-file", draw, *key).value,
+        content_type=formats[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 # --- admin pages (StudyAdmin routes these through admin_site.admin_view: staff only) ---
@@ -388,8 +484,8 @@ def admin_study_progress(model_admin, request, object_id):
 
     def charts() -> dict:
         return {
-            "judgments_per_image": _judgments_per_image_chart(study_image_figures(study)),
-            "judgments_per_hour": _judgments_per_hour_chart(study),
+            "judgments_per_image": png_data_uri(_judgments_per_image_chart(study_image_figures(study))),
+            "judgments_per_hour": png_data_uri(_judgments_per_hour_chart(study)),
         }
 
     cached_charts = page_cache.cached(study, "progress-charts", charts)

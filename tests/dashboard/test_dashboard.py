@@ -128,9 +128,9 @@ CHARTS = {
     ),
     "box_plot": (
         lambda: plots.box_plot(
-            {"a": [1, 2, 3], "b": [2.5], "c": []}, title="MOS by category", xlabel="c", ylabel="MOS"
+            {"a": [1, 2, 3], "b": [2.5], "c": []}, title="MOS by category", value_label="MOS", group_label="c"
         ),
-        lambda: plots.box_plot({"a": []}, title="MOS by category", xlabel="c", ylabel="MOS"),
+        lambda: plots.box_plot({"a": []}, title="MOS by category", value_label="MOS", group_label="c"),
     ),
     "counts_per_hour": (
         lambda: plots.counts_per_hour([(START, 3), (START + timedelta(hours=5), 10)], title="Judgments per hour"),

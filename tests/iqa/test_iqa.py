@@ -390,7 +390,7 @@ def test_the_report_is_on_the_study_dashboard(tmp_path, client, django_user_mode
     study.owners.add(owner)
     client.force_login(owner)
     page = client.get(url)
-    assert page.status_code == 200 and b"PIPAL Table 3 layout" in b"".join(page.streaming_content)
+    assert page.status_code == 200 and b"PIPAL Table 3 layout" in page.content
     plot = client.get(url + "scatter_psnr.png")
     assert plot.status_code == 200 and plot["Content-Type"] == "image/png"
     assert client.get(url + "secrets.txt").status_code == 404
