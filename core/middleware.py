@@ -42,10 +42,11 @@ class RequestBodyLimitMiddleware:
     def _refusal(self, request):
         size = _content_length(request)
         api = is_api_path(request.path_info)
-        if api:
-            limit = settings.PIPAL_MAX_API_BODY_BYTES
-        elif size > settings.PIPAL_MAX_FORM_BODY_BYTES and takes_files(request.path_info):
+        if takes_files(request.path_info):
+            # Upload routes (the admin's and the owner API's reference upload) take one image.
             limit = settings.PIPAL_MAX_IMAGE_BYTES + settings.PIPAL_MAX_FORM_BODY_BYTES
+        elif api:
+            limit = settings.PIPAL_MAX_API_BODY_BYTES
         else:
             limit = settings.PIPAL_MAX_FORM_BODY_BYTES
         if size <= limit:

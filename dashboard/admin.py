@@ -12,15 +12,18 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from annotation import admin_services, generation, selectors, tasks
+from annotation import admin_services, catalogue, generation, selectors, tasks
 from annotation.analysis import bt_fit
 from annotation.imaging import CheckedImage, ImageRejected
 from annotation.imports.folders import check_upload
@@ -38,7 +41,7 @@ from annotation.models import (
 )
 from annotation.raters import rater_code, raters_set_excluded
 from annotation.rating import completion
-from core.errors import ApplicationError
+from core.errors import ApplicationError, NotFound
 from dashboard import payments, views
 from sr_models import distortions
 
@@ -161,7 +164,14 @@ class StudyAdmin(admin.ModelAdmin):
     @admin.action(description="Generate the default catalogue's distortions (missing images only)")
     def generate_catalogue_distortions(self, request, queryset):
         for study in queryset:
-            count = generation.generation_start(study=study)
+            try:
+                result = generation.catalogue_generate(study=study)
+            except ApplicationError as error:
+                self.message_user(request, f"{study}: {error.message}", messages.ERROR)
+                continue
+            count = result.images
+            if result.installed.moved_summary():
+                self.message_user(request, f"{study}: {result.installed.moved_summary()}.", messages.INFO)
             for reason in generation.unready_types(study).values():
                 self.message_user(request, f"{study}: left out {reason}", messages.WARNING)
             link = reverse("admin:annotation_study_progress", args=[study.pk])
@@ -220,6 +230,12 @@ class StudyAdmin(admin.ModelAdmin):
         return [
             path("<path:object_id>/progress/", wrap(self.progress_view), name="{}_{}_progress".format(*info)),
             path("<path:object_id>/mos.csv", wrap(self.mos_csv_view), name="{}_{}_mos_csv".format(*info)),
+            path(
+                "<path:object_id>/catalogue/<str:type_id>-<int:level>.png",
+                wrap(self.catalogue_preview_view),
+                name="{}_{}_catalogue_preview".format(*info),
+            ),
+            path("<path:object_id>/catalogue/", wrap(self.catalogue_view), name="{}_{}_catalogue".format(*info)),
             *super().get_urls(),
         ]
 
@@ -228,6 +244,73 @@ class StudyAdmin(admin.ModelAdmin):
 
     def mos_csv_view(self, request, object_id):
         return views.admin_study_mos_csv(self, request, object_id)
+
+    def _study_or_404(self, request, object_id) -> Study:
+        study = self.get_object(request, object_id)
+        if study is None:
+            raise Http404(f"no study with id {object_id}")
+        if not self.has_view_permission(request, study):
+            raise PermissionDenied
+        return study
+
+    def catalogue_view(self, request, object_id):
+        """The study's "add distortion types" page: the catalogue with tick boxes; a POST
+        installs the ticked types and starts making their images."""
+        study = self._study_or_404(request, object_id)
+        if request.method == "POST":
+            if not self.has_change_permission(request, study):
+                raise PermissionDenied
+            self._install_picked(request, study, request.POST.getlist("types"))
+            return HttpResponseRedirect(request.path)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": study,
+            "title": f"Add distortion types to {study.slug} from the catalogue",
+            "choices": catalogue.catalogue_choices(study),
+            "reference": catalogue.preview_reference(study),
+            "preview_size": catalogue.PREVIEW_SIZE,
+            "can_change": self.has_change_permission(request, study),
+        }
+        return TemplateResponse(request, "admin/annotation/study/catalogue.html", context)
+
+    def _install_picked(self, request, study: Study, type_ids: list[str]) -> None:
+        if not type_ids:
+            self.message_user(request, "Tick at least one catalogue type.", messages.WARNING)
+            return
+        try:
+            result = generation.catalogue_generate(study=study, type_ids=type_ids)
+        except ApplicationError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return
+        installed = "; ".join(
+            f"{kind.catalogue_id} {kind.name} as {kind.code}" + (f" ({kind.note})" if kind.moved else "")
+            for kind in result.installed.types
+        )
+        link = reverse("admin:annotation_study_progress", args=[study.pk])
+        self.message_user(
+            request,
+            format_html(
+                'Installed in {}: {}. Generating {} image(s); <a href="{}">follow the progress</a>.',
+                study,
+                installed,
+                result.images,
+                link,
+            ),
+            messages.SUCCESS,
+        )
+
+    def catalogue_preview_view(self, request, object_id, type_id, level):
+        study = self._study_or_404(request, object_id)
+        try:
+            data = catalogue.catalogue_preview(study=study, type_id=type_id, level=level)
+        except NotFound as error:
+            raise Http404(error.message) from None
+        except ApplicationError as error:
+            return HttpResponse(error.message, status=409, content_type="text/plain; charset=utf-8")
+        response = HttpResponse(data, content_type="image/png")
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
 
 
 # --- image uploads ------------------------------------------------------------------
@@ -426,8 +509,12 @@ class DistortionTypeForm(forms.ModelForm):
     generator = forms.ChoiceField(
         required=False,
         choices=[("", "— none: images are imported or uploaded —")]
-        + [(name, name) for name in distortions.family_names()],
-        help_text="A registered generator family; its images are made by the 'generate images' action",
+        + [
+            (name, f"{name}: {generation.parameter_list(distortions.get_family(name))}")
+            for name in distortions.family_names()
+        ],
+        help_text="A registered generator family (its parameters after the colon); its images are made by the "
+        "'generate images' action. The study's catalogue page adds the catalogue's types ready-made.",
     )
 
     class Meta:
@@ -467,6 +554,14 @@ class DistortionTypeAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("study").annotate(n_images=Count("images"))
+
+    def changelist_view(self, request, extra_context=None):
+        # The object tools link each study's catalogue picker (only the filtered study's, when filtered).
+        studies = Study.objects.order_by("slug")
+        if request.GET.get("study__id__exact", "").isdigit():
+            studies = studies.filter(pk=request.GET["study__id__exact"])
+        pickers = [(study.slug, reverse("admin:annotation_study_catalogue", args=[study.pk])) for study in studies[:20]]
+        return super().changelist_view(request, {**(extra_context or {}), "catalogue_pickers": pickers})
 
     @admin.action(description="Generate the missing images of the selected types (they join at elo_initial)")
     def generate_images(self, request, queryset):
@@ -713,3 +808,6 @@ class ControlTrialAdmin(ReadOnlyAdmin):
     @admin.display(description="passed", boolean=True)
     def passed(self, obj):
         return obj.passed
+
+
+import dashboard.owner_api.admin  # noqa: E402, F401  (owner tokens and jobs)

@@ -12,7 +12,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include((api_urlpatterns, "api"))),
-    re_path(r"^api(?:/(?P<rest>.*))?$", api_not_found),
+    path("api/owner/", include("dashboard.owner_api.urls")),
+    # [\s\S], not ".": a path with a line break in it (%0A) is under /api/ too, and answers JSON.
+    re_path(r"^api(?:/(?P<rest>[\s\S]*))?$", api_not_found),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("annotation.rating.urls")),
     path("", include("dashboard.urls")),

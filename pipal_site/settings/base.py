@@ -161,6 +161,7 @@ PIPAL_UPLOAD_URL_NAMES = (
     "admin:annotation_referenceimage_change",
     "admin:annotation_distortedimage_add",
     "admin:annotation_distortedimage_change",
+    "owner-api:reference-list",  # the owner API's reference upload (multipart)
 )
 # Django's own bound on the non-file part of a form (it raises past it).
 DATA_UPLOAD_MAX_MEMORY_SIZE = PIPAL_MAX_FORM_BODY_BYTES

@@ -7,13 +7,14 @@ a route the resolver knows but ROUTES does not fails the test, so a new route
 cannot arrive without its rule. The written rules:
 
 * admin (every page and action): staff only; anyone else is sent to sign in;
-* the owner dashboard and benchmark reports: the study's owners and staff
+* the owner dashboard, its chart downloads and benchmark reports: the study's owners and staff
   (anyone signed in but not an owner: 403; not signed in: sent to sign in);
 * the rater pages: that study's rater session; the rater API: that rater's
   credentials, and a pair only its own rater can vote on;
 * public: the home page, the welcome page, sign-in and password-reset pages,
   the API schema and docs, joining a study, and the stimuli under /media/
-  (unguessable names); private files are under no public URL at all.
+  (unguessable names); private files are under no public URL at all;
+* the owner API (/api/owner/): an owner token only, so every identity here (sessions, no token) is 401.
 """
 
 import io
@@ -28,6 +29,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from annotation.models import Assignment, DistortedImage, Judgment, Study
 from annotation.rating.authentication import session_key
 from annotation.rating.votes import judgment_record
+from dashboard.models import OwnerJob
+from dashboard.owner_api.tokens import token_create
 from iqa.models import BenchmarkRun
 from tests.factories import import_folder, make_pipal_folder, plain_study
 
@@ -73,10 +76,19 @@ ADMIN_MODELS = (
     "annotation/judgment",
     "annotation/assignment",
     "annotation/controltrial",
+    "dashboard/ownertoken",
+    "dashboard/ownerjob",
 )
 # The judgment log, issued pairs and control trials are read-only records: no add, change or
 # delete even for staff (403). Raters are made by joining, not in the admin.
-LOG_MODELS = {"annotation/judgment", "annotation/assignment", "annotation/controltrial"}
+# The owner API's tokens and jobs too: tokens are made by owner_token create and revoked, never edited.
+LOG_MODELS = {
+    "annotation/judgment",
+    "annotation/assignment",
+    "annotation/controltrial",
+    "dashboard/ownertoken",
+    "dashboard/ownerjob",
+}
 NO_ADD = LOG_MODELS | {"annotation/rater"}
 # Change forms whose fields are all read-only or optional: an empty POST saves nothing new and redirects.
 EMPTY_POST_SAVES = {"annotation/referenceimage", "annotation/distortedimage", "annotation/rater"}
@@ -143,7 +155,18 @@ def routes(world: dict) -> list:
             f"/admin/annotation/study/{study.pk}/mos.csv",
             {"get": staff_only()},
         ),
-        ("admin/^(?P<app_label>auth|annotation)/$", "/admin/annotation/", {"get": staff_only()}),
+        # The catalogue picker: staff see it; a POST ticking nothing says so and comes back.
+        (
+            "admin/annotation/study/<path:object_id>/catalogue/",
+            f"/admin/annotation/study/{study.pk}/catalogue/",
+            {"get": staff_only(), "post": staff_only(302)},
+        ),
+        (
+            "admin/annotation/study/<path:object_id>/catalogue/<str:type_id>-<int:level>.png",
+            f"/admin/annotation/study/{study.pk}/catalogue/01-1.png",
+            {"get": staff_only()},
+        ),
+        ("admin/^(?P<app_label>auth|annotation|dashboard)/$", "/admin/annotation/", {"get": staff_only()}),
         ("admin/(?P<url>.*)$", "/admin/nowhere/", {"get": staff_only(404)}),
         ("api/schema/", "/api/schema/", {"get": each(200), "post": each(405)}),
         ("api/docs/", "/api/docs/", {"get": each(200)}),
@@ -165,7 +188,8 @@ def routes(world: dict) -> list:
             {"get": raters(405, 401), "post": raters(201, 401)},
         ),
         ("api/studies/<slug:slug>/status/", "/api/studies/s1/status/", {"get": raters(200, 401)}),
-        ("^api(?:/(?P<rest>.*))?$", "/api/studies/s1/nothing/", {"get": each(404), "post": each(404)}),
+        (r"^api(?:/(?P<rest>[\s\S]*))?$", "/api/studies/s1/nothing/", {"get": each(404), "post": each(404)}),
+        *owner_api_rows(run),
         ("accounts/login/", "/accounts/login/", {"get": each(200), "post": each(200)}),
         ("accounts/logout/", "/accounts/logout/", {"get": each(405), "post": each(200)}),
         ("accounts/password_change/", "/accounts/password_change/", {"get": signed_in(), "post": signed_in()}),
@@ -179,6 +203,11 @@ def routes(world: dict) -> list:
         ("study/<slug:slug>/rate/", "/study/s1/rate/", {"get": raters()}),
         ("study/<slug:slug>/finish/", "/study/s1/finish/", {"get": raters()}),
         ("study/<slug:slug>/dashboard/", "/study/s1/dashboard/", {"get": owners()}),
+        (
+            "study/<slug:slug>/dashboard/charts/<slug:chart>",
+            "/study/s1/dashboard/charts/mos_by_subtype?format=svg",
+            {"get": owners()},
+        ),
         ("study/<slug:slug>/raters/", "/study/s1/raters/", {"get": owners()}),
         ("study/<slug:slug>/raters.csv", "/study/s1/raters.csv", {"get": owners()}),
         ("study/<slug:slug>/raters/check/", "/study/s1/raters/check/?code=X", {"get": owners()}),
@@ -198,6 +227,36 @@ def routes(world: dict) -> list:
         ),
         ("^media/(?P<path>.*)$", stimulus, {"get": each(200)}),
         ("^media/(?P<path>.*)$", report, {"get": each(404)}),  # private files have no public URL
+    ]
+
+
+def owner_api_rows(run) -> list:
+    """The owner API takes an owner token only: every identity of this matrix answers 401."""
+    reads = {"get": each(401)}
+    writes = {"get": each(401), "post": each(401)}
+    return [
+        (f"api/owner/{pattern}", f"/api/owner/{path}", methods)
+        for pattern, path, methods in (
+            ("studies/", "studies/", writes),
+            ("studies/<slug:slug>/", "studies/s1/", reads),
+            ("studies/<slug:slug>/references/", "studies/s1/references/", writes),
+            ("studies/<slug:slug>/distortion-types/", "studies/s1/distortion-types/", writes),
+            ("studies/<slug:slug>/images/", "studies/s1/images/", reads),
+            ("studies/<slug:slug>/judgments/", "studies/s1/judgments/", reads),
+            ("studies/<slug:slug>/mos/", "studies/s1/mos/", reads),
+            ("studies/<slug:slug>/scores/", "studies/s1/scores/", reads),
+            ("studies/<slug:slug>/benchmarks/", "studies/s1/benchmarks/", reads),
+            ("studies/<slug:slug>/benchmarks/<int:run_id>/", f"studies/s1/benchmarks/{run.pk}/", reads),
+            (
+                "studies/<slug:slug>/benchmarks/<int:run_id>/tables/<slug:name>/",
+                f"studies/s1/benchmarks/{run.pk}/tables/benchmark/",
+                reads,
+            ),
+            ("studies/<slug:slug>/jobs/generate/", "studies/s1/jobs/generate/", {"post": each(401)}),
+            ("studies/<slug:slug>/jobs/score/", "studies/s1/jobs/score/", {"post": each(401)}),
+            ("studies/<slug:slug>/jobs/benchmark/", "studies/s1/jobs/benchmark/", {"post": each(401)}),
+            ("jobs/<int:job_id>/", "jobs/1/", reads),
+        )
     ]
 
 
@@ -255,6 +314,8 @@ def world(tmp_path, django_user_model):
             "annotation/judgment": Judgment.objects.filter(study=study).first().pk,
             "annotation/assignment": None,
             "annotation/controltrial": None,
+            "dashboard/ownertoken": token_create(username="owner").token.pk,
+            "dashboard/ownerjob": OwnerJob.objects.create(kind="score", study=study).pk,
         },
     }
 
