@@ -187,7 +187,7 @@ def test_the_home_page_lists_studies_to_their_owners_only(small_study, client, d
     assert b"Study one" not in client.get("/").content
     small_study.owners.add(owner)
     page = client.get("/").content.decode()
-    assert "Study one" in page and "<td>8</td>" in page
+    assert "Study one" in page and '<td class="num">8</td>' in page
 
 
 def test_openapi_schema_is_valid_and_warning_free(tmp_path):
