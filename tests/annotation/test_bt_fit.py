@@ -149,8 +149,10 @@ def test_export_refits_only_when_the_log_changed(small_study):
     vote_by_truth(small_study, truth_of(small_study), 10, seed=5)
     stale = [line.split(",") for line in run("export_mos", "s1", "--no-refit").splitlines()[1:]]
     old = [line.split(",") for line in first.splitlines()[1:]]
-    assert [row[9:] for row in stale] == [row[9:] for row in old]  # the stored fit, as asked
-    assert [row[6:9] for row in stale] != [row[6:9] for row in old]  # while Elo moved on
+    # columns 11-13: mos_bt, ci_low, ci_high; 6-10: elo, mos, mos_sd, judgments, raters; 14: bt_fit
+    assert [row[11:14] for row in stale] == [row[11:14] for row in old]  # the stored fit, as asked
+    assert {row[14] for row in old} == {"current"} and {row[14] for row in stale} == {"stale"}  # and marked
+    assert [row[6:11] for row in stale] != [row[6:11] for row in old]  # while Elo moved on
     assert BradleyTerryFit.objects.count() == 1
     run("export_mos", "s1")
     assert BradleyTerryFit.objects.count() == 2
