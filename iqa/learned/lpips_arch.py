@@ -35,6 +35,7 @@ frozen ImageNet AlexNet is LPIPS's "lin" mode, ``tune`` also trains the trunk,
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -130,6 +131,26 @@ def alexnet_features(pooling: str = "max", blur_size: int = 4) -> nn.Sequential:
         nn.Conv2d(256, 256, 3, padding=1),
         nn.ReLU(inplace=True),
     )
+
+
+# AlexNet's own smallest input (torchvision's 11x11 stride-4 trunk; 32 kept as before for max pooling).
+ALEXNET_MIN_SIDE = 32
+
+
+@functools.cache
+def smallest_side(pooling: str, blur_size: int = 4) -> int:
+    """The smallest square input the feature stack with this pooling takes (at least ALEXNET_MIN_SIDE):
+    found by running the stack on zeros, since BlurPool's low-pass and stride need more pixels than
+    max pooling (47 for the 4-tap filter, 55 for 7 taps) and a smaller input leaves an empty map."""
+    features = alexnet_features(pooling, blur_size).eval()
+    with torch.no_grad():
+        for side in range(ALEXNET_MIN_SIDE, 1024):
+            try:
+                features(torch.zeros(1, 3, side, side))
+            except RuntimeError:
+                continue
+            return side
+    raise ValueError(f"no input side up to 1024 pixels fits pooling {pooling!r} with blur size {blur_size}")
 
 
 TAPS = (1, 4, 7, 9, 11)  # relu1..relu5 inside features

@@ -21,6 +21,7 @@ from iqa.learned.lpips_arch import (
     POOLINGS,
     RankingHead,
     build,
+    smallest_side,
 )
 from iqa.learned.training import TrainingError, TrainingRun
 
@@ -60,8 +61,14 @@ def check_settings(settings: Settings) -> None:
     for name in ("iterations", "batch", "checkpoint_every"):
         if getattr(settings, name) < 1:
             problems.append(f"{name} must be at least 1")
-    if settings.patch < 32:
-        problems.append(f"patch {settings.patch}: AlexNet needs at least 32 pixels")
+    if settings.pooling in POOLINGS and 1 <= settings.blur_size <= 7:
+        minimum = smallest_side(settings.pooling, settings.blur_size)
+        if settings.patch < minimum:
+            blur = f", blur size {settings.blur_size}" if settings.pooling == "blurpool" else ""
+            problems.append(
+                f"patch {settings.patch} is too small for LPIPS-Alex with {settings.pooling} pooling{blur}: "
+                f"its feature maps need at least {minimum} pixels a side (--patch {minimum} or more)"
+            )
     if settings.lr <= 0:
         problems.append("lr must be positive")
     if not 1 <= settings.blur_size <= 7:

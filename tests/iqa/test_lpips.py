@@ -183,6 +183,17 @@ def test_a_resumed_run_continues_exactly_where_it_stopped(tmp_path, weights_dir)
 
 
 @pytest.mark.django_db
+def test_train_lpips_refuses_a_patch_too_small_for_its_pooling_before_it_starts(tmp_path, weights_dir):
+    # Issue 21's "also": --pooling blurpool --patch 32 died with a raw torch padding error (a 1x1 map).
+    make_learnable_study("small", tmp_path / "data", references=3)
+    too_small = r"patch 32 is too small for LPIPS-Alex with blurpool pooling, blur size 4: .*at least 47"
+    with pytest.raises(CommandError, match=too_small):
+        call_command("train_lpips", "small", "--name", "tiny_blur", "--pooling", "blurpool", "--patch", "32",
+                     "--backbone", "scratch", "--iterations", "1", "--batch", "2", "--holdout", "0.34")
+    assert not (weights_dir / "learned" / "tiny_blur").exists()
+
+
+@pytest.mark.django_db
 def test_train_lpips_refuses_clearly(tmp_path, weights_dir):
     make_learnable_study("refuse", tmp_path / "data", references=3)
     with pytest.raises(CommandError, match="'lpips' is a metric already"):
