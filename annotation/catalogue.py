@@ -50,7 +50,7 @@ class CatalogueChoice:
     category: str
     subtype: str
     levels: tuple[CatalogueLevel, ...]
-    needs_weights: bool  # the family runs a network whose weight files must be installed
+    needs: str  # what must be installed first ("weights", "a trained model"); '' when nothing
     unready: str  # why it cannot run here (the missing files and how to get them); '' when it can
     installed_as: str  # the study's code of a type with these exact settings; '' when none
     code_taken_by: str  # the study's other type at the catalogue's code ('' when free): a pick gets a free code
@@ -81,7 +81,7 @@ def catalogue_choices(study: Study) -> list[CatalogueChoice]:
                 category=first.category,
                 subtype=first.subtype,
                 levels=tuple(CatalogueLevel(int(row.level), row.params) for row in rows),
-                needs_weights=family.preflight is not None,
+                needs=family.needs,
                 unready=catalogue_unready(rows),
                 installed_as=installed_as,
                 code_taken_by=taken_by,
@@ -112,8 +112,11 @@ def catalogue_preview(*, study: Study, type_id: str, level: int) -> bytes:
     if default_storage.exists(path):
         with default_storage.open(path, "rb") as handle:
             return handle.read()
-    with reference.file.open("rb") as handle, Image.open(handle) as image:
-        pixels = np.asarray(image.convert("RGB"))
+    try:
+        with reference.file.open("rb") as handle, Image.open(handle) as image:
+            pixels = np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as error:  # the file gone from storage, or damaged since its import
+        raise ApplicationError(f"reference {reference.name}: cannot read {reference.file.name} ({error})") from None
     output = distortions.get_family(row.family).apply(_centre_crop(pixels, PREVIEW_CONTEXT), row.params, PREVIEW_SEED)
     output = _centre_crop(output, PREVIEW_SIZE)
     buffer = io.BytesIO()

@@ -14,6 +14,17 @@ family images/s ÷ baseline images/s (1.0 would be a free generator); "job −
 baseline" estimates the generator's own time (it can be negative: a smooth or
 blocky output encodes faster than the reference).
 
+Families that need a trained model or weights: the SR networks run when their
+weights are installed (else they are skipped, with the reason). The example-based
+SR family and the deep denoisers get stand-ins made here, in a temporary weights
+folder (the configured one is linked into it, never written to): an A+ x3
+model with the published sizes (1024 atoms, 2048 samples per anchor) after one
+K-SVD iteration on the demo references, and a colour blind DnCNN and a DnCNN-3
+of the published sizes after two training steps, written as the platform's own.
+Their speed is that of the real ones (same sizes, same arithmetic); their
+outputs are not, and nothing here reports quality (``--no-stand-ins`` skips
+them).
+
 Part 2, Celery workers (the whole app path). A real Redis broker and real
 ``celery -A pipal_site worker --pool solo`` processes, each on the same
 throwaway SQLite database (a file in a temporary folder, WAL, as in
@@ -76,6 +87,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     part1.add_argument("--min-repeats", type=int, default=2, help="at least this many timed jobs per family")
     part1.add_argument("--max-repeats", type=int, default=200, help="at most this many timed jobs per family")
     part1.add_argument("--skip-families", action="store_true", help="skip part 1")
+    part1.add_argument(
+        "--no-stand-ins",
+        action="store_true",
+        help="do not make the example-based SR models and deep denoisers in a temporary folder (their families skip)",
+    )
     part2 = parser.add_argument_group("part 2: Celery workers")
     part2.add_argument("--references", type=int, default=4, help=f"demo references per study (1..{count_refs()})")
     part2.add_argument("--types", default="01,08,17,26", help="catalogue type ids to generate")
@@ -116,7 +132,8 @@ def configure(tmp: Path) -> str:
 
 
 def family_jobs(names: list[str]) -> list[tuple[str, str, dict]]:
-    """(family, "type TT level LL", params) for each family: its first catalogue type, middle level."""
+    """(family, "type TT level LL", params) for each family: its first catalogue type, middle level.
+    A family whose level cannot run here (weights or a trained model missing) is skipped, with why."""
     from sr_models import distortions
 
     by_type: dict[str, list] = {}
@@ -130,15 +147,61 @@ def family_jobs(names: list[str]) -> list[tuple[str, str, dict]]:
             continue
         rows = types[0]
         entry = rows[len(rows) // 2]
-        jobs.append((name, f"{entry.type_id} {entry.name}, level {entry.level}", entry.params))
+        params = dict(entry.params)
+        if name in STAND_IN_NETWORKS and entry.params["network"] in STAND_IN_NETWORKS[name]:
+            params["network"] = STAND_IN_NETWORKS[name][entry.params["network"]]
+        try:
+            distortions.get_family(name).check_ready(params)
+        except distortions.DistortionError as error:
+            print(f"  (family {name} skipped: {str(error)[:160]})")
+            continue
+        jobs.append((name, f"{entry.type_id} {entry.name}, level {entry.level}", params))
     return jobs
+
+
+# The catalogue's official denoisers and the stand-ins of the same sizes trained here (a few steps).
+STAND_IN_NETWORKS = {
+    "deep_denoising": {"dncnn_color_blind": "bench_dncnn_color"},
+    "deep_jpeg_removal": {"dncnn3": "bench_dncnn3"},
+}
+
+
+def install_stand_ins(folder: Path) -> None:
+    """The example-based SR models and deep denoisers of the catalogue's middle levels, at the published
+    sizes but barely trained, in ``folder``, which also links every entry of the configured weights folder."""
+    import numpy as np
+    from PIL import Image
+
+    from sr_models import denoisers, example_sr, runtime
+    from sr_models.denoisers.training import DenoiserTrainConfig, train_denoiser
+
+    configured = runtime.current().weights_dir
+    folder.mkdir(parents=True)
+    if configured.is_dir():
+        for entry in configured.iterdir():
+            (folder / entry.name).symlink_to(entry.resolve())
+    images = [np.asarray(Image.open(path).convert("RGB")) for path in sorted(DEMO_REFS.glob("*.png"))]
+    started = time.perf_counter()
+    # The family's first catalogue type at its middle level: A+ x3 (type 51 level 02).
+    config = example_sr.ExampleSRConfig(method="aplus", scale=3, ksvd_iterations=1, max_patches=20_000)
+    (folder / example_sr.MODELS_FOLDER).mkdir(exist_ok=True)
+    model = example_sr.train_model(images, config)
+    example_sr.save_model(model, example_sr.model_path(folder, "aplus_x3"), {"label": "bench stand-in"})
+    for name, channels, task in (("bench_dncnn_color", 3, "gaussian"), ("bench_dncnn3", 1, "jpeg")):
+        config = DenoiserTrainConfig(arch="dncnn", channels=channels, task=task, iterations=2, batch=2, patch=40)
+        result = train_denoiser(images, config)
+        denoisers.save_trained(
+            denoisers.trained_path(name, folder), result.state_dict, result.options, {"label": "bench stand-in"}
+        )
+    runtime.configure(weights_dir=folder)
+    print(f"stand-ins (published sizes, barely trained: for timing only) made in {time.perf_counter() - started:.0f} s")
 
 
 def part_families(args: argparse.Namespace) -> None:
     import numpy as np
     from PIL import Image
 
-    from annotation.generation import _png as png_encode  # the app's encoder: same settings, same cost
+    from annotation.imaging import png_bytes as png_encode  # the app's encoder: same settings, same cost
     from sr_models import distortions
 
     names = [name for name in args.families.split(",") if name] or distortions.family_names()
@@ -347,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         benchlib.header("generation: distortion families and Celery workers")
         url = configure(tmp)
         if not args.skip_families:
+            if not args.no_stand_ins:
+                install_stand_ins(tmp / "weights")
             part_families(args)
         if not args.skip_workers:
             part_workers(args, url, tmp, state)

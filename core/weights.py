@@ -143,18 +143,23 @@ def unwrap(state: object, file: str) -> dict:
     return {key.removeprefix("module."): value for key, value in state.items()}
 
 
-def read_state(path: Path) -> dict:
-    """The tensors of a PyTorch file, read weights-only and unwrapped."""
+def read_checkpoint(path: Path):
+    """What a PyTorch file holds (tensors, dicts, plain values), read weights-only: a pickle that
+    carries code is refused."""
     import torch
 
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickle with code in it, not a torch file at all
         raise WeightsError(
             f"{path.name} cannot be read as a PyTorch checkpoint ({type(error).__name__}: {error})"
         ) from None
-    return unwrap(state, path.name)
+
+
+def read_state(path: Path) -> dict:
+    """The tensors of a PyTorch file, read weights-only and unwrapped."""
+    return unwrap(read_checkpoint(path), Path(path).name)
 
 
 def load_state(

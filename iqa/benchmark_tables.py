@@ -19,20 +19,29 @@ import pandas as pd
 
 from iqa import stats
 from iqa.metrics import MetricInfo
+from sr_models.distortions.subtypes import CATEGORY_SUBTYPES
 
 SR_CATEGORY = "super_resolution"
-TRADITIONAL_SR_SUBTYPES = ("interpolation", "traditional_sr", "kernel_mismatch_sr")
+NONE_IN_STUDY = "none in this study"
 
-# PIPAL Table 3's columns, then the mixture category it leaves out; each is
-# (label, rule) and shows only when the study has images in it.
-GROUPS = (
-    ("Traditional", lambda f: f.category == "traditional"),
-    ("Denoising", lambda f: f.category == "denoising"),
-    ("Mixture", lambda f: f.category == "mixture"),
-    ("SR full", lambda f: f.category == SR_CATEGORY),
-    ("Traditional SR", lambda f: (f.category == SR_CATEGORY) & f.subtype.isin(TRADITIONAL_SR_SUBTYPES)),
-    ("PSNR-oriented SR", lambda f: f.subtype == "psnr_sr"),
-    ("GAN-based SR", lambda f: f.subtype == "gan_sr"),
+# PIPAL Table 3's columns (Sec. 4.1: traditional distortions, denoising, all SR outputs, traditional SR,
+# PSNR-oriented SR, GAN-based SR), widened to every sub-type of Table 2 and the mixture category the
+# table leaves out. Each is (label, category, sub-type or None for the whole category). A category's
+# column shows when the study has images in it; its sub-types' columns show with it, an empty one as
+# "none in this study" (a study without example-based SR has no "Traditional SR" number to report).
+_CATEGORY_COLUMNS = (
+    ("Traditional", "traditional"),
+    ("Denoising", "denoising"),
+    ("Mixture", "mixture"),
+    ("SR full", SR_CATEGORY),
+)
+GROUPS = tuple(
+    column
+    for label, category in _CATEGORY_COLUMNS
+    for column in (
+        (label, category, None),
+        *((sub_label, category, subtype) for subtype, sub_label in CATEGORY_SUBTYPES.get(category, ())),
+    )
 )
 
 
@@ -83,7 +92,7 @@ class Cell:
 
     def text(self, field_name: str = "srcc") -> str:
         if self.agreement is None:
-            return f"n={self.n} (too few)"
+            return NONE_IN_STUDY if self.n == 0 else f"n={self.n} (too few)"
         value = getattr(self.agreement, field_name)
         return "nan" if math.isnan(value) else f"{value:.4f}"
 
@@ -124,13 +133,13 @@ def _cell(
 
 
 def group_labels(frame: pd.DataFrame) -> list[tuple[str, pd.Series]]:
-    """Table 3's groups present in the study, then one column per remaining subtype."""
+    """Table 3's columns for the study's categories, then one column per remaining subtype."""
     columns = []
-    for label, rule in GROUPS:
-        mask = rule(frame)
-        if mask.any():
-            columns.append((label, mask))
-    covered = {"interpolation", "traditional_sr", "kernel_mismatch_sr", "psnr_sr", "gan_sr"}
+    for label, category, subtype in GROUPS:
+        in_category = frame["category"] == category
+        if in_category.any():
+            columns.append((label, in_category if subtype is None else in_category & (frame["subtype"] == subtype)))
+    covered = {subtype for _, _, subtype in GROUPS if subtype}
     for subtype in sorted(set(frame["subtype"]) - covered - {""}):
         columns.append((f"subtype: {subtype}", frame["subtype"] == subtype))
     return columns

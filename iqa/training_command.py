@@ -9,10 +9,14 @@ written above a live bar, torch's thread count, and the refusals of a training r
 from __future__ import annotations
 
 import contextlib
+import io
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 from django.core.management.base import CommandError
+from PIL import Image
 from tqdm import tqdm
 
 from annotation.commands import StudyCommand
@@ -92,6 +96,36 @@ class TrainingOptions:
         from iqa.learned.training import torch_threads
 
         return torch_threads(count)
+
+    def run_timed(self, train: Callable, *, steps: int, desc: str, threads: int, errors=()) -> tuple[Any, float]:
+        """``train(progress)`` under a step progress bar, torch's thread count and the training refusals
+        (as CommandError); returns (its result, wall seconds)."""
+        started = time.perf_counter()
+        with self.progress_bar(steps, desc) as bar, self.training_errors(*errors), self.torch_threads(threads):
+            result = train(self.step_progress(bar))
+        return result, time.perf_counter() - started
+
+    @staticmethod
+    def reference_pixels(reference) -> tuple[np.ndarray, bytes]:
+        """A study reference's RGB pixels and its file's bytes; an unreadable file is a CommandError naming it."""
+        try:
+            with reference.file.open("rb") as handle:
+                data = handle.read()
+            with Image.open(io.BytesIO(data)) as image:
+                return np.asarray(image.convert("RGB")).copy(), data
+        except (OSError, ValueError) as error:
+            raise CommandError(f"reference {reference.name}: cannot read {reference.file.name} ({error})") from None
+
+    def study_training_images(self, study) -> tuple[list[str], list[np.ndarray]]:
+        """The study's reference names and pixels; a study with fewer than 2 (one to train on, one to
+        validate on) is refused."""
+        references = list(study.references.order_by("name"))
+        if len(references) < 2:
+            raise CommandError(
+                f"study {study.slug} has {len(references)} reference(s); training needs at least 2 "
+                "(one to train on, one to validate on): add some with import_references"
+            )
+        return [reference.name for reference in references], [self.reference_pixels(r)[0] for r in references]
 
     @staticmethod
     def check_threads(threads: int) -> None:

@@ -24,11 +24,13 @@ class SrModelsConfig(AppConfig):
         from django.core.signals import setting_changed
 
         from sr_models import weights
+        from sr_models.denoisers import records as denoiser_records
         from sr_models.distortions.families import FAMILIES
 
         # The registries of data (checkpoints, distortion families) load at start; the
         # architectures load on first use, since they import torch, which web processes never need.
         FAMILIES.load()
         weights.register_weights()
+        denoiser_records.register_weights()
         _configure()
         setting_changed.connect(_on_setting_changed)

@@ -118,7 +118,8 @@ def check_config(config: TrainConfig) -> None:
         raise TrainingError(f"the validation share must be between 0 and 1, not {config.holdout}")
 
 
-def check_images(images: Sequence[np.ndarray], config: TrainConfig, names: Sequence[str] | None = None) -> None:
+def check_images(images: Sequence[np.ndarray], config, names: Sequence[str] | None = None) -> None:
+    """At least two HxWx3 uint8 images, none smaller than ``config.patch`` (any trainer's config with a patch)."""
     names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
     if len(images) < 2:
         raise TrainingError(
@@ -126,7 +127,7 @@ def check_images(images: Sequence[np.ndarray], config: TrainConfig, names: Seque
         )
     problems = []
     for name, image in zip(names, images, strict=True):
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             problems.append(f"{name}: expected an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
         elif min(image.shape[:2]) < config.patch:
             problems.append(

@@ -475,3 +475,26 @@ def install_random_checkpoint(name: str, weights_dir: Path, seed: int = 0) -> li
             torch.save(model.state_dict(), path)
         written.append(path)
     return written
+
+
+def edge_shapes(seed: int, size: int = 96):
+    """Smooth shading plus six sharp-edged discs and bars of random colours, anti-aliased by 4x4
+    supersampling: the edges example-based SR is good at, nothing a test has to download."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    fine = 4 * size
+    y, x = (np.mgrid[0:fine, 0:fine] + 0.5) / 4
+    base, tilt = rng.uniform(0.3, 0.7, 3), rng.uniform(-0.2, 0.2, (2, 3))
+    out = base + (x[..., None] * tilt[0] + y[..., None] * tilt[1]) / size
+    for _ in range(6):
+        colour = rng.uniform(0.05, 0.95, 3)
+        if rng.random() < 0.5:
+            cy, cx = rng.uniform(0, size, 2)
+            mask = (y - cy) ** 2 + (x - cx) ** 2 < rng.uniform(6, 24) ** 2
+        else:
+            angle, offset, width = rng.uniform(0, np.pi), rng.uniform(-size / 3, size / 3), rng.uniform(3, 12)
+            mask = np.abs((x - size / 2) * np.cos(angle) + (y - size / 2) * np.sin(angle) - offset) < width
+        out[mask] = colour
+    out = out.reshape(size, 4, size, 4, 3).mean(axis=(1, 3))
+    return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)

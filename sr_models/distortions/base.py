@@ -17,6 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from sr_models.distortions.subtypes import check_subtype
+
 # Bump when any generator's output for the same (image, params, seed) may change;
 # stored with every generated image as provenance.
 CODE_VERSION = "distortions-1.0.0"
@@ -84,6 +86,9 @@ class DistortionFamily:
     preflight: Callable[[Mapping[str, Any]], None] | None = field(default=None, repr=False)
     provenance: Callable[[Mapping[str, Any]], dict[str, Any]] | None = field(default=None, repr=False)
     accelerated: bool = False  # runs a network: worth a GPU worker's queue when there is one
+    # What must be installed before it runs, in words ("weights": a published file; "a trained model":
+    # one the platform trains); '' for pixels only. The preflight says which file and how to get it.
+    needs: str = ""
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Checked parameters with defaults filled in; unknown or missing names are errors."""
@@ -131,6 +136,7 @@ class DistortionFamily:
             "category": self.category,
             "subtype": self.subtype,
             "summary": self.summary,
+            "needs": self.needs,
             "params": {
                 name: {
                     "type": spec.kind.__name__,
@@ -173,14 +179,22 @@ def family(
     preflight: Callable[[Mapping[str, Any]], None] | None = None,
     provenance: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
     accelerated: bool = False,
+    needs: str | None = None,
 ) -> Callable[[Generator], DistortionFamily]:
     """Decorator: ``fn(image, params, rng) -> image`` becomes the family ``name``. Each family
     module lists its families in ``FAMILIES``, which ``sr_models.distortions.families`` reads."""
     if category not in CATEGORIES:
         raise ValueError(f"{name}: category {category!r} is not one of {CATEGORIES}")
+    try:
+        check_subtype(category, subtype)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
 
     def decorator(fn: Generator) -> DistortionFamily:
-        return DistortionFamily(name, category, subtype, summary, dict(params), fn, preflight, provenance, accelerated)
+        required = needs if needs is not None else ("weights" if preflight is not None else "")
+        return DistortionFamily(
+            name, category, subtype, summary, dict(params), fn, preflight, provenance, accelerated, required
+        )
 
     return decorator
 

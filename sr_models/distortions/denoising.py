@@ -30,7 +30,7 @@ def mean_filter_denoising(image, params, rng):
 @family(
     "nlm_denoising",
     category="denoising",
-    subtype="nlm_denoising",
+    subtype="model_based_denoising",
     summary="OpenCV non-local means (7x7 patches, 21x21 search) on the noisy image; h defaults to 0.8 noise_sigma.",
     params={
         "noise_sigma": NOISE_SIGMA,
@@ -46,7 +46,7 @@ def nlm_denoising(image, params, rng):
 @family(
     "bm3d_denoising",
     category="denoising",
-    subtype="bm3d_denoising",
+    subtype="model_based_denoising",
     summary="BM3D (Dabov et al. 2007, 'bm3d' package, RGB profile 'np') on the noisy image, given the true sigma.",
     params={"noise_sigma": Param(float, "std of the added Gaussian noise on the 0-255 scale", low=1.0, high=100.0)},
 )
@@ -57,7 +57,7 @@ def bm3d_denoising(image, params, rng):
 @family(
     "jpeg_artifact_removal",
     category="denoising",
-    subtype="jpeg_artifact_removal",
+    subtype="model_based_denoising",
     summary=(
         "JPEG at 'quality', then a deblocking pass: non-local means (h = strength) "
         "or bilateral (sigma_color = strength, sigma_space 3 px)."

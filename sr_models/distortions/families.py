@@ -10,11 +10,19 @@ from typing import Any
 import numpy as np
 
 from core.registry import Registry, UnknownName
-from sr_models.distortions import denoising, mixture, sr_networks, super_resolution, traditional
+from sr_models.distortions import (
+    deep_denoising,
+    denoising,
+    example_based,
+    mixture,
+    sr_networks,
+    super_resolution,
+    traditional,
+)
 from sr_models.distortions.base import DistortionError, DistortionFamily
 
 # PIPAL Table 2's sub-types, in the paper's order: the catalogue and the admin list them so.
-FAMILY_MODULES = (traditional, super_resolution, denoising, mixture, sr_networks)
+FAMILY_MODULES = (traditional, super_resolution, example_based, denoising, deep_denoising, mixture, sr_networks)
 
 
 def _declared_families(registry: Registry[DistortionFamily]) -> None:

@@ -297,11 +297,16 @@ def test_run_benchmark_writes_tables_that_equal_scipy(tmp_path, settings, capsys
         assert cell.srcc == pytest.approx(scipy_stats.spearmanr(sign * values[sr], mos[sr]).statistic, abs=1e-12)
     # MOS follows the distortion strength, and so do PSNR and GMSD: strong agreement.
     assert table[(table.group == "All")].srcc.min() > 0.3
-    # Groups: the categories present and the subtypes; 15 images each, so numbers, not counts.
+    # Groups: the categories present with their PIPAL sub-types (bicubic up-sampling is interpolation, not
+    # traditional SR: the SR sub-types the study lacks are "none in this study") and the other subtypes.
     assert set(table.group) == {
-        "All", "Traditional", "SR full", "Traditional SR", "subtype: gaussian_noise",
+        "All", "Traditional", "SR full", "Interpolation", "Traditional SR", "Kernel-mismatch SR",
+        "PSNR-oriented SR", "GAN-based SR", "subtype: gaussian_noise",
         "type: 01 Gaussian noise", "type: 02 Bicubic up-sampling",
     }
+    empty = table[(table.metric == "psnr") & (table.group == "Traditional SR")].iloc[0]
+    assert empty.n == 0 and np.isnan(empty.srcc)
+    assert "none in this study" in (out / "benchmark.md").read_text()
     # Per distortion type: pooled over the type's images, as scipy computes it.
     values = np.array([MetricScore.objects.get(metric="psnr", image_sha256=i.sha256).value for i in images])
     noise = np.array([i.distortion_type.code == "01" for i in images])

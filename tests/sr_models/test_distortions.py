@@ -30,20 +30,48 @@ STOCHASTIC = {
     "bm3d_denoising",
     "sr_of_noisy",
     "sr_after_denoising",
+    "deep_denoising",
 }
 
 
 # Families that run a bundled SR network: here on random weights (tests/factories.py), so they
 # prove the path runs and is deterministic, not what the real models output.
-NETWORKS = {"sr_network", "gan_sr_network", "esrgan_interpolation"}
+# The deep denoisers likewise run official-layout files of random tensors (their learning is checked in
+# tests/sr_models/test_deep_denoising_family.py); the example-based SR models are trained here, tiny.
+NETWORKS = {"sr_network", "gan_sr_network", "esrgan_interpolation", "deep_denoising", "deep_jpeg_removal"}
+TINY_EXAMPLE_SR = {"atoms": 32, "ksvd_iterations": 2, "anr_neighbours": 8, "aplus_samples": 128,
+                   "aplus_pool": 5_000, "aplus_scales": 2, "max_patches": 3_000}
+
+
+def _install_weights_and_models(folder: Path) -> None:
+    import torch
+
+    from sr_models import denoisers, example_sr
+    from tests.factories import edge_shapes
+
+    example_models: dict[int, set[str]] = {}
+    for entry in CATALOGUE:
+        if entry.family in {"sr_network", "gan_sr_network", "esrgan_interpolation"}:
+            install_random_checkpoint(entry.params["checkpoint"], folder)
+        elif entry.family in NETWORKS:
+            record = denoisers.DENOISERS.get(entry.params["network"])
+            if not (folder / record.file).is_file():
+                torch.save(record.build().state_dict(), folder / record.file)
+        elif entry.family == "example_based_sr":
+            method, scale = entry.params["model"].split("_x")
+            example_models.setdefault(int(scale), set()).add(method)
+    images = [edge_shapes(seed, 64) for seed in range(4)]
+    for scale, methods in example_models.items():
+        configs = [example_sr.ExampleSRConfig(method=m, scale=scale, **TINY_EXAMPLE_SR) for m in sorted(methods)]
+        for model in example_sr.train_models(images, configs):
+            path = example_sr.model_path(folder, f"{model.method}_x{scale}")
+            example_sr.save_model(model, path, {"label": "tiny test model"})
 
 
 @pytest.fixture(scope="module", autouse=True)
 def sr_weights(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sr-weights")
-    for entry in CATALOGUE:
-        if entry.family in NETWORKS:
-            install_random_checkpoint(entry.params["checkpoint"], folder)
+    _install_weights_and_models(folder)
     saved = runtime.current()
     runtime.configure(weights_dir=folder, device="cpu")
     yield folder
@@ -125,7 +153,8 @@ def test_same_seed_same_bytes(family, small):
 # --- stronger level, more degradation ---------------------------------------------
 
 
-# Network types run on random weights here: how their levels rank needs the real ones.
+# Network types run on random weights here: how their levels rank needs the real ones. The example-based
+# SR types are graded: their tiny models are trained.
 GRADED_TYPES = [t for t in TYPES if entries_of(t)[0].family not in NETWORKS]
 
 

@@ -1,11 +1,7 @@
-import io
 import re
-import time
 
-import numpy as np
 from django.core.management.base import CommandError
 from django.utils import timezone
-from PIL import Image
 
 from iqa.training_command import StudyTrainingCommand
 from sr_models import runtime, training
@@ -71,14 +67,7 @@ class Command(StudyTrainingCommand):
         if target.exists():
             raise CommandError(f"{target} already exists: choose another --name")
 
-        references = list(study.references.order_by("name"))
-        if len(references) < 2:
-            raise CommandError(
-                f"study {study.slug} has {len(references)} reference(s); training needs at least 2 "
-                "(one to train on, one to validate on): add some with import_references"
-            )
-        names = [reference.name for reference in references]
-        images = [self._pixels(reference) for reference in references]
+        names, images = self.study_training_images(study)
         with self.training_errors(training.TrainingError):
             training.check_images(images, config, names)
         train_idx, val_idx = training.split_by_image(len(images), config.holdout, config.seed)
@@ -88,14 +77,13 @@ class Command(StudyTrainingCommand):
             f"batch {config.batch}, patch {config.patch}, Adam lr {config.lr:g}, seed {config.seed}"
         )
 
-        started = time.perf_counter()
-        with (
-            self.progress_bar(config.iterations, "train_sr") as bar,
-            self.training_errors(training.TrainingError),
-            self.torch_threads(threads),
-        ):
-            result = training.train_srresnet(images, config, self.step_progress(bar), names=names)
-        wall = time.perf_counter() - started
+        result, wall = self.run_timed(
+            lambda progress: training.train_srresnet(images, config, progress, names=names),
+            steps=config.iterations,
+            desc="train_sr",
+            threads=threads,
+            errors=(training.TrainingError,),
+        )
 
         psnr = {
             "bicubic": round(result.psnr_bicubic, 4),
@@ -158,13 +146,3 @@ class Command(StudyTrainingCommand):
         import torch
 
         return str(torch.__version__)  # TorchVersion is not a plain str: weights_only=True refuses it
-
-    @staticmethod
-    def _pixels(reference) -> np.ndarray:
-        try:
-            with reference.file.open("rb") as handle:
-                data = handle.read()
-            with Image.open(io.BytesIO(data)) as image:
-                return np.asarray(image.convert("RGB")).copy()
-        except (OSError, ValueError) as error:
-            raise CommandError(f"reference {reference.name}: cannot read {reference.file.name} ({error})") from None
