@@ -13,6 +13,7 @@ and the install says which.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,9 +23,10 @@ from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Count
 
-from annotation import generation_job, tasks
-from annotation.models import DistortedImage, DistortionType, ReferenceImage, Study
+from annotation import tasks
+from annotation.models import DistortedImage, DistortionType, GenerationFailure, ReferenceImage, Study
 from core.errors import ApplicationError, Conflict
+from core.tasks import RecordedFailure
 from sr_models import distortions
 
 Job = tuple[int, int, int]  # (reference id, distortion type id, level)
@@ -250,6 +252,19 @@ def generation_progress(study: Study) -> tuple[int, int]:
     return made, expected
 
 
+def generation_failures(study: Study, *, type_ids: Iterable[int] | None = None):
+    """The study's slots whose image could not be made (of ``type_ids`` only when given), with why."""
+    failures = GenerationFailure.objects.filter(study=study).select_related("reference", "distortion_type")
+    return failures if type_ids is None else failures.filter(distortion_type_id__in=list(type_ids))
+
+
+def failures_summary(failures: Sequence[GenerationFailure], *, shown: int = 3) -> str:
+    """"<n> image(s) could not be made: A0001_05_02: why; …" for people."""
+    named = [f"{f.reference.name}_{f.distortion_type.code}_{f.level:02d}: {f.error}" for f in failures[:shown]]
+    more = f"; and {len(failures) - shown} more" if len(failures) > shown else ""
+    return f"{len(failures)} image(s) could not be made: {'; '.join(named)}{more}"
+
+
 def generation_enqueue(jobs: Sequence[Job], *, chunk: int = 4) -> int:
     """Send the jobs to Celery in small chunks (in-process without a broker);
     returns the number of tasks sent."""
@@ -274,7 +289,9 @@ def generation_enqueue(jobs: Sequence[Job], *, chunk: int = 4) -> int:
         count = -(-len(group) // chunk)
         for i in range(count):
             part = [list(job) for job in group[i::count]]
-            tasks.generate_distortions.apply_async(args=[part], **({"queue": queue} if queue else {}))
+            # Run in-process (no broker), a task's failures are recorded and it raises: the others still run.
+            with contextlib.suppress(RecordedFailure):
+                tasks.generate_distortions.apply_async(args=[part], **({"queue": queue} if queue else {}))
             sent += 1
     return sent
 
@@ -356,14 +373,12 @@ def _start(jobs: Sequence[Job]) -> int:
     elif settings.PIPAL_GENERATE_IN_THREAD:
         transaction.on_commit(lambda: threading.Thread(target=_generate_in_thread, args=(jobs,), daemon=True).start())
     else:
-        for reference_id, type_id, level in jobs:
-            generation_job.distortion_generate(reference_id=reference_id, distortion_type_id=type_id, level=level)
+        generation_enqueue(jobs)  # the tasks, in-process: a slot that fails is recorded and the others made
     return len(jobs)
 
 
 def _generate_in_thread(jobs: Sequence[Job]) -> None:
     try:
-        for reference_id, type_id, level in jobs:
-            generation_job.distortion_generate(reference_id=reference_id, distortion_type_id=type_id, level=level)
+        generation_enqueue(jobs)
     finally:
         connections.close_all()

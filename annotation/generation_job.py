@@ -8,11 +8,13 @@ import hashlib
 
 import numpy as np
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 from PIL import Image
 
 from annotation.imaging import checked_png
 from annotation.imports.folders import joining_image
-from annotation.models import DistortedImage, DistortionType, ReferenceImage
+from annotation.models import DistortedImage, DistortionType, GenerationFailure, ReferenceImage
 from annotation.rating import stimuli
 from core.errors import ApplicationError
 from sr_models import distortions
@@ -25,7 +27,16 @@ def slot_seed(reference: ReferenceImage, kind: DistortionType, level: int) -> in
 
 
 def distortion_generate(*, reference_id: int, distortion_type_id: int, level: int) -> DistortedImage:
-    """Make one slot's image, or return it if it exists (idempotent)."""
+    """Make one slot's image, or return it if it exists (idempotent); a failure recorded for the
+    slot before is removed once its image exists."""
+    image = _slot_image(reference_id=reference_id, distortion_type_id=distortion_type_id, level=level)
+    GenerationFailure.objects.filter(
+        reference_id=reference_id, distortion_type_id=distortion_type_id, level=level
+    ).delete()
+    return image
+
+
+def _slot_image(*, reference_id: int, distortion_type_id: int, level: int) -> DistortedImage:
     existing = DistortedImage.objects.filter(
         reference_id=reference_id, distortion_type_id=distortion_type_id, level=level
     ).first()
@@ -70,3 +81,24 @@ def distortion_generate(*, reference_id: int, distortion_type_id: int, level: in
         # A concurrent job made this slot first; its file has the same content.
         return DistortedImage.objects.get(reference_id=reference_id, distortion_type_id=distortion_type_id, level=level)
     return image
+
+
+def slot_failure_record(*, reference_id: int, distortion_type_id: int, level: int, error: str) -> None:
+    """Record why a slot's image could not be made (a repeat counts one more attempt); nothing when
+    the slot's image exists after all, or its reference or type is gone."""
+    if DistortedImage.objects.filter(
+        reference_id=reference_id, distortion_type_id=distortion_type_id, level=level
+    ).exists():
+        return
+    reference = ReferenceImage.objects.filter(pk=reference_id).only("study_id").first()
+    if reference is None or not DistortionType.objects.filter(pk=distortion_type_id).exists():
+        return
+    slot = {"reference_id": reference_id, "distortion_type_id": distortion_type_id, "level": level}
+    now, error = timezone.now(), error[:2000]
+    updated = GenerationFailure.objects.filter(**slot).update(error=error, failed_at=now, attempts=F("attempts") + 1)
+    if not updated:
+        try:
+            with transaction.atomic():
+                GenerationFailure.objects.create(study_id=reference.study_id, error=error, failed_at=now, **slot)
+        except IntegrityError:  # another job recorded the same slot at the same moment
+            GenerationFailure.objects.filter(**slot).update(error=error, failed_at=now)

@@ -224,7 +224,10 @@ class DistortionType(models.Model):
     subtype = models.CharField(
         max_length=64,
         blank=True,
-        help_text="Finer group, e.g. interpolation, traditional_sr, psnr_sr, gan_sr, kernel_mismatch_sr",
+        help_text=(
+            "PIPAL Table 2's sub-type: for SR interpolation, traditional_sr (example-based), kernel_mismatch_sr, "
+            "psnr_sr or gan_sr; for denoising mean_filter, model_based_denoising or deep_denoising"
+        ),
     )
     generator = models.CharField(
         max_length=64, blank=True, help_text="Registered generator family (sr_models.distortions); blank: imported"
@@ -289,6 +292,31 @@ class DistortedImage(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class GenerationFailure(models.Model):
+    """A (reference, type, level) slot whose image a generation job could not make, and why: the
+    progress page, generate_distortions and the owner API's jobs report it instead of waiting for an
+    image that will not come. Removed when the slot's image is made (a later run after a fix)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="generation_failures")
+    reference = models.ForeignKey(ReferenceImage, on_delete=models.CASCADE, related_name="+")
+    distortion_type = models.ForeignKey(DistortionType, on_delete=models.CASCADE, related_name="generation_failures")
+    level = models.PositiveIntegerField()
+    error = models.TextField()
+    attempts = models.PositiveIntegerField(default=1, help_text="Runs of this slot that failed")
+    failed_at = models.DateTimeField(help_text="The last failure")
+
+    class Meta:
+        ordering = ["distortion_type__code", "reference__name", "level"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reference", "distortion_type", "level"], name="generation_failure_unique_slot"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference_id}/{self.distortion_type_id}/{self.level}: {self.error[:60]}"
 
 
 def hash_token(token: str) -> str:

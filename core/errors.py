@@ -41,6 +41,11 @@ class ApplicationError(Exception):
         self.fields = fields or {}
 
 
+def failure_text(error: BaseException) -> str:
+    """Why a background job failed, for people: a refusal's own message, else the exception's type and text."""
+    return error.message if isinstance(error, ApplicationError) else f"{type(error).__name__}: {error}"
+
+
 class NotFound(ApplicationError):
     status_code = 404
     code = "not_found"

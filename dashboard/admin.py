@@ -43,6 +43,7 @@ from annotation.raters import rater_code, raters_set_excluded
 from annotation.rating import completion
 from core.errors import ApplicationError, NotFound
 from dashboard import payments, views
+from dashboard.admin_mixins import NoHandEdits
 from sr_models import distortions
 
 THUMB_STYLE = "max-width:{size}px;max-height:{size}px;image-rendering:auto"
@@ -768,19 +769,10 @@ class CappedCountPaginator(Paginator):
         return len(self.object_list.values_list("pk", flat=True)[: self.CAP + 1])
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(NoHandEdits, admin.ModelAdmin):
     """The judgment log is append-only: nobody edits or deletes it by hand."""
 
     paginator = CappedCountPaginator
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Judgment)

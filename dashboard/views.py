@@ -512,7 +512,15 @@ def generation_figures(study: Study) -> dict | None:
     made, expected = generation.generation_progress(study)
     if not expected:
         return None
-    return {"made": made, "expected": expected, "percent": round(100 * made / expected), "running": made < expected}
+    failures = list(generation.generation_failures(study))
+    return {
+        "made": made,
+        "expected": expected,
+        "percent": round(100 * made / expected),
+        # Slots that failed are not coming: the page stops refreshing when only they are missing.
+        "running": made + len(failures) < expected,
+        "failed": generation.failures_summary(failures) if failures else "",
+    }
 
 
 def admin_study_mos_csv(model_admin, request, object_id):

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from annotation.models import Study
+from annotation.models import DistortedImage, Study
 
 
 class MetricScore(models.Model):
@@ -29,6 +29,28 @@ class MetricScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric} {self.image_sha256[:8]} = {self.value:.4f}"
+
+
+class ScoringFailure(models.Model):
+    """An image a scoring job could not score with one metric version, and why: compute_scores and the
+    owner API's scoring jobs report it instead of waiting for a score that will not come. Removed when
+    the image's score is written (a later run after a fix)."""
+
+    image = models.ForeignKey(DistortedImage, on_delete=models.CASCADE, related_name="scoring_failures")
+    metric = models.CharField(max_length=64)
+    version = models.CharField(max_length=120)
+    error = models.TextField()
+    attempts = models.PositiveIntegerField(default=1, help_text="Runs that failed on this image")
+    failed_at = models.DateTimeField(help_text="The last failure")
+
+    class Meta:
+        ordering = ["metric", "image__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "metric", "version"], name="scoring_failure_unique_image")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.image_id}: {self.error[:60]}"
 
 
 class BenchmarkRun(models.Model):

@@ -9,12 +9,14 @@ reference is read once, kept on the device and shared by every batch.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 
 from django.conf import settings
 
 from annotation.models import Study
+from core.tasks import RecordedFailure
 from iqa import metrics, scoring_job, tasks
 from iqa.models import MetricScore
 from iqa.scoring_job import ScoreJob
@@ -46,7 +48,9 @@ def scoring_plan(*, study: Study, metric: metrics.LoadedMetric, batch: int = DEF
 
 def scoring_enqueue(jobs: Sequence[ScoreJob]) -> int:
     for job in jobs:
-        tasks.compute_scores.delay(*job.as_task_args())
+        # Run in-process (no broker), a job's failure is recorded and it raises: the other jobs still run.
+        with contextlib.suppress(RecordedFailure):
+            tasks.compute_scores.delay(*job.as_task_args())
     return len(jobs)
 
 

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from annotation.models import DistortedImage, ReferenceImage
 from core.errors import ApplicationError
 from core.weights import WeightsError
 from iqa import metrics
-from iqa.models import MetricScore
+from iqa.models import MetricScore, ScoringFailure
 
 
 class ScoringError(ApplicationError):
@@ -104,6 +106,8 @@ def reference_score(*, job: ScoreJob, on_batch: Callable[[int], None] | None = N
         written += len(rows)
         if on_batch:
             on_batch(len(rows))
+    # Every image of the job is scored now: failures recorded for them before are over (one query a job).
+    ScoringFailure.objects.filter(image_id__in=job.image_ids, metric=job.metric, version=job.version).delete()
     return written
 
 
@@ -123,3 +127,38 @@ def _check_sizes(images: Sequence[DistortedImage], reference: ReferenceImage) ->
         )
 
 
+def job_failure_record(*, job: ScoreJob, error: str) -> int:
+    """Record why the job's images that still lack a score could not be scored (a repeat counts one
+    more attempt); returns how many were recorded."""
+    images = DistortedImage.objects.filter(pk__in=job.image_ids).select_related("reference")
+    scored = set(
+        MetricScore.objects.filter(
+            metric=job.metric, version=job.version, image_sha256__in=[image.sha256 for image in images]
+        ).values_list("image_sha256", "reference_sha256")
+    )
+    now, error = timezone.now(), error[:2000]
+    recorded = 0
+    for image in images:
+        # A full-reference score is keyed by the reference too, a no-reference one by "".
+        if (image.sha256, image.reference.sha256) in scored or (image.sha256, "") in scored:
+            continue
+        failure = {"image": image, "metric": job.metric, "version": job.version}
+        updated = ScoringFailure.objects.filter(**failure).update(
+            error=error, failed_at=now, attempts=F("attempts") + 1
+        )
+        if not updated:
+            ScoringFailure.objects.get_or_create(**failure, defaults={"error": error, "failed_at": now})
+        recorded += 1
+    return recorded
+
+
+def scoring_failures(*, study, metric: str, version: str):
+    """The study's images that could not be scored with this metric version, with why."""
+    return ScoringFailure.objects.filter(image__study=study, metric=metric, version=version).select_related("image")
+
+
+def failures_summary(failures: Sequence[ScoringFailure], *, shown: int = 3) -> str:
+    """"<metric>: <n> image(s) could not be scored: A0001_05_02.png: why; …" for people."""
+    named = [f"{failure.image.name}: {failure.error}" for failure in failures[:shown]]
+    more = f"; and {len(failures) - shown} more" if len(failures) > shown else ""
+    return f"{failures[0].metric}: {len(failures)} image(s) could not be scored: {'; '.join(named)}{more}"

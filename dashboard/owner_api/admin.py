@@ -4,6 +4,7 @@ made by `manage.py owner_token create`, which shows the secret once; the admin n
 from django.contrib import admin, messages
 
 from core.errors import ApplicationError
+from dashboard.admin_mixins import NoHandEdits
 from dashboard.models import OwnerJob, OwnerToken
 from dashboard.owner_api.tokens import token_revoke
 
@@ -43,17 +44,8 @@ class OwnerTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(OwnerJob)
-class OwnerJobAdmin(admin.ModelAdmin):
+class OwnerJobAdmin(NoHandEdits, admin.ModelAdmin):
     list_display = ("id", "kind", "study", "status", "done", "total", "created_at", "finished_at")
     list_filter = ("kind", "status", "study")
     list_select_related = ("study",)
     readonly_fields = [field.name for field in OwnerJob._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -3,9 +3,11 @@
 Generation and scoring fan out to the platform's own Celery tasks (one per few images, each
 inside its time limit, as the commands do): the job plans, enqueues and records where its
 progress started; its progress is then counted from the database whenever it is read, and it
-is done when every planned image exists or has its score. A benchmark runs inside the job's
-task and counts metrics. Without a broker every task runs in-process, so the job is done when
-it returns.
+is done when every planned image exists or has its score. A generation job whose missing
+images are all recorded as failed (annotation's GenerationFailure), or a scoring job whose
+unscored images all are (iqa's ScoringFailure), is failed, with why. A
+benchmark runs inside the job's task and counts metrics. Without a broker every task runs
+in-process, so the job is done when it returns.
 """
 
 from __future__ import annotations
@@ -141,13 +143,23 @@ def job_refresh(job: OwnerJob) -> OwnerJob:
     when every planned image is there. Other jobs are returned as they are."""
     if job.status != OwnerJob.Status.RUNNING or job.kind == OwnerJob.Kind.BENCHMARK or not job.result:
         return job
+    failures, summaries = [], []
     if job.kind == OwnerJob.Kind.GENERATE:
         done = _generated_count(job, job.result["type_ids"]) - job.result["before"]
+        failures = list(generation.generation_failures(job.study, type_ids=job.result["type_ids"]))
+        summaries = [generation.failures_summary(failures)] if failures else []
     else:
         scored = _scored(job)
         done = sum(scored.get(row["metric"], row["before"]) - row["before"] for row in job.result["metrics"])
+        for row in job.result["metrics"]:
+            failed = list(scoring_job.scoring_failures(study=job.study, metric=row["metric"], version=row["version"]))
+            failures += failed
+            summaries += [scoring_job.failures_summary(failed)] if failed else []
     done = max(0, min(done, job.total))
-    if done >= job.total:
+    if failures and done + len(failures) >= job.total:
+        # Only images that failed are missing: none of them is coming, so the job is over.
+        _save(job, done=done, status=OwnerJob.Status.FAILED, error=" ".join(summaries), finished_at=timezone.now())
+    elif done >= job.total:
         _save(job, done=job.total, status=OwnerJob.Status.DONE, finished_at=timezone.now())
     elif done != job.done:
         _save(job, done=done)

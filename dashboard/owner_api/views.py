@@ -8,12 +8,19 @@ with its output serializer. Tables answer JSON, or CSV with ``?format=csv`` or
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import status
 from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from annotation.models import Study
@@ -511,10 +518,24 @@ class BenchmarkTableApi(TableApi):
 JOB_RESPONSES = {202: serializers.JobSerializer, **WRITE_REFUSALS}
 
 
-class GenerateJobApi(OwnerApi):
+# POST starts a job from the request's fields and answers 202 with it; a subclass names the fields'
+# serializer and the service that starts its kind of job (start(token=, study=, **fields)). A comment,
+# not a docstring: the schema describes each endpoint with OwnerApi's docstring.
+class JobStartApi(OwnerApi):
     parser_classes = [JSONParser]
+    request_serializer: type[Serializer]
+    start: staticmethod
 
-    @extend_schema(
+    def post(self, request, slug: str):
+        study = self.study(slug)
+        data = self.request_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = self.start(token=request.auth, study=study, **data.validated_data)
+        return Response(serializers.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(
+    post=extend_schema(
         tags=TAGS,
         summary="Start making the missing images of the study's generated types; poll the job",
         request=serializers.GenerateJobSerializer,
@@ -526,18 +547,14 @@ class GenerateJobApi(OwnerApi):
             ),
         ],
     )
-    def post(self, request, slug: str):
-        study = self.study(slug)
-        data = serializers.GenerateJobSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        job = jobs.job_generate_start(token=request.auth, study=study, **data.validated_data)
-        return Response(serializers.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+)
+class GenerateJobApi(JobStartApi):
+    request_serializer = serializers.GenerateJobSerializer
+    start = staticmethod(jobs.job_generate_start)
 
 
-class ScoreJobApi(OwnerApi):
-    parser_classes = [JSONParser]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         tags=TAGS,
         summary="Start scoring the study's images with metrics (compute_scores); poll the job",
         request=serializers.ScoreJobSerializer,
@@ -547,18 +564,14 @@ class ScoreJobApi(OwnerApi):
             OpenApiExample("Started", value=JOB_EXAMPLE, response_only=True, status_codes=["202"]),
         ],
     )
-    def post(self, request, slug: str):
-        study = self.study(slug)
-        data = serializers.ScoreJobSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        job = jobs.job_score_start(token=request.auth, study=study, **data.validated_data)
-        return Response(serializers.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+)
+class ScoreJobApi(JobStartApi):
+    request_serializer = serializers.ScoreJobSerializer
+    start = staticmethod(jobs.job_score_start)
 
 
-class BenchmarkJobApi(OwnerApi):
-    parser_classes = [JSONParser]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         tags=TAGS,
         summary="Start a benchmark run of stored scores against the MOS (run_benchmark); poll the job",
         request=serializers.BenchmarkJobSerializer,
@@ -570,12 +583,10 @@ class BenchmarkJobApi(OwnerApi):
             ),
         ],
     )
-    def post(self, request, slug: str):
-        study = self.study(slug)
-        data = serializers.BenchmarkJobSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        job = jobs.job_benchmark_start(token=request.auth, study=study, **data.validated_data)
-        return Response(serializers.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+)
+class BenchmarkJobApi(JobStartApi):
+    request_serializer = serializers.BenchmarkJobSerializer
+    start = staticmethod(jobs.job_benchmark_start)
 
 
 class JobDetailApi(OwnerApi):

@@ -56,18 +56,18 @@ def test_ticking_three_catalogue_types_on_the_demo_study_makes_their_images(staf
     page.get_by_role("button", name="Install the ticked types and generate their images").click()
     page.wait_for_selector(".messagelist .success", timeout=120_000)
     message = page.inner_text(".messagelist")
-    assert "01 Gaussian blur as 51" in message and "02 Motion blur as 02" in message
+    assert "01 Gaussian blur as 57" in message and "02 Motion blur as 02" in message
     assert "12 Contrast decrease as 12" in message
-    assert "installed as 51" in page.inner_text("#type-01")
+    assert "installed as 57" in page.inner_text("#type-01")
     page.screenshot(path=SCREENSHOTS / "catalogue-2-installed.png")
 
-    codes = {"51": TICKED["01"], "02": TICKED["02"], "12": TICKED["12"]}
+    codes = {"57": TICKED["01"], "02": TICKED["02"], "12": TICKED["12"]}
     for code, levels in codes.items():
         kind = DistortionType.objects.get(study=demo, code=code)
         assert DistortedImage.objects.filter(distortion_type=kind).count() == 4 * levels  # four references
-    page.goto(f"{live_server.url}/admin/annotation/distortedimage/?study__id__exact={demo.pk}&q=_51_")
+    page.goto(f"{live_server.url}/admin/annotation/distortedimage/?study__id__exact={demo.pk}&q=_57_")
     page.wait_for_selector("#result_list")
-    assert "D0001_51_01.png" in page.inner_text("#result_list")
+    assert "D0001_57_01.png" in page.inner_text("#result_list")
     page.screenshot(path=SCREENSHOTS / "catalogue-3-images.png")
 
 

@@ -124,14 +124,15 @@ def test_the_catalogue_action_works_on_the_demo_study(admin_client, settings):
     )
     page = response.content.decode()
     assert response.status_code == 200 and "already has images made with other settings" not in page
-    assert "Installed under other codes: catalogue type 01 (Gaussian blur) as 51" in page
+    # The first code neither the demo nor the catalogue (01-56) uses.
+    assert "Installed under other codes: catalogue type 01 (Gaussian blur) as 57" in page
     assert "follow the progress" in page
     # The demo's six types are as they were; the catalogue's whole list is installed beside them.
     for code, name in demo_types.items():
         assert DistortionType.objects.get(study=demo, code=code).name == name
     generated = DistortionType.objects.filter(study=demo).exclude(generator="")
     assert generated.count() == len(generation.catalogue_types())
-    assert set(generated.filter(code__gt="50").values_list("name", flat=True)) == {
+    assert set(generated.filter(code__gt="56").values_list("name", flat=True)) == {
         generation.catalogue_types()[code][0].name for code in demo_types
     }
 
@@ -155,8 +156,8 @@ def test_generate_distortions_says_which_code_a_clashing_type_got_and_makes_its_
     study = study_with_references("moved")
     hand_made(study, "02")
     output = run("generate_distortions", "moved", "--types", "02")
-    assert "Installed under other codes: catalogue type 02 (Motion blur) as 51, since 02 is the study's" in output
-    motion = DistortionType.objects.get(study=study, code="51")
+    assert "Installed under other codes: catalogue type 02 (Motion blur) as 57, since 02 is the study's" in output
+    motion = DistortionType.objects.get(study=study, code="57")  # the first code the catalogue (01-56) leaves
     assert motion.generator == "motion_blur" and motion.images.count() == len(motion.levels)
     assert not DistortionType.objects.get(study=study, code="02").images.exists()
 
@@ -225,6 +226,16 @@ def test_a_preview_is_a_small_png_made_once(admin_client, monkeypatch):
     assert admin_client.get(f"/admin/annotation/study/{study.pk}/catalogue/05-9.png").status_code == 404
 
 
+def test_a_preview_of_a_reference_whose_file_is_gone_is_a_message_not_a_500(admin_client):
+    from django.core.files.storage import default_storage
+
+    study = study_with_references("gone", crop=64)
+    reference = catalogue.preview_reference(study)
+    default_storage.delete(reference.file.name)
+    response = admin_client.get(f"/admin/annotation/study/{study.pk}/catalogue/05-2.png")
+    assert response.status_code == 409 and f"reference {reference.name}: cannot read" in response.content.decode()
+
+
 def test_ticking_types_installs_them_under_free_codes_and_makes_their_images(admin_client):
     study = study_with_references("tick")
     hand_made(study, "03", name="My blur")  # no images, but another family: the catalogue's 03 moves
@@ -233,10 +244,10 @@ def test_ticking_types_installs_them_under_free_codes_and_makes_their_images(adm
     assert response.status_code == 200
     assert "01 Gaussian blur as 01" in page and "05 Gaussian noise as 05" in page
     jpeg = DistortionType.objects.get(study=study, name="JPEG compression")
-    assert jpeg.code == "51" and "03 JPEG compression as 51" in page
+    assert jpeg.code == "57" and "03 JPEG compression as 57" in page
     made = DistortedImage.objects.filter(study=study)
     levels = sum(len(generation.catalogue_types()[code]) for code in CHEAP)
-    assert made.count() == levels and "installed as 51" in page
+    assert made.count() == levels and "installed as 57" in page
 
 
 def test_a_picked_type_without_weights_is_a_message_not_a_500(admin_client, no_weights):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 from django.core.management import call_command
@@ -275,6 +276,37 @@ def test_adding_a_reference_by_upload(world):
     bad_name.name = "x.png"
     named = client.post("/api/owner/studies/s3/references/", {"name": "F_1", "file": bad_name}, format="multipart")
     assert named.status_code == 400 and "'_'" in named.json()["error"]["message"]
+
+
+def test_the_upload_route_takes_an_image_far_over_the_api_body_limit(world, settings):
+    # The API's JSON limit is 16 KiB; the reference upload route takes one image (the admin's limit).
+    from PIL import Image
+
+    client = client_for("owner")
+    pixels = np.random.default_rng(0).integers(0, 256, (160, 160, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    assert buffer.tell() > 4 * settings.PIPAL_MAX_API_BODY_BYTES  # noise does not compress: about 77 KB
+    buffer.seek(0)
+    buffer.name = "noise.png"
+    response = client.post("/api/owner/studies/s3/references/", {"name": "N0001", "file": buffer}, format="multipart")
+    assert response.status_code == 201, response.content
+    assert world["s3"].references.get(name="N0001").width == 160
+    # A JSON body of the same size elsewhere in the API is refused before anything reads it.
+    padded = client.post("/api/owner/studies/", {"slug": "x" * (5 * settings.PIPAL_MAX_API_BODY_BYTES)},
+                         format="json")
+    assert padded.status_code == 413 and error_code(padded) == "too_large"
+    # An image over the image limit is refused naming the file; a body over the image and form limits
+    # together is refused before anything reads it; both in the API's error shape, nothing stored.
+    settings.PIPAL_MAX_IMAGE_BYTES = 1024
+    buffer.seek(0)
+    over = client.post("/api/owner/studies/s3/references/", {"name": "N0002", "file": buffer}, format="multipart")
+    assert over.status_code == 400 and "file" in over.json()["error"]["fields"], over.content[:300]
+    settings.PIPAL_MAX_FORM_BODY_BYTES = 1024
+    buffer.seek(0)
+    body = client.post("/api/owner/studies/s3/references/", {"name": "N0003", "file": buffer}, format="multipart")
+    assert body.status_code == 413 and error_code(body) == "too_large"
+    assert not world["s3"].references.filter(name__in=["N0002", "N0003"]).exists()
 
 
 def test_adding_distortion_types_from_the_catalogue_and_by_hand(world):

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 
 from iqa import scoring, scoring_job
-from iqa.models import MetricScore
+from iqa.models import MetricScore, ScoringFailure
 from tests.factories import celery_worker, graded_study
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.slow]
@@ -58,3 +58,6 @@ def test_a_job_planned_with_other_weights_is_refused_by_the_worker(scoring_worke
     with pytest.raises(Exception, match="weights differ between machines"):
         client.send_task("iqa.tasks.compute_scores", args=args, queue=queue).get(timeout=180)
     assert not MetricScore.objects.exists()
+    # Recorded where compute_scores and the owner API's jobs look, so nobody waits for these scores.
+    failures = ScoringFailure.objects.filter(metric="psnr", version=args[1])
+    assert failures.count() == len(job.image_ids) and "weights differ between machines" in failures[0].error

@@ -80,7 +80,14 @@ class Command(StudyCommand):
                     if key in slots
                 )
                 bar.update(made - bar.n)
-                if made == len(slots):
+                failures = [
+                    failure
+                    for failure in generation.generation_failures(study, type_ids=[kind.pk for kind in kinds])
+                    if (failure.reference_id, failure.distortion_type_id, failure.level) in slots
+                ]
+                if made + len(failures) >= len(slots):
+                    if failures:
+                        raise CommandError(generation.failures_summary(failures))
                     return
                 if time.monotonic() > deadline:
                     raise CommandError(f"{len(slots) - made} image(s) still missing after {timeout:.0f} s")

@@ -68,7 +68,12 @@ class Command(StudyCommand):
             while True:
                 done, total = scoring.scoring_progress(study=study, metric=metric)
                 bar.update(done - start - bar.n)
-                if done == total:
+                failures = list(
+                    scoring_job.scoring_failures(study=study, metric=metric.info.name, version=metric.version)
+                )
+                if done + len(failures) >= total:
+                    if failures:  # the rest is not coming
+                        raise CommandError(scoring_job.failures_summary(failures))
                     return
                 if time.monotonic() > deadline:
                     raise CommandError(f"{metric.info.name}: {total - done} image(s) unscored after {timeout:.0f} s")
