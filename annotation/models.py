@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from annotation.analysis import bradley_terry, elo
+from annotation.rating import scales
 
 
 def validate_url_template(value: str) -> None:
@@ -40,9 +41,37 @@ class Study(models.Model):
         REFERENCE = "reference", "Per reference"
         GLOBAL = "global", "Global (cross-reference pairs link references)"
 
+    class Protocol(models.TextChoices):
+        PAIRWISE_FR = "pairwise-fr", "Pairwise, full reference (PIPAL)"
+        PAIRWISE_NR = "pairwise-nr", "Pairwise, no reference: which is more natural (RankSRGAN's user study)"
+        ACR = "acr", "Absolute category rating: one image, no reference"
+        DCR = "dcr", "Degradation category rating: the reference beside one image"
+        RANK_K = "rank-k", "Ranking: order k versions of one source"
+
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    protocol = models.CharField(
+        max_length=16,
+        choices=Protocol.choices,
+        default=Protocol.PAIRWISE_FR,
+        help_text="What raters do; chosen at creation (docs in the README, one section per protocol)",
+    )
+    scale = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="acr/dcr: the rating scale (annotation/rating/scales.py); empty: the protocol's built-in scale",
+    )
+    rank_k = models.PositiveSmallIntegerField(
+        default=4,
+        validators=[MinValueValidator(2), MaxValueValidator(6)],
+        help_text="rank-k: versions of one source ranked per trial (2-6; RankSRGAN's user study ranked 4)",
+    )
+    zoom_patch = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(512)],
+        help_text="pairwise-nr: side in image pixels of one patch per pair shown enlarged below it (0: none)",
+    )
     elo_m = models.FloatField(default=elo.DEFAULT_M, help_text="Elo scale M (PIPAL: 400)")
     elo_k = models.FloatField(default=elo.DEFAULT_K, help_text="Elo step K (PIPAL: 16)")
     elo_initial = models.FloatField(default=elo.DEFAULT_INITIAL, help_text="Starting rating (PIPAL: 1400)")
@@ -172,10 +201,33 @@ class Study(models.Model):
             models.CheckConstraint(condition=Q(trials_per_rater__gte=1), name="study_trials_positive"),
             models.CheckConstraint(condition=Q(bt_rounds__gte=100), name="study_bt_rounds_at_least_100"),
             models.CheckConstraint(condition=Q(target_ci_width__gt=0), name="study_target_ci_width_positive"),
+            models.CheckConstraint(condition=Q(rank_k__gte=2, rank_k__lte=6), name="study_rank_k_2_to_6"),
         ]
 
     def __str__(self) -> str:
         return self.slug
+
+    def clean(self) -> None:
+        super().clean()
+        if self.protocol in (self.Protocol.ACR, self.Protocol.DCR) and self.scale:
+            try:
+                scales.scale_from_json(self.scale)
+            except scales.ScaleError as error:
+                raise ValidationError({"scale": str(error)}) from None
+
+    @property
+    def is_pairwise(self) -> bool:
+        """PIPAL's machinery (assignments, Elo, Bradley–Terry) serves both pairwise protocols."""
+        return self.protocol in (self.Protocol.PAIRWISE_FR, self.Protocol.PAIRWISE_NR)
+
+    @property
+    def rating_scale(self) -> scales.Scale | None:
+        """acr/dcr: the study's scale (its own, else the protocol's built-in one); None otherwise."""
+        if self.protocol not in (self.Protocol.ACR, self.Protocol.DCR):
+            return None
+        if self.scale:
+            return scales.scale_from_json(self.scale)
+        return scales.built_in(scales.DEFAULT_SCALE[self.protocol])
 
     @property
     def mos_from_labels(self) -> bool:
@@ -463,6 +515,12 @@ class ControlPicture(models.Model):
         DECOY = "decoy", "Decoy: a study image degraded further"
         SHARP = "sharp", "Practice: sharp but different from the reference"
         MILD = "mild", "Practice: mildly blurred, close to the reference"
+        # rank-k checks: the reference degraded in ever stronger steps (controls.ladder_picture)
+        LADDER_1 = "ladder1", "Ranking check: step 1 of a degradation ladder"
+        LADDER_2 = "ladder2", "Ranking check: step 2"
+        LADDER_3 = "ladder3", "Ranking check: step 3"
+        LADDER_4 = "ladder4", "Ranking check: step 4"
+        LADDER_5 = "ladder5", "Ranking check: step 5"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="control_pictures")
     reference = models.ForeignKey(ReferenceImage, on_delete=models.CASCADE, related_name="control_pictures")
@@ -490,8 +548,8 @@ class ViewingReport(models.Model):
     whenever they change; each judgment points to the report in force when it was made."""
 
     class Layout(models.TextChoices):
-        SIDE_BY_SIDE = "side_by_side", "Reference between the two images"
-        STACKED = "stacked", "Reference above the pair"
+        SIDE_BY_SIDE = "side_by_side", "All images in one row (pairwise: the reference between the two)"
+        STACKED = "stacked", "Images in more than one row (pairwise, dcr: the reference above)"
         REFUSED = "refused", "Window too small: no images shown"
 
     rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="viewing_reports")
@@ -573,6 +631,106 @@ class Judgment(models.Model):
     def a_score(self) -> float:
         """S_A of PIPAL Eq. 2: 1 when A won, 0 when B won, 0.5 for a tie."""
         return 0.5 if self.tie else float(self.winner_id == self.image_a_id)
+
+
+class StimulusTrial(models.Model):
+    """A trial of the single-stimulus and ranking protocols (acr, dcr, rank-k) issued to one rater:
+    the only way a rating or a ranking can name images. Practice and gold trials are of this kind too,
+    with pictures (``files``) and a known answer (``expected``) instead of study images."""
+
+    class Kind(models.TextChoices):
+        RATING = "rating", "Rated trial"
+        TRAINING = "training", "Practice, with feedback"
+        GOLD = "gold", "Hidden check with a known answer"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="stimulus_trials")
+    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="stimulus_trials")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    token = models.CharField(max_length=64, unique=True)
+    reference = models.ForeignKey(ReferenceImage, on_delete=models.CASCADE, related_name="+")
+    images = models.JSONField(default=list, help_text="Rated trials: the study images shown, in display order")
+    subset_key = models.CharField(
+        max_length=200, blank=True, help_text="Rated trials: the image ids sorted, so a rater never meets them twice"
+    )
+    files = models.JSONField(default=list, help_text="Stored names of the pictures shown, in display order")
+    construction = models.CharField(max_length=32, blank=True, help_text="How a control trial was built")
+    expected = models.JSONField(
+        default=dict, blank=True, help_text="Control trials: the scores accepted, or the correct order (indexes)"
+    )
+    status = models.CharField(max_length=16, choices=Assignment.Status.choices, default=Assignment.Status.OPEN)
+    answer = models.JSONField(null=True, blank=True, help_text="Control trials: the score or order given")
+    response_ms = models.PositiveIntegerField(null=True, blank=True)
+    visible_ms = models.PositiveIntegerField(null=True, blank=True)
+    native = models.BooleanField(null=True, blank=True)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rater", "subset_key"], condition=Q(kind="rating"), name="stimulus_trial_once_per_rater"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["rater"], condition=Q(status="open"), name="stimulus_trial_open_idx"),
+            models.Index(fields=["study", "kind", "status"], name="stimulus_trial_study_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} trial {self.pk} ({self.status})"
+
+
+class Rating(models.Model):
+    """One score on a category scale (acr, dcr): the append-only log the MOS is computed from."""
+
+    class Source(models.TextChoices):
+        LIVE = "live"
+        IMPORT = "import", "Imported from a file"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="ratings")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, null=True, blank=True, related_name="ratings")
+    external_rater = models.CharField(max_length=200, blank=True, help_text="Imported: the rater id of the file")
+    trial = models.OneToOneField(StimulusTrial, on_delete=models.PROTECT, null=True, blank=True, related_name="rating")
+    image = models.ForeignKey(DistortedImage, on_delete=models.PROTECT, related_name="ratings")
+    score = models.FloatField()
+    response_ms = models.PositiveIntegerField(null=True, blank=True)
+    visible_ms = models.PositiveIntegerField(null=True, blank=True)
+    native = models.BooleanField(null=True, blank=True)
+    viewing = models.ForeignKey(ViewingReport, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.LIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["study", "id"], name="rating_study_idx")]
+
+    def __str__(self) -> str:
+        return f"rating {self.pk}: {self.score:g}"
+
+
+class Ranking(models.Model):
+    """One ordering of k versions of a source, best first (rank-k): the append-only log."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="rankings")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, null=True, blank=True, related_name="rankings")
+    external_rater = models.CharField(max_length=200, blank=True, help_text="Imported: the rater id of the file")
+    trial = models.OneToOneField(StimulusTrial, on_delete=models.PROTECT, null=True, blank=True, related_name="ranking")
+    reference = models.ForeignKey(ReferenceImage, on_delete=models.PROTECT, related_name="+")
+    order = models.JSONField(help_text="DistortedImage ids, best first")
+    response_ms = models.PositiveIntegerField(null=True, blank=True)
+    visible_ms = models.PositiveIntegerField(null=True, blank=True)
+    native = models.BooleanField(null=True, blank=True)
+    viewing = models.ForeignKey(ViewingReport, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    source = models.CharField(max_length=16, choices=Rating.Source.choices, default=Rating.Source.LIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["study", "id"], name="ranking_study_idx")]
+
+    def __str__(self) -> str:
+        return f"ranking {self.pk} of {len(self.order)}"
 
 
 class LabelImport(models.Model):

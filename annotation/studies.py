@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from annotation.analysis import elo
 from annotation.models import Study
+from annotation.rating import scales
 from core.errors import ApplicationError, Conflict
 
 
@@ -15,6 +16,10 @@ class LabelsStudy(Conflict):
 
 
 STUDY_OPTIONS = (
+    "protocol",
+    "scale",
+    "rank_k",
+    "zoom_patch",
     "trials_per_rater",
     "training_trials",
     "gold_every",
@@ -49,9 +54,12 @@ def study_create(
     mos_window: int = elo.DEFAULT_MOS_WINDOW,
     **options,
 ) -> Study:
-    """A new study; ``options`` may set any of STUDY_OPTIONS (defaults otherwise)."""
+    """A new study; ``options`` may set any of STUDY_OPTIONS (defaults otherwise). ``scale`` may be
+    a built-in scale's name (annotation/rating/scales.py) or a scale as JSON; acr/dcr studies store
+    their scale whole, so its wording stays with the study's data."""
     if Study.objects.filter(slug=slug).exists():
         raise Conflict(f"a study with slug {slug!r} already exists")
+    options = _with_scale(dict(options))
     unknown = set(options) - set(STUDY_OPTIONS)
     if unknown:
         raise ApplicationError(f"unknown study option(s): {', '.join(sorted(unknown))}")
@@ -68,6 +76,26 @@ def study_create(
     study.full_clean()
     study.save()
     return study
+
+
+def _with_scale(options: dict) -> dict:
+    """The options with the scale resolved: a built-in name to its JSON; an acr/dcr study without
+    one gets its protocol's built-in scale; a scale on another protocol is refused."""
+    protocol = options.get("protocol") or Study.Protocol.PAIRWISE_FR
+    scale = options.pop("scale", None)
+    continuous = bool(options.pop("continuous", False))
+    if protocol not in scales.DEFAULT_SCALE:
+        if scale or continuous:
+            raise ApplicationError(f"a {protocol} study has no rating scale (scales are for acr and dcr)")
+        return options
+    try:
+        if scale is None or isinstance(scale, str):
+            resolved = scales.built_in(scale or scales.DEFAULT_SCALE[protocol], continuous=continuous)
+        else:
+            resolved = scales.scale_from_json(scale)
+    except scales.ScaleError as error:
+        raise ApplicationError(f"scale: {error}", fields={"scale": [str(error)]}) from None
+    return {**options, "scale": resolved.to_json()}
 
 
 LABELS_REFUSALS = {

@@ -9,7 +9,7 @@ a stimulus URL of the same kind.
 from django.core.files.storage import default_storage
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -20,6 +20,7 @@ from annotation.models import Rater, Study, ViewingReport
 from annotation.raters import rater_join
 from annotation.rating import completion, viewing
 from annotation.rating.permissions import IsRater
+from annotation.rating.stimulus_trials import IssuedStimulusTrial, WrongProtocol, stimulus_next, stimulus_submit
 from annotation.rating.trials import pair_next
 from annotation.rating.votes import CHOICES, Seen, vote_submit
 from core.errors import Forbidden
@@ -117,13 +118,55 @@ class TrialSerializer(serializers.Serializer):
         ref_name = "Trial"
 
     assignment = serializers.CharField(source="token", help_text="Send back with the vote")
+    protocol = serializers.ChoiceField(["pairwise-fr", "pairwise-nr"], help_text="The study's protocol")
     phase = serializers.ChoiceField(["training", "rating"], help_text="training pairs give feedback")
-    reference = _PictureSerializer()
+    reference = _PictureSerializer(allow_null=True, help_text="null in a no-reference study (pairwise-nr)")
     left = _PictureSerializer()
     right = _PictureSerializer()
+    zoom = inline_serializer(
+        "ZoomPatch",
+        {"x": serializers.IntegerField(), "y": serializers.IntegerField(), "size": serializers.IntegerField()},
+        allow_null=True,
+        required=False,
+        help_text="pairwise-nr: the square patch (image pixels, top-left corner) of both images to show enlarged",
+    )
     expires_at = serializers.DateTimeField()
     allow_tie = serializers.BooleanField(help_text="Whether 'tie' (can't tell) is a valid choice")
     progress = _ProgressSerializer(source="*")
+
+
+class _CategorySerializer(serializers.Serializer):
+    value = serializers.IntegerField()
+    label = serializers.CharField()
+    key = serializers.CharField(help_text="The keyboard key that picks it (1-9)")
+
+
+class _ScaleSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    question = serializers.CharField()
+    continuous = serializers.BooleanField(help_text="A slider between the end categories instead of buttons")
+    categories = _CategorySerializer(many=True, help_text="Worst first")
+
+
+class StimulusTrialSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "StimulusTrial"
+
+    assignment = serializers.CharField(help_text="Send back with the score or order")
+    protocol = serializers.ChoiceField(["acr", "dcr", "rank-k"])
+    phase = serializers.ChoiceField(["training", "rating"], help_text="training trials give feedback")
+    reference = _PictureSerializer(allow_null=True, help_text="dcr: the reference shown beside the image")
+    items = _PictureSerializer(many=True, help_text="acr/dcr: the image to rate; rank-k: the k images to order")
+    scale = _ScaleSerializer(allow_null=True, help_text="acr/dcr: the scale to answer on")
+    expires_at = serializers.DateTimeField()
+    progress = _ProgressSerializer()
+
+
+ANY_TRIAL = PolymorphicProxySerializer(
+    component_name="AnyTrial",
+    serializers=[TrialSerializer, StimulusTrialSerializer],
+    resource_type_field_name=None,
+)
 
 
 # The hot path renders its two answers by hand: DRF serializers deep-copy their fields on every
@@ -132,30 +175,63 @@ class TrialSerializer(serializers.Serializer):
 _DATETIME = serializers.DateTimeField()
 
 
-def trial_body(trial, request) -> dict:
-    """What TrialSerializer gives for ``trial``."""
+def trial_body(trial, request, study: Study) -> dict:
+    """What TrialSerializer (a pair) or StimulusTrialSerializer gives for ``trial``."""
 
     def picture(candidate) -> dict:
         return {"id": candidate.id, "url": request.build_absolute_uri(default_storage.url(candidate.file))}
 
-    return {
+    progress = {"done": trial.done, "quota": trial.quota}
+    expires_at = _DATETIME.to_representation(trial.expires_at)
+    if isinstance(trial, IssuedStimulusTrial):
+        return {
+            "assignment": trial.token,
+            "protocol": trial.protocol,
+            "phase": trial.phase,
+            "reference": None if trial.reference is None else picture(trial.reference),
+            "items": [picture(item) for item in trial.items],
+            "scale": None if trial.scale is None else trial.scale.to_json(),
+            "expires_at": expires_at,
+            "progress": progress,
+        }
+    no_reference = study.protocol == Study.Protocol.PAIRWISE_NR
+    body = {
         "assignment": trial.token,
+        "protocol": study.protocol,
         "phase": trial.phase,
-        "reference": picture(trial.reference),
+        "reference": None if no_reference else picture(trial.reference),
         "left": picture(trial.left),
         "right": picture(trial.right),
-        "expires_at": _DATETIME.to_representation(trial.expires_at),
+        "expires_at": expires_at,
         "allow_tie": trial.allow_tie,
-        "progress": {"done": trial.done, "quota": trial.quota},
+        "progress": progress,
     }
+    if no_reference:
+        body["zoom"] = zoom_patch(study, trial)
+    return body
 
 
-def vote_body(outcome, request) -> dict:
+def zoom_patch(study: Study, trial) -> dict | None:
+    """pairwise-nr: the patch of both images shown enlarged (RankSRGAN's user study zoomed one small
+    patch): fixed per trial (from its token), inside the smaller image, None when off or too large."""
+    size = study.zoom_patch
+    pair = trial.assignment or trial.control
+    if not size or pair is None:
+        return None
+    images = [pair.left, pair.right] if trial.assignment else [pair.reference, pair.reference]
+    width, height = min(image.width for image in images), min(image.height for image in images)
+    if size > width or size > height:
+        return None
+    seed = int.from_bytes(trial.token.encode()[:8].ljust(8, b"0"), "little")
+    return {"x": seed % (width - size + 1), "y": (seed // 7919) % (height - size + 1), "size": size}
+
+
+def vote_body(outcome, request, study: Study) -> dict:
     """What VoteApi.OutputSerializer gives for ``outcome``."""
     return {
         "progress": {"done": outcome.done, "quota": outcome.quota},
         "feedback": outcome.feedback,
-        "next": None if outcome.next is None else trial_body(outcome.next, request),
+        "next": None if outcome.next is None else trial_body(outcome.next, request, study),
     }
 
 
@@ -164,21 +240,23 @@ class PairNextApi(APIView):
 
     @extend_schema(
         responses={
-            200: TrialSerializer,
-            204: OpenApiResponse(description="No pair left for this rater (finished, or screened out)"),
+            200: ANY_TRIAL,
+            204: OpenApiResponse(description="No trial left for this rater (finished, or screened out)"),
             401: ERROR,
             403: ERROR,
             404: ERROR,
             409: ERROR,
         },
-        summary="The rater's trial: the open one again until it is voted on or expires, else a new one",
+        summary="The rater's trial (a pair, or an acr/dcr/rank-k trial by the study's protocol): the open one "
+        "again until it is answered or expires, else a new one",
     )
     def get(self, request, slug: str):
         study, rater = _rated_study(request, slug)
-        trial = pair_next(study=study, rater=rater)
+        next_trial = pair_next if study.is_pairwise else stimulus_next
+        trial = next_trial(study=study, rater=rater)
         if trial is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return JsonResponse(trial_body(trial, request))
+        return JsonResponse(trial_body(trial, request, study))
 
 
 class VoteApi(APIView):
@@ -188,9 +266,19 @@ class VoteApi(APIView):
         class Meta:
             ref_name = "VoteInput"
 
-        assignment = StrictCharField(min_length=1, max_length=64, help_text="The assignment of the pair")
+        assignment = StrictCharField(min_length=1, max_length=64, help_text="The assignment of the trial")
         choice = StrictChoiceField(
-            choices=list(CHOICES), help_text="'tie' (can't tell) only where the trial allows it"
+            choices=list(CHOICES),
+            required=False,
+            help_text="Pairwise studies: 'tie' (can't tell) only where the trial allows it",
+        )
+        score = StrictFloatField(required=False, help_text="acr/dcr: a value of the study's scale")
+        order = serializers.ListField(
+            child=StrictCharField(min_length=1, max_length=64),
+            min_length=2,
+            max_length=6,
+            required=False,
+            help_text="rank-k: the ids of the items shown, best first",
         )
         response_ms = StrictIntegerField(min_value=0, max_value=24 * 3600 * 1000)
         visible_ms = StrictIntegerField(
@@ -208,13 +296,25 @@ class VoteApi(APIView):
             "TrainingFeedback",
             {
                 "correct": serializers.BooleanField(),
-                "correct_side": serializers.ChoiceField(["left", "right"]),
+                "correct_side": serializers.ChoiceField(["left", "right"], required=False, help_text="pairwise"),
                 "message": serializers.CharField(),
+                "expected_scores": serializers.ListField(
+                    child=serializers.FloatField(), required=False, help_text="acr/dcr: the fitting range"
+                ),
+                "expected_order": serializers.ListField(
+                    child=serializers.IntegerField(), required=False, help_text="rank-k: item positions, best first"
+                ),
             },
             allow_null=True,
             help_text="Practice pairs only",
         )
-        next = TrialSerializer(allow_null=True, help_text="Your next trial; null when you are done")
+        next = PolymorphicProxySerializer(
+            component_name="AnyNextTrial",
+            serializers=[TrialSerializer, StimulusTrialSerializer],
+            resource_type_field_name=None,
+            allow_null=True,
+            help_text="Your next trial; null when you are done",
+        )
 
     @extend_schema(
         request=InputSerializer,
@@ -228,25 +328,53 @@ class VoteApi(APIView):
             410: ERROR,
             429: ERROR,
         },
-        summary="Vote on an issued pair (each assignment counts once); the answer carries the next trial",
+        summary="Answer an issued trial (each assignment counts once): a choice (pairwise), a score (acr/dcr) or "
+        "an order (rank-k); the answer carries the next trial",
     )
     def post(self, request, slug: str):
         study, rater = _rated_study(request, slug)
         values = VOTE_INPUT.validate(request.data)
+        seen = Seen(visible_ms=values.get("visible_ms"), native=values.get("native"), viewing_id=values.get("viewing"))
+        _check_vote_shape(study, values)
+        if not study.is_pairwise:
+            outcome = stimulus_submit(
+                study=study,
+                rater=rater,
+                token=values["assignment"],
+                score=values.get("score"),
+                order=values.get("order"),
+                response_ms=values["response_ms"],
+                seen=seen,
+            )
+            return JsonResponse(vote_body(outcome, request, study), status=status.HTTP_201_CREATED)
         outcome = vote_submit(
             study=study,
             rater=rater,
             assignment_token=values["assignment"],
             choice=values["choice"],
             response_ms=values["response_ms"],
-            seen=Seen(
-                visible_ms=values.get("visible_ms"), native=values.get("native"), viewing_id=values.get("viewing")
-            ),
+            seen=seen,
         )
-        return JsonResponse(vote_body(outcome, request), status=status.HTTP_201_CREATED)
+        return JsonResponse(vote_body(outcome, request, study), status=status.HTTP_201_CREATED)
 
 
 VOTE_INPUT = FieldSet(VoteApi.InputSerializer)
+# What each protocol's vote carries; the other answer fields are refused by name.
+ANSWER_FIELD = {"acr": "score", "dcr": "score", "rank-k": "order"}
+ANSWER_WORDS = {"choice": "a choice (left or right)", "score": "a score on its scale", "order": "an order of the items"}
+
+
+def _check_vote_shape(study: Study, values: dict) -> None:
+    """A vote that does not fit the study's protocol: 400 naming the field (a pair vote on an acr
+    study, a score on a pairwise one, …)."""
+    wanted = ANSWER_FIELD.get(study.protocol, "choice")
+    for name in ("choice", "score", "order"):
+        if name != wanted and name in values:
+            message = f"this {study.protocol} study takes {ANSWER_WORDS[wanted]}, not {ANSWER_WORDS[name]}"
+            raise WrongProtocol(message, fields={name: [message]})
+    if wanted not in values:
+        message = f"this {study.protocol} study takes {ANSWER_WORDS[wanted]}"
+        raise WrongProtocol(message, fields={wanted: ["This field is required."]})
 
 
 class ViewingReportApi(APIView):

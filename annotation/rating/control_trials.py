@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count
@@ -40,7 +41,7 @@ class ControlPair:
     construction: str
 
 
-def _picture(reference: ReferenceImage, kind: str, image: DistortedImage | None = None) -> str:
+def picture(reference: ReferenceImage, kind: str, image: DistortedImage | None = None) -> str:
     """The stored name of a control picture, made and recorded on first use."""
     found = ControlPicture.objects.filter(reference=reference, image=image, kind=kind).first()
     if found:
@@ -52,6 +53,7 @@ def _picture(reference: ReferenceImage, kind: str, image: DistortedImage | None 
         ControlPicture.Kind.DECOY: controls.decoy_picture,
         ControlPicture.Kind.SHARP: controls.sharp_picture,
         ControlPicture.Kind.MILD: controls.mild_picture,
+        **{f"ladder{step}": partial(controls.ladder_picture, step=step) for step in range(1, 6)},
     }[kind]
     name = stimuli.store_stimulus(reference.study.slug, make(data))
     try:
@@ -62,6 +64,16 @@ def _picture(reference: ReferenceImage, kind: str, image: DistortedImage | None 
     except IntegrityError:
         pass  # made at the same moment by another request: same content, same name
     return name
+
+
+def ladder_picture(reference: ReferenceImage, step: int) -> str:
+    """Step ``step`` of a rank-k check's ladder: 0 is the reference's own display copy."""
+    if step == 0:
+        if not reference.display:
+            reference.display = stimuli.display_for(reference.study.slug, reference.file)
+            ReferenceImage.objects.filter(pk=reference.pk).update(display=reference.display.name)
+        return reference.display.name
+    return picture(reference, f"ladder{step}")
 
 
 def _display(image: DistortedImage) -> str:
@@ -94,7 +106,7 @@ def _gold(study: Study, rng: random.Random, construction: str = "decoy") -> Cont
     )
     pool = ready or list(DistortedImage.objects.filter(reference=reference).select_related("study").order_by("id"))
     image = pool[rng.randrange(len(pool))]
-    return ControlPair(reference, _display(image), _picture(reference, ControlPicture.Kind.DECOY, image), construction)
+    return ControlPair(reference, _display(image), picture(reference, ControlPicture.Kind.DECOY, image), construction)
 
 
 def _sharp_versus_mild(study: Study, rng: random.Random) -> ControlPair | None:
@@ -104,8 +116,8 @@ def _sharp_versus_mild(study: Study, rng: random.Random) -> ControlPair | None:
     reference = references[rng.randrange(len(references))]
     return ControlPair(
         reference,
-        _picture(reference, ControlPicture.Kind.MILD),
-        _picture(reference, ControlPicture.Kind.SHARP),
+        picture(reference, ControlPicture.Kind.MILD),
+        picture(reference, ControlPicture.Kind.SHARP),
         "sharp",
     )
 
@@ -157,7 +169,7 @@ def prepare_study_controls(study: Study, progress=None) -> int:
             reference.display = stimuli.display_for(study.slug, reference.file)
             ReferenceImage.objects.filter(pk=reference.pk).update(display=reference.display.name)
         for kind in (ControlPicture.Kind.SHARP, ControlPicture.Kind.MILD):
-            _picture(reference, kind)
+            picture(reference, kind)
             made += 1
         images = list(
             DistortedImage.objects.filter(reference=reference).select_related("study").order_by("shuffle_key")
@@ -165,7 +177,7 @@ def prepare_study_controls(study: Study, progress=None) -> int:
         for index, image in enumerate(images):
             _display(image)
             if index < DECOYS_PER_REFERENCE:
-                _picture(reference, ControlPicture.Kind.DECOY, image)
+                picture(reference, ControlPicture.Kind.DECOY, image)
                 made += 1
             made += 1
         if progress:

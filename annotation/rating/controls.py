@@ -70,6 +70,24 @@ def sharp_picture(reference_bytes: bytes) -> bytes:
     return png_bytes(np.clip(np.rint(sharpened + texture), 0, 255).astype(np.uint8))
 
 
+# rank-k checks: step s of the ladder blurs by LADDER_BLUR_STEP * s and adds noise of
+# LADDER_NOISE_STEP * s, so each step is clearly worse than the one before it (step 5 is about
+# the decoy's strength).
+LADDER_BLUR_STEP = 0.8
+LADDER_NOISE_STEP = 8.0
+
+
+def ladder_picture(reference_bytes: bytes, step: int) -> bytes:
+    """A rank-k check picture: the reference degraded by ``step`` (1-5) equal steps: PNG bytes."""
+    if not 1 <= step <= 5:
+        raise ValueError(f"ladder steps run from 1 to 5, not {step}")
+    blurred = np.asarray(
+        _rgb(reference_bytes).filter(ImageFilter.GaussianBlur(LADDER_BLUR_STEP * step)), dtype=np.float64
+    )
+    noisy = blurred + _rng(reference_bytes, f"ladder{step}").normal(0.0, LADDER_NOISE_STEP * step, blurred.shape)
+    return png_bytes(np.clip(np.rint(noisy), 0, 255).astype(np.uint8))
+
+
 def thumbnail(image_bytes: bytes, size: int = 128) -> bytes:
     with Image.open(io.BytesIO(image_bytes)) as image:
         small = image.convert("RGB")

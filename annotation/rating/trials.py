@@ -180,6 +180,8 @@ def _issue_pair(study, rater, rng, now, progress) -> IssuedTrial | None:
 
 def _issue_control(study, rater, kind, rng, now, progress) -> IssuedTrial | None:
     number = progress.training_done if kind == ControlTrial.Kind.TRAINING else None
+    if number == 0 and study.protocol == Study.Protocol.PAIRWISE_NR:
+        number = 1  # "sharp but different" is about closeness to a reference, which this study does not show
     pair = control_trials.build(study=study, kind=kind, practice_number=number, rng=rng)
     if pair is None:
         return None

@@ -267,13 +267,18 @@ def _vote_locked(
         Rater.objects.filter(pk=rater.pk).update(**{counter: F(counter) + 1})
         if item.kind == ControlTrial.Kind.TRAINING:
             lesson = PRACTICE_LESSONS.get(item.construction, "")
+            better = (
+                "more natural and realistic"
+                if study.protocol == Study.Protocol.PAIRWISE_NR
+                else "closer to the reference"
+            )
             feedback = {
                 "correct": item.passed,
                 "correct_side": item.correct_side,
                 "message": (
-                    f"Correct: the {item.correct_side} image is the closer one to the reference. {lesson}"
+                    f"Correct: the {item.correct_side} image is {better}. {lesson}"
                     if item.passed
-                    else f"Not quite: the {item.correct_side} image is closer to the reference. {lesson}"
+                    else f"Not quite: the {item.correct_side} image is {better}. {lesson}"
                 ).strip(),
             }
         elif not item.passed:

@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
@@ -7,7 +10,10 @@ from annotation.studies import STUDY_OPTIONS, study_create
 
 
 class Command(StudyCommand):
-    help = "Create a pairwise study with PIPAL's Elo settings (M=400, K=16, start 1400) unless told otherwise."
+    help = (
+        "Create a study: PIPAL's pairwise protocol with its Elo settings (M=400, K=16, start 1400) unless told "
+        "otherwise, or another protocol (--protocol pairwise-nr, acr, dcr, rank-k)."
+    )
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -17,6 +23,22 @@ class Command(StudyCommand):
         parser.add_argument("--elo-initial", type=float, default=elo.DEFAULT_INITIAL, help="start rating (1400)")
         parser.add_argument(
             "--mos-window", type=int, default=elo.DEFAULT_MOS_WINDOW, help="MOS = mean of the last N Elo values (10)"
+        )
+        parser.add_argument(
+            "--protocol",
+            choices=["pairwise-fr", "pairwise-nr", "acr", "dcr", "rank-k"],
+            help="what raters do (default pairwise-fr: PIPAL's reference beside two images; see the README)",
+        )
+        parser.add_argument(
+            "--scale",
+            help="acr/dcr: a built-in scale (acr-5, dcr-5, real-fake-4; default acr-5 / dcr-5) or a JSON file of one",
+        )
+        parser.add_argument(
+            "--continuous", action="store_true", default=None, help="acr/dcr: a slider between the scale's ends"
+        )
+        parser.add_argument("--rank-k", type=int, help="rank-k: images ranked per trial, 2-6 (default 4)")
+        parser.add_argument(
+            "--zoom-patch", type=int, help="pairwise-nr: side in pixels of a patch shown enlarged (default 0: none)"
         )
         parser.add_argument("--trials-per-rater", type=int, help="rated trials per rater (default 60)")
         parser.add_argument("--training-trials", type=int, help="easy pairs with feedback first (default 3)")
@@ -83,6 +105,13 @@ class Command(StudyCommand):
 
     def handle(self, *args, slug, name, elo_m, elo_k, elo_initial, mos_window, **options):
         chosen = {key: options[key] for key in STUDY_OPTIONS if options.get(key) is not None}
+        if options.get("continuous"):
+            chosen["continuous"] = True
+        if chosen.get("scale", "").endswith(".json"):
+            try:
+                chosen["scale"] = json.loads(Path(chosen["scale"]).read_text())
+            except (OSError, ValueError) as error:
+                raise CommandError(f"--scale {chosen['scale']}: {error}") from None
         try:
             study = study_create(
                 slug=slug,
@@ -98,4 +127,7 @@ class Command(StudyCommand):
         self.stdout.write(
             f"created study {study.slug} (M={study.elo_m:g}, K={study.elo_k:g}, "
             f"start={study.elo_initial:g}, MOS window={study.mos_window})"
+            if study.is_pairwise
+            else f"created {study.protocol} study {study.slug}"
+            + (f" on the scale {study.scale['name']}" if study.scale else f" ranking {study.rank_k} at a time")
         )
