@@ -19,21 +19,27 @@ Per image, beside the MOS:
   since that fit (new votes, a rater excluded or let back in), so every fitted value may
   have moved and images judged only since have none yet. ``none``: no value to give: the
   study has no fit, or the image had no counted judgment (a current fit leaves it blank).
+
+acr, dcr and rank-k studies export their own columns instead (``protocol_csv``, from
+``protocol_results``), with a sidecar of their own (``protocol_export_metadata``) and a table of
+the raters' screening (``rater_screening_csv``); the pairwise export above is unchanged.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import statistics
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from annotation.analysis import bt_fit
+from annotation.analysis import bt_fit, protocol_results
 from annotation.models import DistortedImage, Study
 
 RECORD_KEYS = (
@@ -323,3 +329,106 @@ def write_judgments_csv(study: Study, out) -> int:
         )
         count += 1
     return count
+
+
+# --- the single-stimulus and ranking protocols (acr, dcr, rank-k) ----------------------------
+
+# What each protocol's columns mean, for readers of the sidecar.
+PROTOCOL_COLUMN_NOTES = {
+    "acr": {
+        "mos": "mean of the image's counted scores (excluded raters left out)",
+        "sd": "sample standard deviation (n - 1) of those scores",
+        "n": "counted scores",
+        "ci_low/ci_high": "Student-t 95% confidence interval of the mean (ITU-R BT.500-13 §2.2.1)",
+        "mle_quality": "the subject model's maximum-likelihood quality (sureal), rater bias and inconsistency "
+        "removed; mle_ci_low/mle_ci_high its 95% confidence interval",
+    },
+    "rank-k": {
+        "mean_rank": "mean position in the rankings the image is in (1 = best), as RankSRGAN reports it",
+        "n": "counted rankings the image is in",
+        "pl_score": "Plackett–Luce score (choix; higher = better), pl_ci_low/pl_ci_high its bootstrap 95% CI",
+        "borda": "mean normalised Borda score (k - position) / (k - 1): 1 best, 0 worst; the image's stored MOS",
+    },
+}
+PROTOCOL_COLUMN_NOTES["dcr"] = PROTOCOL_COLUMN_NOTES["acr"]
+SCREENING_COLUMN_NOTES = {
+    "acr": {
+        "bt500_p/bt500_q": "ITU-R BT.500-13 Annex 2 §2.3.1: scores above / below the image's mean by 2 SD (normal "
+        "scores) or sqrt(20) SD",
+        "bt500_rejected": "BT.500's rule: (P + Q) / n > 0.05 and |P - Q| / (P + Q) < 0.3",
+        "pcc": "Pearson correlation of the rater's scores with the panel's MOS; pcc_rejected below 0.75 (P.808)",
+        "bias/inconsistency": "the subject model's (sureal) per-rater bias and inconsistency",
+        "rejected": "rejected by BT.500 or by the correlation; reason says which",
+    },
+    "rank-k": {
+        "agreement": "mean Kendall tau of the rater's rankings with the Plackett–Luce order (1: always agrees)",
+        "min_agreement": "their lowest",
+    },
+}
+SCREENING_COLUMN_NOTES["dcr"] = SCREENING_COLUMN_NOTES["acr"]
+
+
+def _cell(value) -> str:
+    """One table cell: numbers with four decimals (as the pairwise export), booleans in lower case,
+    blank where there is no value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return _flag(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return _fmt(float(value))
+    return str(value)
+
+
+def _table_csv(frame, columns) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in frame[list(columns)].itertuples(index=False):
+        writer.writerow([_cell(value) for value in row])
+    return buffer.getvalue()
+
+
+def protocol_csv(study: Study) -> str:
+    """acr, dcr, rank-k: the per-image results (``protocol_results``), a row per image sorted
+    by reference and image name."""
+    columns = (*protocol_results.IMAGE_COLUMNS, *protocol_results.result_columns(study))
+    return _table_csv(protocol_results.protocol_results(study), columns)
+
+
+def rater_screening_csv(study: Study) -> str:
+    """acr, dcr, rank-k: a row per counted rater (``rater_screening``), sorted by rater id."""
+    return _table_csv(protocol_results.rater_screening(study), protocol_results.screening_columns(study))
+
+
+def protocol_export_metadata(study: Study) -> dict:
+    """What shaped an acr, dcr or rank-k export, for its sidecar: protocol, scale, the log's size
+    (counted, excluded, live and imported), the confidence level and the Plackett–Luce bootstrap."""
+    rank_k = study.protocol == Study.Protocol.RANK_K
+    log = study.rankings if rank_k else study.ratings
+    counted = protocol_results.counted_rankings(study) if rank_k else protocol_results.counted_ratings(study)
+    raters = counted.order_by().values_list("rater_id", "external_rater").distinct().count()
+    scale = study.rating_scale
+    return {
+        "slug": study.slug,
+        "name": study.name,
+        "protocol": study.protocol,
+        "scale": scale.to_json() if scale else None,
+        "rank_k": study.rank_k if rank_k else None,
+        "entries": "rankings" if rank_k else "ratings",
+        "counted": counted.count(),
+        "excluded": log.filter(rater__excluded=True).count(),
+        "live": log.filter(source="live").count(),
+        "imported": log.filter(source="import").count(),
+        "raters": raters,
+        "images": study.images.count(),
+        "images_measured": study.images.filter(judgment_count__gt=0).count(),
+        "level": protocol_results.LEVEL,
+        "pl_rounds": study.bt_rounds if rank_k else None,
+        "pl_seed": protocol_results.PL_SEED if rank_k else None,
+        "exported_at": timezone.now().isoformat(),
+        "software_version": _software_version(),
+        "columns": PROTOCOL_COLUMN_NOTES[study.protocol],
+    }
