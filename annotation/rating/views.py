@@ -22,6 +22,50 @@ from core.errors import ApplicationError
 # PIPAL §4.1: raters judged perceptual similarity to the ground truth, not
 # "quality" (which invites picking the sharper GAN output). SPEC §6.
 QUESTION = "Which of the two images is more similar to the reference?"
+# RankSRGAN §5.5, first session: "pick the image that is more visually pleasant (more natural and realistic)".
+QUESTION_NO_REFERENCE = "Which image is more natural and realistic?"
+# RankSRGAN §5.5, second session: rank the versions of an image "according to their visual qualities".
+QUESTION_RANKING = "Rank these images from best to worst visual quality"
+
+
+def protocol_question(study: Study) -> str:
+    """What the rater is asked: acr and dcr ask their scale's question."""
+    scale = study.rating_scale
+    if scale is not None:
+        return scale.question
+    if study.protocol == Study.Protocol.PAIRWISE_NR:
+        return QUESTION_NO_REFERENCE
+    if study.protocol == Study.Protocol.RANK_K:
+        return QUESTION_RANKING
+    return QUESTION
+
+
+def _protocol_context(study: Study) -> dict:
+    """What the welcome and rating pages show for the study's protocol."""
+    pairwise = study.is_pairwise
+    scale = study.rating_scale
+    slider = {}
+    if scale is not None and scale.continuous:
+        # A slider starts halfway and moves in hundredths of its range: the resolution at which ITU-R BT.500-13
+        # reads its continuous quality scale (scores 0-100).
+        slider = {"scale_middle": (scale.low + scale.high) / 2, "scale_step": (scale.high - scale.low) / 100}
+    return {
+        "protocol": study.protocol,
+        "pairwise": pairwise,
+        "question": protocol_question(study),
+        "scale": scale,
+        **slider,
+        # rank-k: one button per version, numbered from 1 as the keys that pick them.
+        "rank_numbers": range(1, study.rank_k + 1) if study.protocol == Study.Protocol.RANK_K else (),
+        "trial_noun": "pair" if pairwise else "trial",
+        "pictures_phrase": {
+            Study.Protocol.PAIRWISE_FR: "three images",
+            Study.Protocol.PAIRWISE_NR: "two images",
+            Study.Protocol.ACR: "image",
+            Study.Protocol.DCR: "two images",
+            Study.Protocol.RANK_K: "images",
+        }[study.protocol],
+    }
 
 
 def _session_rater(request, study: Study) -> Rater | None:
@@ -60,7 +104,7 @@ def study_welcome(request, slug):
             for message in messages:
                 if message not in form.errors.get(field, []):
                     form.add_error(field if field != "__all__" else None, message)
-    context = {"study": study, "form": form, "question": QUESTION, "from_link": bool(link_id)}
+    context = {"study": study, "form": form, "from_link": bool(link_id), **_protocol_context(study)}
     return render(request, "annotation/welcome.html", context)
 
 
@@ -97,7 +141,7 @@ def study_rate(request, slug):
         "annotation/rate.html",
         {
             "study": study,
-            "question": QUESTION,
+            **_protocol_context(study),
             "next_url": reverse("api:pair-next", kwargs={"slug": slug}),
             "vote_url": reverse("api:vote", kwargs={"slug": slug}),
             "viewing_url": reverse("api:viewing", kwargs={"slug": slug}),
