@@ -100,6 +100,7 @@ class StudyAdmin(admin.ModelAdmin):
     list_display = (
         "slug",
         "name",
+        "protocol",
         "references",
         "images",
         "raters",
@@ -109,7 +110,7 @@ class StudyAdmin(admin.ModelAdmin):
         "progress_link",
         "created_at",
     )
-    list_filter = ("mos_source",)
+    list_filter = ("protocol", "mos_source")
     search_fields = ("slug", "name")
     filter_horizontal = ("owners",)
     inlines = [LabelImportInline]
@@ -143,7 +144,10 @@ class StudyAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # mos_source is set by import_labels only: flipping it would let votes overwrite labels.
         if obj is not None and obj.images.exists():
-            return (*self.elo_fields, "mos_source", "created_at")
+            return (*self.elo_fields, "protocol", "scale", "mos_source", "created_at")
+        if obj is not None:
+            # The protocol (and a rating scale) is chosen at creation: votes of one cannot be read as another's.
+            return ("protocol", "scale", "mos_source", "created_at")
         return ("mos_source", "created_at")
 
     @admin.display(description="references", ordering="n_references")

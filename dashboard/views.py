@@ -75,6 +75,11 @@ def study_progress_figures(study: Study) -> Progress:
     )
     # A labels study's images carry the label's nominal count, not judgments.
     counted = 0 if study.mos_from_labels else (images["counts"] or 0) // 2
+    if not study.is_pairwise:
+        # acr/dcr/rank-k: ratings or rankings, counted in their log (an image's count is its
+        # ratings, or its appearances in rankings of any length).
+        log = study.ratings if study.rating_scale else study.rankings
+        counted = log.exclude(rater__excluded=True).count()
     return Progress(
         judgments=counted + (raters["excluded_votes"] or 0),
         judgments_counted=counted,
@@ -410,6 +415,7 @@ def study_dashboard(request, slug):
     charts = page_cache.cached(study, "charts", lambda: _dashboard_charts(study, study_image_figures(study), rows))
     context = {
         "study": study,
+        "entries": "Judgments" if study.is_pairwise else "Ratings" if study.rating_scale else "Rankings",
         "progress": study_progress_figures(study),
         "charts": charts.value,
         "charts_at": charts.stale_since,

@@ -8,7 +8,8 @@ from datetime import datetime
 import pandas as pd
 from django.db.models import QuerySet
 
-from annotation.analysis.exports import mos_export_metadata, mos_records
+from annotation.analysis import protocol_results
+from annotation.analysis.exports import mos_export_metadata, mos_records, protocol_export_metadata
 from annotation.models import DistortedImage, Judgment, Study
 from annotation.studies import STUDY_OPTIONS
 from core.errors import NotFound
@@ -58,7 +59,19 @@ def study_judgments(
 
 
 def study_mos(study: Study) -> dict:
-    """Per image Elo MOS and spread, raters, Bradley–Terry MOS and CI; and what shaped them."""
+    """Per image Elo MOS and spread, raters, Bradley–Terry MOS and CI; and what shaped them. For an
+    acr, dcr or rank-k study, the export_mos columns of its protocol (protocol_results)."""
+    if not study.is_pairwise:
+        frame = protocol_results.protocol_results(study)
+        columns = [*protocol_results.IMAGE_COLUMNS, *protocol_results.result_columns(study)]
+        rows = [
+            {
+                key: None if isinstance(value, float) and not math.isfinite(value) else value
+                for key, value in row.items()
+            }
+            for row in frame[columns].to_dict("records")
+        ]
+        return {"metadata": protocol_export_metadata(study), "results": rows}
     return {"metadata": mos_export_metadata(study), "results": mos_records(study)}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from annotation.models import Category, Study
-from core.fields import StrictCharField, StrictChoiceField, StrictFloatField, StrictIntegerField
+from core.fields import StrictBooleanField, StrictCharField, StrictChoiceField, StrictFloatField, StrictIntegerField
 from dashboard.models import OwnerJob
 
 
@@ -48,6 +48,17 @@ class StudyCreateSerializer(serializers.Serializer):
     trials_per_rater = StrictIntegerField(required=False, min_value=1)
     training_trials = StrictIntegerField(required=False, min_value=0)
     pair_policy = StrictChoiceField(Study.PairPolicy.choices, required=False)
+    protocol = StrictChoiceField(
+        Study.Protocol.choices, required=False, help_text="What raters do (default pairwise-fr)"
+    )
+    scale = serializers.JSONField(
+        required=False, help_text="acr/dcr: a built-in scale's name (acr-5, dcr-5, real-fake-4) or a scale object"
+    )
+    continuous = StrictBooleanField(required=False, help_text="acr/dcr: a slider between the scale's ends")
+    rank_k = StrictIntegerField(required=False, min_value=2, max_value=6, help_text="rank-k: images per trial")
+    zoom_patch = StrictIntegerField(
+        required=False, min_value=0, max_value=512, help_text="pairwise-nr: enlarged patch side in pixels"
+    )
 
     def validate_slug(self, value: str) -> str:
         return serializers.SlugField().run_validation(value)
@@ -209,6 +220,16 @@ class MosSerializer(serializers.Serializer):
         "time, bt_stale (the fit predates judgments counted now)"
     )
     results = MosRecordSerializer(many=True)
+
+
+class ProtocolMosSerializer(serializers.Serializer):
+    Meta = _named("OwnerProtocolMos")
+    metadata = serializers.DictField(help_text="Protocol, scale, the log's size, confidence level, Plackett–Luce fit")
+    results = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Per image, export_mos's columns: acr/dcr mos, sd, n, ci_low, ci_high, mle_quality, mle_ci_low, "
+        "mle_ci_high; rank-k mean_rank, n, pl_score, pl_ci_low, pl_ci_high, borda",
+    )
 
 
 class ScoreSerializer(serializers.Serializer):

@@ -12,6 +12,7 @@ from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
+    PolymorphicProxySerializer,
     extend_schema,
     extend_schema_view,
 )
@@ -367,7 +368,14 @@ class MosApi(TableApi):
         tags=TAGS,
         summary="Per image: Elo MOS and its spread, raters, judgments, Bradley–Terry MOS and CI; with the "
         "settings, log size and fit behind them (CSV: the rows only)",
-        responses={200: serializers.MosSerializer, **REFUSALS},
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="OwnerAnyMos",
+                serializers=[serializers.MosSerializer, serializers.ProtocolMosSerializer],
+                resource_type_field_name=None,
+            ),
+            **REFUSALS,
+        },
         examples=[
             OpenApiExample(
                 "MOS",
@@ -405,10 +413,12 @@ class MosApi(TableApi):
         ],
     )
     def get(self, request, slug: str):
-        mos = selectors.study_mos(self.study(slug))
+        study = self.study(slug)
+        mos = selectors.study_mos(study)
         if request.accepted_renderer.format == CsvRenderer.format:
             return Response(mos["results"])
-        return Response(serializers.MosSerializer(mos).data)
+        serializer = serializers.MosSerializer if study.is_pairwise else serializers.ProtocolMosSerializer
+        return Response(serializer(mos).data)
 
 
 class ScoreListApi(TableApi):

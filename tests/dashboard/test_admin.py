@@ -53,7 +53,8 @@ def test_study_list_shows_counts_and_links_to_progress(admin_client, small_study
     assert response.status_code == 200
     row = re.search(r"<tr[^>]*>.*?</tr>", response.content.decode().split("<tbody>")[1], re.S).group(0)
     cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
-    assert cells[1:7] == ["s1", "Study one", "2", "8", "1", "3"]  # slug, name, references, images, raters, judgments
+    # slug, name, protocol, references, images, raters, judgments
+    assert cells[1:8] == ["s1", "Study one", "Pairwise, full reference (PIPAL)", "2", "8", "1", "3"]
     assert f"{STUDIES}{small_study.pk}/progress/" in response.content.decode()
 
 

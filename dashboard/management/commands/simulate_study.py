@@ -4,6 +4,7 @@ from tqdm import tqdm
 from annotation import selectors
 from annotation.commands import StudyCommand
 from annotation.models import DistortedImage
+from dashboard.protocol_simulation import simulate_protocol_study
 from dashboard.simulation import (
     DEFAULT_SPREAD,
     GOOD,
@@ -27,7 +28,12 @@ class Command(StudyCommand):
         "recovers. --compare-policies leaves the study untouched: it simulates balanced and active pairing on "
         "scratch copies (same images and files, deleted afterwards) at each of --checkpoints and reports how many "
         "judgments active pairing + Bradley–Terry needs for the SRCC random pairing + Elo reaches at N. "
-        "Use a study of its own: real raters' judgments are never mixed in."
+        "Use a study of its own: real raters' judgments are never mixed in. "
+        "On an acr, dcr or rank-k study, N is ratings (or appearances in rankings) per image; synthetic raters "
+        "of the subject model (a bias and an inconsistency each: --rater-bias, --rater-noise in scale units) "
+        "answer through the real scheduler, practice and checks included, and the report compares the truth "
+        "with the plain MOS and the subject model (acr/dcr) or Plackett–Luce (rank-k), and the planted biases "
+        "with the recovered ones."
     )
 
     def add_arguments(self, parser):
@@ -107,8 +113,11 @@ class Command(StudyCommand):
             raise CommandError("--rater-noise and --rater-bias are SDs in Elo points: they cannot be negative")
         if checkpoints is not None and not compare_policies:
             raise CommandError("--checkpoints applies to --compare-policies only")
-        mix = RaterMix(random=random_raters, one_side=one_side_raters, noise=rater_noise, bias=rater_bias)
         study = self.study(slug)
+        if not study.is_pairwise:
+            self._simulate_protocol(study, judgments_per_image, seed, rater_bias, rater_noise, random_raters)
+            return
+        mix = RaterMix(random=random_raters, one_side=one_side_raters, noise=rater_noise, bias=rater_bias)
         if compare_policies:
             if truth_metric:
                 raise CommandError(
@@ -143,6 +152,32 @@ class Command(StudyCommand):
             self._report_flags(study, report)
         if apply_qc:
             self._apply_qc(study, report)
+
+    def _simulate_protocol(self, study, per_image, seed, bias, noise, random_share):
+        with tqdm(desc="ratings" if study.rating_scale else "rankings", unit="trial", disable=None) as bar:
+            report = simulate_protocol_study(
+                study=study,
+                per_image=per_image,
+                seed=seed,
+                bias=bias if bias else 0.5,
+                inconsistency=noise if noise else 0.6,
+                random_share=random_share,
+                progress=bar.update,
+            )
+        what = "rating(s)" if study.rating_scale else "ranking(s)"
+        self.stdout.write(
+            f"{report.entries_added} {what} added over {report.images} image(s) from {report.raters} synthetic "
+            f"rater(s); {report.excluded} screened out by the hidden checks"
+        )
+        plain = "plain MOS" if study.rating_scale else "mean Borda score"
+        self._agreement(f"{plain}:", report.mos, "against the hidden truth")
+        if report.model is not None:
+            model = "subject model (sureal MLE)" if study.rating_scale else "Plackett–Luce (choix)"
+            self._agreement(f"{model}:", report.model, "against the hidden truth")
+        if report.bias_error is not None:
+            self.stdout.write(
+                f"rater biases recovered with a mean absolute error of {report.bias_error:.3f} scale units"
+            )
 
     def _agreement(self, label, a, note):
         pad = " " * len(label)
