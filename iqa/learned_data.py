@@ -6,7 +6,8 @@
   Votes of excluded raters are left out, as they are from the MOS. A study
   whose MOS comes from imported labels has no votes: every pair of a
   reference's images becomes a triplet whose judge is what the labels imply
-  (``label_triplets``).
+  (``label_triplets``). A rank-k study's rankings are broken into the pairs they order (a ranking of
+  k gives k(k-1)/2); an acr or dcr study has no pairs and is refused.
 * ``study_mos_images``: every judged image with its Elo MOS and the Elo values
   it is the mean of (its variability is the MOS's uncertainty).
 
@@ -19,7 +20,9 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from annotation.models import DistortedImage, Judgment, Study
+from annotation.analysis.rankings import pairwise_from_rankings
+from annotation.models import DistortedImage, Judgment, Ranking, Study
+from core.errors import ApplicationError
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,20 @@ def study_triplets(study: Study) -> list[Triplet]:
     study whose MOS comes from imported labels, the pairs the labels imply (``label_triplets``)."""
     if study.mos_from_labels:
         return label_triplets(study)
+    if study.protocol in (Study.Protocol.ACR, Study.Protocol.DCR):
+        raise ApplicationError(
+            f"study {study.slug!r} is {study.protocol}: its raters scored images one at a time, so it holds no "
+            "pairs to train on; train_score_predictor learns from its MOS, and build_rank_dataset --source study "
+            "+ train_ranker from its order"
+        )
     votes: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0])  # (p0, p1) -> [votes p0, votes p1]
+    if study.protocol == Study.Protocol.RANK_K:
+        # Rank breaking: a ranking of k versions says each is preferred to every one ranked below it.
+        for order in Ranking.objects.filter(study=study).exclude(rater__excluded=True).values_list("order", flat=True):
+            for winner, loser in pairwise_from_rankings([order]):
+                pair = (min(winner, loser), max(winner, loser))
+                votes[pair][0 if winner == pair[0] else 1] += 1
+        return _triplets_from_votes(study, votes)
     rows = (
         Judgment.objects.filter(study=study)
         .exclude(rater__excluded=True)
@@ -101,11 +117,15 @@ def study_triplets(study: Study) -> list[Triplet]:
             votes[pair][1] += 0.5
         else:
             votes[pair][0 if winner == pair[0] else 1] += 1
+    return _triplets_from_votes(study, votes)
+
+
+def _triplets_from_votes(study: Study, votes: dict[tuple[int, int], list[float]]) -> list[Triplet]:
     images = {
         image.id: image
-        for image in DistortedImage.objects.filter(study=study).select_related("reference").only(
-            "id", "name", "file", "reference__name", "reference__file"
-        )
+        for image in DistortedImage.objects.filter(study=study)
+        .select_related("reference")
+        .only("id", "name", "file", "reference__name", "reference__file")
     }
     triplets = []
     for (p0, p1), (for_p0, for_p1) in sorted(votes.items()):
