@@ -13,7 +13,9 @@ from annotation import tasks
 from annotation.db import atomic_with_retry
 from annotation.models import (
     Judgment,
+    Ranking,
     Rater,
+    Rating,
     Study,
     hash_token,
 )
@@ -108,8 +110,12 @@ def raters_set_excluded(*, raters: Iterable[Rater], excluded: bool, reason: str 
     for rater in changed:
         rater.excluded, rater.exclusion_reason = excluded, reason if excluded else ""
         rater.save(update_fields=["excluded", "exclusion_reason"])
-    voted = Judgment.objects.filter(rater__in=changed).values_list("study_id", flat=True).distinct()
-    for study_id in sorted(set(voted)):
+    voted = {
+        study_id
+        for log in (Judgment, Rating, Ranking)
+        for study_id in log.objects.filter(rater__in=changed).values_list("study_id", flat=True).distinct()
+    }
+    for study_id in sorted(voted):
         _recompute_after_commit(study_id)
     return len(changed)
 
@@ -121,4 +127,3 @@ def rater_set_excluded(*, rater: Rater, excluded: bool, reason: str = "") -> boo
 
 def _recompute_after_commit(study_id: int) -> None:
     transaction.on_commit(lambda: tasks.recompute_mos.delay(study_id))
-

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from annotation.analysis import elo, rater_counts
+from annotation.analysis import elo, protocol_results, rater_counts
 from annotation.db import atomic_with_retry
 from annotation.models import ControlTrial, DistortedImage, Judgment, Rater, Study, hash_token
 from annotation.studies import study_require_judgments
@@ -90,7 +90,6 @@ def judgments_replay(*, study: Study, rows: Sequence[ReplayRow]) -> int:
     return len(log)
 
 
-
 def _store_states(images: dict[int, DistortedImage], states: dict[int, elo.RatingState], params: elo.EloParams) -> int:
     changed = []
     for image_id, state in states.items():
@@ -150,6 +149,17 @@ def study_recompute_mos(*, study: Study, write: bool = True) -> RecomputeReport:
     """Rebuild every image's Elo and MOS by replaying the log; report where the
     live values differ. Locks the study's images so no vote interleaves."""
     study_require_judgments(study, action="recompute")
+    if not study.is_pairwise:
+        # acr/dcr/rank-k: the scores are the log's means and fits, recomputed whole (no Elo to replay).
+        if write:
+            protocol_results.study_refresh_scores(study)
+        log = study.ratings if study.rating_scale else study.rankings
+        return RecomputeReport(
+            images=study.images.count(),
+            judgments=log.exclude(rater__excluded=True).count(),
+            differences=[],
+            written=write,
+        )
     images = {image.id: image for image in _lock_study_images(study)}
     states, count = replayed_states(study, images.values())
     differences = [
@@ -180,4 +190,3 @@ def raters_recount(*, raters: Sequence[Rater]) -> None:
             fast_below_ms=study.min_response_ms,
             clear_gap=study.agreement_min_gap,
         )
-

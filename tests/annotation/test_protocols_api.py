@@ -2,10 +2,14 @@
 repeats, practice with feedback, hidden checks, and every vote that does not fit refused with 400
 naming the field (issue 19)."""
 
+import io
 import random
 from collections import Counter
+from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
+from django.utils import timezone
 
 from annotation.models import DistortedImage, Ranking, Rater, Rating, StimulusTrial, Study
 from annotation.rating.stimulus_trials import stimulus_next, stimulus_submit
@@ -279,3 +283,36 @@ def test_scales_on_the_wrong_protocol_and_malformed_scales_are_refused(db):
             },
         )
     assert not Study.objects.exists()
+
+
+def test_excluding_a_rater_takes_their_ratings_out_of_the_mos(tmp_path, django_capture_on_commit_callbacks):
+    from annotation.raters import rater_set_excluded
+
+    study = protocol_study(tmp_path, "acr")
+    image = DistortedImage.objects.filter(study=study).first()
+    raters = [Rater.objects.create(study=study, external_id=f"r{i}", token_hash=f"h{i}") for i in range(2)]
+    for rater, score in zip(raters, (5, 1), strict=True):
+        trial = StimulusTrial.objects.create(
+            study=study,
+            rater=rater,
+            kind="rating",
+            token=f"t{rater.pk}",
+            reference=image.reference,
+            images=[image.id],
+            subset_key=str(image.id),
+            files=["x.png"],
+            issued_at=timezone.now(),
+            expires_at=timezone.now() + timedelta(minutes=5),
+        )
+        stimulus_submit(study=study, rater=rater, token=trial.token, score=score, response_ms=900, with_next=False)
+    image.refresh_from_db()
+    assert (image.mos, image.judgment_count) == (3, 2) and image.mos_std == pytest.approx(2 ** 1.5)
+    with django_capture_on_commit_callbacks(execute=True):
+        rater_set_excluded(rater=raters[1], excluded=True, reason="flagged by screening")
+    image.refresh_from_db()
+    assert (image.mos, image.judgment_count) == (5, 1)
+    # recompute_mos on a protocol study recomputes from its log (there is no Elo to replay)
+    DistortedImage.objects.filter(pk=image.pk).update(mos=0, judgment_count=7)
+    call_command("recompute_mos", study.slug, stdout=io.StringIO())
+    image.refresh_from_db()
+    assert (image.mos, image.judgment_count) == (5, 1)
