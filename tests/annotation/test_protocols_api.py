@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from annotation.models import DistortedImage, Ranking, Rater, Rating, StimulusTrial, Study
@@ -316,3 +316,25 @@ def test_excluding_a_rater_takes_their_ratings_out_of_the_mos(tmp_path, django_c
     call_command("recompute_mos", study.slug, stdout=io.StringIO())
     image.refresh_from_db()
     assert (image.mos, image.judgment_count) == (5, 1)
+
+
+def test_create_study_takes_the_protocol_and_a_scale_by_name_or_file(tmp_path, db):
+    out = io.StringIO()
+    call_command("create_study", "eusr", "--protocol", "acr", "--scale", "real-fake-4", "--continuous", stdout=out)
+    assert "created acr study eusr on the scale real-fake-4" in out.getvalue()
+    study = Study.objects.get(slug="eusr")
+    assert study.rating_scale.continuous and study.rating_scale.values == (1, 2, 3, 4)
+    own = tmp_path / "scale.json"
+    own.write_text(
+        '{"name": "sharp-3", "question": "How sharp is it?", "categories": '
+        '[{"value": 1, "label": "Blurry"}, {"value": 2, "label": "OK"}, {"value": 3, "label": "Sharp"}]}'
+    )
+    call_command("create_study", "own", "--protocol", "dcr", "--scale", str(own), stdout=out)
+    assert Study.objects.get(slug="own").rating_scale.describe() == "one of 1 (Blurry), 2 (OK), 3 (Sharp)"
+    call_command("create_study", "ranks", "--protocol", "rank-k", "--rank-k", "5", stdout=out)
+    assert Study.objects.get(slug="ranks").rank_k == 5
+    with pytest.raises(CommandError, match="no rating scale"):
+        call_command("create_study", "bad", "--scale", "acr-5", stdout=out)
+    with pytest.raises(CommandError, match="rank_k"):
+        call_command("create_study", "bad", "--protocol", "rank-k", "--rank-k", "7", stdout=out)
+    assert not Study.objects.filter(slug="bad").exists()
