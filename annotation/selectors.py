@@ -5,6 +5,7 @@ from django.db.models.functions import Coalesce
 
 from annotation.analysis import quality
 from annotation.models import ControlTrial, DistortedImage, Study, ViewingReport
+from annotation.rating import stimulus_trials
 
 
 def study_summaries(user) -> list:
@@ -32,6 +33,7 @@ def study_thresholds(study: Study) -> quality.Thresholds:
         min_gap=study.agreement_min_gap,
         max_non_native_share=study.max_non_native_share,
         min_px_per_degree=study.min_px_per_degree,
+        sided=study.is_pairwise,
     )
 
 
@@ -46,6 +48,8 @@ def rater_qualities(study: Study, raters=None) -> dict[int, quality.RaterQuality
         .annotate(n=Count("id"))
         .values_list("rater_id", "n")
     )
+    if not study.is_pairwise:
+        gold_failed = stimulus_trials.failed_checks(study, raters)
     thresholds = study_thresholds(study)
     calibrated = dict(
         ViewingReport.objects.filter(rater__in=raters, px_per_degree__isnull=False)

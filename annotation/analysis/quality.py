@@ -35,6 +35,7 @@ class Thresholds:
     min_gap: float = 100.0
     max_non_native_share: float = 0.0
     min_px_per_degree: float = 0.0  # 0: no rule
+    sided: bool = True  # pairwise protocols: a rater can favour a side (not so when rating one image)
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def assess_counts(
     if thresholds.min_px_per_degree and ppd is not None and ppd < thresholds.min_px_per_degree:
         flags.append(f"{ppd:.0f} pixels per degree, under {thresholds.min_px_per_degree:g}")
     if trials >= thresholds.min_trials:
-        if max(left_share, 1 - left_share) > thresholds.side_bias:
+        if thresholds.sided and max(left_share, 1 - left_share) > thresholds.side_bias:
             flags.append(f"one side in {max(left_share, 1 - left_share):.0%} of trials")
         if fast_share > thresholds.max_fast_share:
             flags.append(f"{fast_share:.0%} of votes faster than {thresholds.min_response_ms} ms")

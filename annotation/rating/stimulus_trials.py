@@ -349,11 +349,24 @@ def _discordant_pairs(order: list[int], expected: list[int]) -> int:
     )
 
 
-def _passed(trial: StimulusTrial, answer) -> bool:
+def answer_passed(trial: StimulusTrial, answer) -> bool:
+    """Whether a control trial's answer is its expected one (see the module docstring)."""
     if "order" in trial.expected:
         allowed = 1 if len(answer) > 3 else 0
         return _discordant_pairs(answer, trial.expected["order"]) <= allowed
     return trial.expected["low"] <= answer <= trial.expected["high"]
+
+
+def failed_checks(study: Study, raters) -> dict[int, int]:
+    """Per rater, the hidden checks answered wrongly (the rater-quality figures' "failed gold")."""
+    failed: dict[int, int] = {}
+    checks = StimulusTrial.objects.filter(
+        study=study, rater__in=raters, kind=StimulusTrial.Kind.GOLD, status=Assignment.Status.VOTED
+    )
+    for trial in checks.only("rater_id", "expected", "answer"):
+        if not answer_passed(trial, trial.answer):
+            failed[trial.rater_id] = failed.get(trial.rater_id, 0) + 1
+    return failed
 
 
 def _feedback(study: Study, trial: StimulusTrial, answer, passed: bool) -> dict:
@@ -441,7 +454,7 @@ def _submit_locked(*, study, rater, token, score, order, response_ms, seen, enfo
     if trial.kind != StimulusTrial.Kind.RATING:
         trial.answer = answer
         trial.save(update_fields=["status", "answered_at", "response_ms", "visible_ms", "native", "answer"])
-        passed = _passed(trial, answer)
+        passed = answer_passed(trial, answer)
         counter = "practice_done" if trial.kind == StimulusTrial.Kind.TRAINING else "trials_done"
         Rater.objects.filter(pk=rater.pk).update(**{counter: F(counter) + 1, "last_vote_at": now})
         if trial.kind == StimulusTrial.Kind.TRAINING:

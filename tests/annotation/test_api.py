@@ -48,7 +48,17 @@ def test_join_refusals_name_the_problem(small_study, api):
 def test_pair_is_two_distortions_of_one_reference_without_scores(small_study, api):
     client = join(api, "s1", "r1")
     pair = next_pair(client)
-    assert set(pair) == {"assignment", "phase", "reference", "left", "right", "expires_at", "allow_tie", "progress"}
+    assert set(pair) == {
+        "assignment",
+        "protocol",
+        "phase",
+        "reference",
+        "left",
+        "right",
+        "expires_at",
+        "allow_tie",
+        "progress",
+    }
     assert pair["phase"] == "rating" and pair["progress"] == {"done": 0, "quota": 10_000}
     assert set(pair["left"]) == {"id", "url"}  # raters never see scores or names
     assignment = Assignment.objects.get(token=pair["assignment"])

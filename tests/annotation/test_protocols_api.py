@@ -338,3 +338,21 @@ def test_create_study_takes_the_protocol_and_a_scale_by_name_or_file(tmp_path, d
     with pytest.raises(CommandError, match="rank_k"):
         call_command("create_study", "bad", "--protocol", "rank-k", "--rank-k", "7", stdout=out)
     assert not Study.objects.filter(slug="bad").exists()
+
+
+def test_rater_quality_of_a_rating_study_has_no_side_and_counts_failed_checks(tmp_path):
+    from annotation.selectors import rater_qualities
+
+    study = protocol_study(tmp_path, "acr", gold_every=5, flag_min_trials=4)
+    careful, careless = (Rater.objects.create(study=study, external_id=f"r{i}", token_hash=f"h{i}") for i in range(2))
+    rng = random.Random(2)
+    for rater, trap_score in ((careful, 1), (careless, 5)):
+        while (trial := stimulus_next(study=study, rater=rater, rng=rng)) is not None:
+            score = trap_score if trial.trial.kind == "gold" else 3
+            stimulus_submit(
+                study=study, rater=rater, token=trial.token, score=score, response_ms=900, with_next=False
+            )
+    qualities = rater_qualities(study)
+    good, bad = qualities[careful.id], qualities[careless.id]
+    assert good.trials >= 4 and good.flags == []  # every vote is "right" of no pair: no side bias
+    assert bad.gold_failed == 1 and "failed gold pair" in bad.flags
