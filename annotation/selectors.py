@@ -15,12 +15,17 @@ def study_summaries(user) -> list:
         return []
     studies = Study.objects.all() if user.is_staff else Study.objects.filter(owners=user)
     images = DistortedImage.objects.filter(study=OuterRef("pk")).order_by().values("study")
-    return list(
+    summaries = list(
         studies.annotate(
             image_count=Coalesce(Subquery(images.annotate(n=Count("pk")).values("n")), 0),
             judgment_count=Coalesce(Subquery(images.annotate(n=Sum("judgment_count") / 2).values("n")), 0),
         ).order_by("slug")
     )
+    for study in summaries:
+        if not study.is_pairwise:  # an image's count is its ratings, or rankings it is in: count the log
+            log = study.ratings if study.rating_scale else study.rankings
+            study.judgment_count = log.exclude(rater__excluded=True).count()
+    return summaries
 
 
 def study_thresholds(study: Study) -> quality.Thresholds:

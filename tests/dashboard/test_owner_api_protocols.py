@@ -56,3 +56,16 @@ def test_the_mos_of_a_protocol_study_has_its_export_columns(tmp_path, owner, pro
     assert all(row["n"] > 0 for row in body["results"])
     table = read_csv(client.get("/api/owner/studies/p1/mos/?format=csv"))
     assert len(table) == 12 and columns <= set(table.columns)
+
+
+def test_pages_name_the_protocol_and_count_its_ratings(tmp_path, admin_client):
+    from annotation.studies import study_create
+
+    study = study_create(slug="p1", protocol="acr", training_trials=0, gold_every=0, min_vote_interval_ms=0)
+    import_folder(study, make_pipal_folder(tmp_path / "p1"))
+    simulate_protocol_study(study=study, per_image=2, seed=0)
+    home = admin_client.get("/").content.decode()
+    assert '<td class="num">16</td>' in home  # 8 images x 2 ratings (not halved as pairs are)
+    dashboard = admin_client.get("/study/p1/dashboard/").content.decode()
+    assert "Absolute category rating" in dashboard and "acr-5" in dashboard and "Ratings so far" in dashboard
+    assert "Absolute category rating" in admin_client.get("/admin/annotation/study/").content.decode()
