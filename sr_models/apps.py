@@ -26,11 +26,13 @@ class SrModelsConfig(AppConfig):
         from sr_models import weights
         from sr_models.denoisers import records as denoiser_records
         from sr_models.distortions.families import FAMILIES
+        from sr_models.gan import vgg as gan_vgg
 
         # The registries of data (checkpoints, distortion families) load at start; the
         # architectures load on first use, since they import torch, which web processes never need.
         FAMILIES.load()
         weights.register_weights()
         denoiser_records.register_weights()
+        gan_vgg.register_weights()
         _configure()
         setting_changed.connect(_on_setting_changed)
