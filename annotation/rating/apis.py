@@ -259,10 +259,58 @@ class PairNextApi(APIView):
         return JsonResponse(trial_body(trial, request, study))
 
 
+class _VoteSeenFields(serializers.Serializer):
+    assignment = StrictCharField(min_length=1, max_length=64, help_text="The assignment of the trial")
+    response_ms = StrictIntegerField(min_value=0, max_value=24 * 3600 * 1000)
+    visible_ms = StrictIntegerField(
+        min_value=0, max_value=24 * 3600 * 1000, required=False, help_text="Time the trial was fully visible"
+    )
+    native = StrictBooleanField(required=False, help_text="Every image shown one image pixel per device pixel")
+    viewing = StrictIntegerField(min_value=1, required=False, help_text="Your viewing report in force")
+
+
+class PairVoteSerializer(_VoteSeenFields):
+    class Meta:
+        ref_name = "PairVote"
+
+    choice = StrictChoiceField(choices=list(CHOICES), help_text="'tie' (can't tell) only where the trial allows it")
+
+
+class ScoreVoteSerializer(_VoteSeenFields):
+    class Meta:
+        ref_name = "ScoreVote"
+
+    score = StrictFloatField(help_text="A value of the study's scale (a category's value, or on a slider any value)")
+
+
+class OrderVoteSerializer(_VoteSeenFields):
+    class Meta:
+        ref_name = "OrderVote"
+
+    order = serializers.ListField(
+        child=StrictCharField(min_length=1, max_length=64),
+        min_length=2,
+        max_length=6,
+        help_text="The ids of the items shown, best first",
+    )
+
+
+# Which of the three a study takes is its protocol (data, not schema): a pairwise study takes a
+# choice, acr/dcr a score, rank-k an order; the other shapes are refused with 400 naming the field.
+ANY_VOTE = PolymorphicProxySerializer(
+    component_name="AnyVote",
+    serializers=[PairVoteSerializer, ScoreVoteSerializer, OrderVoteSerializer],
+    resource_type_field_name=None,
+)
+
+
 class VoteApi(APIView):
     permission_classes = [IsRater]
 
     class InputSerializer(serializers.Serializer):
+        """What the vote's fields are checked against (all answer fields optional here); the schema
+        documents the three shapes (ANY_VOTE)."""
+
         class Meta:
             ref_name = "VoteInput"
 
@@ -317,7 +365,7 @@ class VoteApi(APIView):
         )
 
     @extend_schema(
-        request=InputSerializer,
+        request=ANY_VOTE,
         responses={
             201: OutputSerializer,
             400: ERROR,

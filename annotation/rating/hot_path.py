@@ -46,7 +46,7 @@ RATER_WANTED = {"id", "study_id", "excluded", "finished_at", "trials_done", "pra
 STUDY_WANTED = {
     "id", "slug", "name", "trials_per_rater", "training_trials", "gold_every", "min_vote_interval_ms",
     "min_response_ms", "agreement_min_gap", "allow_ties", "elo_m", "elo_k", "elo_initial", "mos_window", "mos_source",
-    "pair_policy",
+    "pair_policy", "protocol", "scale", "rank_k", "zoom_patch",
 }  # fmt: skip
 
 
