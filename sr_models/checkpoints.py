@@ -248,3 +248,30 @@ def _published(registry: Registry[Checkpoint]) -> None:
 
 
 CHECKPOINTS: Registry[Checkpoint] = Registry("SR checkpoint", loader=_published)
+
+
+TRAINED_PREFIX = "trained:"  # a generator trained here: <weights_dir>/trained/<name>.pth (train_sr, train_sr_gan)
+TRAINERS = ("train_sr", "train_sr_gan")
+
+
+def trained_checkpoint(name: str, weights_dir: Path) -> Checkpoint:
+    """The record of ``trained:<stem>``, a generator this platform trained: arch, scale and build
+    options from the file's provenance, labelled as a local training run, never a published model."""
+    stem = name.removeprefix(TRAINED_PREFIX)
+    path = Path(weights_dir) / "trained" / f"{stem}.pth"
+    if not path.is_file():
+        raise KeyError(f"{name}: no {path} (train_sr and train_sr_gan write trained/<name>.pth)")
+    provenance = core_weights.read_checkpoint(path).get("provenance") or {}
+    if provenance.get("trained_by") not in TRAINERS:
+        raise KeyError(f"{name}: {path} was not written by {' or '.join(TRAINERS)}")
+    return Checkpoint(
+        name=name,
+        label=provenance["label"],
+        arch=provenance["arch"],
+        scale=int(provenance["scale"]),
+        file=f"trained/{stem}.pth",
+        source=f"{provenance['trained_by']} on this platform (not published)",
+        licence="the lab's own training run",
+        options=tuple(sorted(provenance["build_options"].items())),
+        notes=provenance["label"],
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 from core import weights as core_weights
 from core.weights import WEIGHTS, WeightsError, WeightsMissing
 from sr_models import archs
-from sr_models.checkpoints import CHECKPOINTS, Checkpoint
+from sr_models.checkpoints import CHECKPOINTS, TRAINED_PREFIX, Checkpoint, trained_checkpoint
 
 __all__ = [
     "Checkpoint",
@@ -43,7 +43,13 @@ def checkpoint_names() -> list[str]:
     return CHECKPOINTS.names()
 
 
-def get_checkpoint(name: str) -> Checkpoint:
+def get_checkpoint(name: str, weights_dir: Path | None = None) -> Checkpoint:
+    """A registered checkpoint, or ``trained:<name>``: a generator train_sr or train_sr_gan wrote
+    into the weights directory (``weights_dir``, default the runtime's)."""
+    if name.startswith(TRAINED_PREFIX):
+        from sr_models import runtime
+
+        return trained_checkpoint(name, weights_dir or runtime.current().weights_dir)
     return CHECKPOINTS.get(name)
 
 
@@ -62,7 +68,7 @@ def missing_files(checkpoint: Checkpoint, weights_dir: Path) -> list[Checkpoint]
 
 def load_checkpoint(name: str, *, weights_dir: Path, device: str = "cpu") -> LoadedModel:
     """Build the checkpoint's network and load its weights strictly."""
-    checkpoint = get_checkpoint(name)
+    checkpoint = get_checkpoint(name, weights_dir)
     if checkpoint.parts:
         raise WeightsError(f"{name} is an interpolation: load it with load_interpolated({name!r}, alpha)")
     model = checkpoint.build()

@@ -14,22 +14,24 @@ from typing import Any
 
 import numpy as np
 
-from sr_models.checkpoints import CHECKPOINTS
+from sr_models.checkpoints import CHECKPOINTS, TRAINED_PREFIX
 from sr_models.distortions import ops
 from sr_models.distortions.base import DistortionError, DistortionFamily, Param, family
 from sr_models.distortions.super_resolution import gaussian_downsample
 
 
 def _check_checkpoint(name: str) -> None:
+    from sr_models import weights  # a registered name, or trained:<name> in the weights directory
+
     try:
-        CHECKPOINTS.get(name)
+        weights.get_checkpoint(name)
     except KeyError as error:
         raise DistortionError(str(error.args[0])) from None
 
 
 def _check_interpolation(name: str) -> None:
     _check_checkpoint(name)
-    if not CHECKPOINTS.get(name).parts:
+    if name.startswith(TRAINED_PREFIX) or not CHECKPOINTS.get(name).parts:
         raise DistortionError(f"{name} is not an interpolation checkpoint (one that blends a PSNR and a GAN model)")
 
 

@@ -1,0 +1,160 @@
+import re
+from pathlib import Path
+
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from iqa.learned.errors import TrainingError
+from iqa.sr_gan import recipes, trainer
+from iqa.training_command import StudyTrainingCommand
+from sr_models import evaluation, runtime
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
+
+
+def parse_ranker(text: str) -> tuple[str, float]:
+    """NAME or NAME:WEIGHT (weight 1 when not given)."""
+    name, _, weight = text.partition(":")
+    try:
+        value = float(weight) if weight else 1.0
+    except ValueError:
+        raise CommandError(f"--ranker {text!r}: the weight after ':' must be a number") from None
+    if not name or not value > 0:
+        raise CommandError(f"--ranker {text!r}: give NAME or NAME:WEIGHT with a positive weight")
+    return name, value
+
+
+class Command(StudyTrainingCommand):
+    help = (
+        "Train a perceptual SR generator with a GAN recipe: srgan (SRResNet, VGG discriminator, vanilla GAN 1e-3), "
+        "esrgan (RRDBNet, relativistic GAN 5e-3, L1 1e-2) or ranksrgan (SRResNet, vanilla GAN 5e-3 and the "
+        "rank-content loss of one or more platform Rankers, official or trained with train_ranker). Data: a study's "
+        "references (--study) or a folder of HR images (--hr-dir), split by image; MATLAB-bicubic LR. Writes the run "
+        "folder PIPAL_WEIGHTS_DIR/trained/sr_gan_runs/<name>/ (manifest, resumable state, training.png) and the "
+        "generator PIPAL_WEIGHTS_DIR/trained/<name>.pth, labelled as trained by the platform — never an official "
+        "checkpoint. The defaults are CPU-sized (patch 64, batch 4, 200 iterations): deviations from the papers. "
+        "(4pp-eusr is not available yet.)"
+    )
+
+    def add_arguments(self, parser):
+        # no positional slug: the data is --study or --hr-dir
+        parser.add_argument("recipe", choices=sorted(recipes.RECIPES), help="the paper's recipe")
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--study", help="train on this study's references")
+        source.add_argument("--hr-dir", type=Path, help="train on the HR images of this folder")
+        parser.add_argument(
+            "--init",
+            help="initial generator: a checkpoint file (e.g. a train_sr output) or a registered checkpoint name "
+            "(esrgan: esrgan_psnr_x4; ranksrgan/srgan: srresnet_x4); none: Kaiming x0.1 from scratch",
+        )
+        parser.add_argument(
+            "--ranker", action="append", default=[], metavar="NAME[:WEIGHT]",
+            help="ranksrgan: a platform Ranker (ranker_niqe, ranker_ma, ranker_pi, or one train_ranker wrote); "
+            "repeat for several, weighted (the journal version's multi-Ranker loss)",
+        )
+        parser.add_argument(
+            "--feature-net", choices=trainer.FEATURE_NETS, default=None,
+            help="imagenet (default): torchvision's VGG19 file, refused when missing; scratch: random VGG19 "
+            "weights, recorded and printed beside every number (tests only: not the paper's perceptual loss)",
+        )
+        self.add_shared_options(
+            parser,
+            iterations={"default": None, "help": f"steps in all (CPU default {recipes.CPU_ITERATIONS})"},
+            batch={"default": None, "help": f"crops per step (CPU default {recipes.CPU_BATCH}; papers 16 or 8)"},
+        )
+        parser.add_argument("--patch", type=int, default=None,
+                            help=f"HR crop side (CPU default {recipes.CPU_PATCH}; papers 96/128/296)")
+        parser.add_argument("--nf", type=int, default=None, help="generator channels (default: the paper's, 64)")
+        parser.add_argument("--nb", type=int, default=None, help="generator blocks (default: the paper's, 16 or 23)")
+        parser.add_argument("--d-nf", type=int, default=None, help="discriminator's first width (64, the papers')")
+        parser.add_argument("--validate-every", type=int, default=None, help="validation interval in steps (50)")
+        self.add_shared_options(
+            parser,
+            checkpoint_every={"default": None, "help": "resumable checkpoint interval in steps (50)"},
+            resume={"help": "continue the run --name (same data and settings; more --iterations allowed)"},
+            name="run and checkpoint name (default <recipe>_x4_<source>_<timestamp>)",
+            device={"default": None, "help": "cpu or cuda (default: cuda when present); cuda uses mixed precision"},
+            seed={"default": None, "help": "split, crops and initial weights (0)"},
+            threads={"default": 0, "help": "CPU threads for torch (0: its default)"},
+        )
+
+    def handle(self, *args, recipe, study, hr_dir, init, ranker, feature_net, name, resume, device, threads,
+               **options):
+        self.check_threads(threads)
+        weights_dir = runtime.current().weights_dir
+        if study:
+            source = f"study {study}"
+            names, images = self.study_training_images(self.study(study))
+        else:
+            source = f"folder {hr_dir}"
+            try:
+                pairs = evaluation.read_hr_folder(hr_dir)
+            except evaluation.EvaluationError as error:
+                raise CommandError(str(error)) from None
+            names, images = [n for n, _ in pairs], [image for _, image in pairs]
+        if resume and not name:
+            raise CommandError("--resume needs the --name of the run to continue")
+        stem = re.sub(r"[^A-Za-z0-9._-]", "-", study or Path(hr_dir).name)
+        name = name or f"{recipe}_x4_{stem}_{timezone.now().strftime('%Y%m%d-%H%M%S')}"
+        if not NAME_PATTERN.fullmatch(name):
+            raise CommandError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (a file name, no path)")
+        target = trainer.checkpoint_path(weights_dir, name)
+        if target.exists() and not resume:
+            raise CommandError(f"{target} already exists: choose another --name")
+
+        given = {
+            "iterations": options["iterations"], "batch": options["batch"], "patch": options["patch"],
+            "nf": options["nf"], "nb": options["nb"], "d_nf": options["d_nf"],
+            "validate_every": options["validate_every"],
+            "checkpoint_every": options["checkpoint_every"], "seed": options["seed"], "feature_net": feature_net,
+            "rankers": tuple(parse_ranker(text) for text in ranker) or None,
+        }
+        with self.training_errors():
+            if resume:
+                earlier = trainer.resumed_settings(weights_dir, name)
+                if earlier.get("recipe") != recipe:
+                    raise TrainingError(f"--resume: {name} is a {earlier.get('recipe')} run, not {recipe}")
+                settings = recipes.GanSettings(**{**earlier, **{k: v for k, v in given.items() if v is not None}})
+            else:
+                settings = recipes.recipe(recipe).settings(**given)
+            trainer.check_settings(settings)
+            try:
+                from iqa import metrics
+
+                device = metrics.check_device(device)
+            except ValueError as error:
+                raise TrainingError(str(error)) from None
+        note = f"  [{trainer.SCRATCH_NOTE}]" if settings.feature_net == "scratch" else ""
+        rankers = ", ".join(f"{n} x{w:g}" for n, w in settings.rankers)
+        self.stdout.write(
+            f"{recipes.recipe(recipe).title}: {settings.generator} (nf {settings.nf}, nb {settings.nb}) against "
+            f"{settings.discriminator} on {source}; {settings.iterations} iterations, batch {settings.batch}, "
+            f"patch {settings.patch}, lr {settings.lr_g:g}/{settings.lr_d:g}, seed {settings.seed}"
+            f"{'; Rankers ' + rankers if rankers else ''}; VGG19 features: {settings.feature_net}{note}"
+        )
+
+        result, wall = self.run_timed(
+            lambda progress: trainer.train(
+                names, images, settings, name=name, weights_dir=weights_dir, source=source, init=init,
+                resume=resume, device=device, progress=progress, announce=self.announce,
+            ),
+            steps=settings.iterations,
+            desc="train_sr_gan",
+            threads=threads,
+        )
+        provenance = trainer.provenance(result, settings, name=name, source=source)
+        provenance.update(wall_seconds=round(wall, 1), torch_threads=threads, date=timezone.now().isoformat())
+        trainer.write_checkpoint(target, result, provenance)
+
+        held_out = ", ".join(result.data.validation_names)
+        self.stdout.write(f"validation on {held_out} (Y, {settings.scale}-pixel border):")
+        final = f"{recipe} step {settings.iterations}"
+        for label, figures in (("bicubic", result.bicubic), (final, result.validation)):
+            values = ", ".join(f"{key} {value:.4g}" for key, value in figures.items())
+            self.stdout.write(f"  {label:24} {values}{note}")
+        for metric, reason in result.skipped.items():
+            self.stdout.write(f"  {metric}: {reason}")
+        self.stdout.write(
+            f"{settings.iterations - result.steps_before} step(s) in {wall:.1f} s; wrote {target} "
+            f"({provenance['label']}); run folder {trainer.run_folder(weights_dir, name)}{note}"
+        )

@@ -1,0 +1,733 @@
+"""``train_sr_gan``'s loop: a generator and a discriminator trained by a recipe (``recipes``), no Django here.
+
+Each iteration, as BasicSR's ``SRGANModel``/``ESRGANModel`` and RankSRGAN's ``RankSRGAN_model`` do it:
+
+1. a batch of aligned (LR, HR) crops (``sr_models.training.sample_batch``: MATLAB-bicubic LR made once per
+   image, crops on the LR grid, flips and 90° rotations), from the training images only — the images are
+   split *by image* into training and validation (``split_by_image``), as ``train_sr``;
+2. the generator step, the discriminator frozen: L_G = w_pix·L1 + w_percep·L1(VGG19 conv5_4 pre-activation)
+   + w_adv·L_adv + w_R·Σ_i v_i·L_R,i, with L_adv vanilla (SRGAN, RankSRGAN) or relativistic average
+   (ESRGAN Eq. 2, the real logits detached), and L_R,i = sigmoid(±R_i(G(x))) from frozen Rankers, the sign
+   by each Ranker's direction (RankSRGAN Eq. 9; several with weights v_i: the journal version);
+3. the discriminator step on HR and on the detached output (vanilla BCE, or ESRGAN Eq. 1).
+
+Exact resume: one ``train_state.pt`` holds both networks, both optimisers, both schedulers, the AMP scalers,
+torch/Python/NumPy RNG states and the history (``iqa.learned.training.TrainingRun``), so N steps then N more
+equal 2N steps on the CPU (a fixed thread count). A resume needs the same data, split and settings; only the
+iteration count and the checkpoint interval may change.
+
+Validation (before training, every ``validate_every`` steps, at the end) on the whole held-out images:
+PSNR and SSIM on Y (BT.601, ``scale`` pixels cropped, 8-bit outputs — the SR convention of ``train_sr``),
+each Ranker's mean score of the outputs, and the extra metrics (NIQE, Ma, PI, LPIPS) the caller could load;
+the ones it could not are recorded as skipped with the reason. ``plot`` draws losses and validation figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from iqa.learned import store
+from iqa.learned.errors import LearnedModelError
+from iqa.learned.training import RESUMABLE_CHANGES, TrainingError, TrainingRun
+from iqa.sr_gan.recipes import GanSettings
+from iqa.sr_gan.recipes import recipe as recipe_of
+from sr_models import training as sr_training
+
+KIND = "sr_gan"
+TRAINED_FOLDER = "trained"  # under the weights directory, shared with train_sr and train_denoiser
+RUNS_FOLDER = "sr_gan_runs"  # under TRAINED_FOLDER: one run folder (manifest, train_state.pt, plot) per name
+PLOT_FILE = "training.png"
+TRAINED_BY = "train_sr_gan"
+SCRATCH_NOTE = "VGG features: random (scratch) — not the paper's perceptual loss"
+FEATURE_NETS = ("imagenet", "scratch")
+EXTRA_METRICS = ("niqe", "nrqm", "pi", "lpips")  # nrqm is Ma et al.'s score in pyiqa
+
+
+# --- where things go ------------------------------------------------------------------------------------
+
+
+def run_folder(weights_dir: Path, name: str) -> Path:
+    return Path(weights_dir) / TRAINED_FOLDER / RUNS_FOLDER / name
+
+
+def checkpoint_path(weights_dir: Path, name: str) -> Path:
+    return Path(weights_dir) / TRAINED_FOLDER / f"{name}.pth"
+
+
+def label_for(recipe: str, source: str) -> str:
+    return f"{recipe} generator trained by the platform on {source} — not an official checkpoint"
+
+
+# --- the run folder ------------------------------------------------------------------------------------
+
+
+def read_run_manifest(folder: Path) -> dict:
+    path = Path(folder) / store.MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TrainingError(f"{path} is missing") from None
+    except (OSError, ValueError) as error:
+        raise TrainingError(f"{path} is not a readable JSON manifest: {error}") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
+        raise TrainingError(f"{path} is not a train_sr_gan run (kind {manifest.get('kind')!r})")
+    return manifest
+
+
+class GanRun(TrainingRun):
+    """``TrainingRun`` for a run that is not a learned metric: its manifest is read here, since
+    ``store.read_manifest`` accepts metric kinds only. The resume rules are TrainingRun's."""
+
+    def _check_folder(self) -> None:
+        manifest_path = self.folder / store.MANIFEST_FILE
+        if not manifest_path.exists():
+            if self.resume:
+                raise TrainingError(f"--resume: {self.folder} holds no earlier run of {self.name}")
+            if self.folder.exists() and any(self.folder.iterdir()):
+                raise TrainingError(f"{self.folder} exists and is not a training run: choose another --name")
+            return
+        manifest = read_run_manifest(self.folder)
+        if not self.resume:
+            raise TrainingError(
+                f"{self.name} exists already ({self.folder}): continue it with --resume or choose another --name"
+            )
+        if not self.state_path.is_file():
+            raise TrainingError(f"--resume: {self.state_path} is missing, so {self.name} cannot continue")
+        before = {k: v for k, v in manifest.get("settings", {}).items() if k not in RESUMABLE_CHANGES}
+        now = {k: v for k, v in self.settings.items() if k not in RESUMABLE_CHANGES}
+        differences = [
+            f"{key} {before.get(key)!r} then, {now.get(key)!r} now"
+            for key in sorted(set(before) | set(now))
+            if before.get(key) != now.get(key)
+        ]
+        if manifest.get("data") != self.data:
+            differences.append("the data or the split changed (images added, removed or changed)")
+        if differences:
+            raise TrainingError(f"--resume of {self.name} with other settings: " + "; ".join(differences))
+
+    def start(self) -> None:
+        manifest = read_run_manifest(self.folder) if self.resume else {}
+        manifest.update(kind=self.kind, name=self.name, settings=self.settings, data=self.data)
+        store.write_json(self.folder / store.MANIFEST_FILE, manifest)
+
+    def update_manifest(self, **entries) -> None:
+        manifest = read_run_manifest(self.folder)
+        manifest.update(json.loads(json.dumps(entries, default=str)))
+        store.write_json(self.folder / store.MANIFEST_FILE, manifest)
+
+
+def resumed_settings(weights_dir: Path, name: str) -> dict:
+    """The settings an earlier run ``name`` recorded (a resume starts from them)."""
+    manifest = read_run_manifest(run_folder(weights_dir, name))
+    settings = dict(manifest.get("settings", {}))
+    settings["betas"] = tuple(settings.get("betas", ()))
+    settings["lr_steps"] = tuple(settings.get("lr_steps", ()))
+    settings["rankers"] = tuple((name, float(weight)) for name, weight in settings.get("rankers", ()))
+    return settings
+
+
+class _Bundle:
+    """Several optimisers / schedulers / AMP scalers saved and restored as one (TrainingRun takes one)."""
+
+    def __init__(self, **parts):
+        self.parts = parts
+
+    def state_dict(self) -> dict:
+        return {name: part.state_dict() for name, part in self.parts.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, part in self.parts.items():
+            part.load_state_dict(state[name])
+
+
+# --- checks ----------------------------------------------------------------------------------------------
+
+
+def check_settings(settings: GanSettings) -> None:
+    """The settings' own refusals, with the patch checked against the generator, the discriminator and the
+    Rankers before anything is built (a message, never a torch padding or shape error)."""
+    from iqa.learned.ranker_arch import MIN_SIDE as RANKER_MIN_SIDE
+
+    for name in ("iterations", "batch", "nf", "nb", "d_nf", "validate_every", "checkpoint_every"):
+        minimum = 0 if name == "iterations" else 1
+        if getattr(settings, name) < minimum:
+            raise TrainingError(f"{name} must be at least {minimum}, not {getattr(settings, name)}")
+    if settings.feature_net not in FEATURE_NETS:
+        raise TrainingError(f"--feature-net must be one of {', '.join(FEATURE_NETS)}, not {settings.feature_net!r}")
+    if not (settings.lr_g > 0 and settings.lr_d > 0) or not 0 < settings.lr_gamma <= 1:
+        raise TrainingError("the learning rates must be positive and lr_gamma in (0, 1]")
+    if not 0 < settings.holdout < 1:
+        raise TrainingError(f"the validation share must be between 0 and 1, not {settings.holdout}")
+    if list(settings.lr_steps) != sorted(settings.lr_steps) or any(step < 1 for step in settings.lr_steps):
+        raise TrainingError(f"lr_steps must be increasing positive steps, not {list(settings.lr_steps)}")
+    if settings.rank_weight and not settings.rankers:
+        raise TrainingError(f"{settings.recipe} needs at least one Ranker (--ranker NAME[:WEIGHT])")
+    if settings.rankers and not settings.rank_weight:
+        raise TrainingError(f"{settings.recipe} has no rank-content loss: --ranker is for ranksrgan")
+    minimum = 2 * settings.scale
+    if settings.patch < minimum or settings.patch % settings.scale:
+        raise TrainingError(
+            f"--patch {settings.patch}: the {settings.generator} generator needs a multiple of the scale "
+            f"({settings.scale}) of at least {minimum} HR pixels"
+        )
+    if settings.rankers and settings.patch < RANKER_MIN_SIDE:
+        raise TrainingError(
+            f"--patch {settings.patch}: the Ranker needs at least {RANKER_MIN_SIDE} pixels a side (five stride-2 "
+            "convolutions)"
+        )
+    build_discriminator(settings)  # refuses a patch the discriminator cannot take, with its message
+    from sr_models.gan.discriminators import vgg_final_side
+
+    if settings.discriminator == "vgg_style" and settings.batch * vgg_final_side(settings.patch) ** 2 < 2:
+        raise TrainingError(
+            f"--batch {settings.batch} with --patch {settings.patch}: the discriminator's BatchNorm needs more than "
+            "one value per channel in its last layer; use a batch of 2 or more, or a patch of 64 or more"
+        )
+
+
+def build_discriminator(settings: GanSettings):
+    from sr_models.gan import discriminators
+
+    try:
+        return discriminators.build_discriminator(settings.discriminator, settings.patch, num_feat=settings.d_nf)
+    except ValueError as error:
+        raise TrainingError(f"--patch {settings.patch}: {error}") from None
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    names: list[str]
+    train_names: list[str]
+    validation_names: list[str]
+    train_pairs: list[tuple[np.ndarray, np.ndarray]]  # (LR, HR) uint8
+    validation_pairs: list[tuple[np.ndarray, np.ndarray]]
+    fingerprint: dict  # source, images' SHA-256 and the split: what a resume must find again
+
+
+def prepare_data(names: Sequence[str], images: Sequence[np.ndarray], settings: GanSettings, source: str) -> Data:
+    """Images split by image into training and validation (train_sr's split), LR made once per image."""
+    names = list(names)
+    sr_training.check_images(images, settings, names)
+    train_idx, val_idx = sr_training.split_by_image(len(images), settings.holdout, settings.seed)
+    pairs = {}
+    for index in train_idx + val_idx:
+        hr = sr_training.modcrop(images[index], settings.scale)
+        pairs[index] = (sr_training.make_lr(hr, settings.scale), hr)
+    fingerprint = {
+        "source": source,
+        "images": {name: hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()[:16]
+                   for name, image in zip(names, images, strict=True)},
+        "split": {"train": [names[i] for i in train_idx], "validation": [names[i] for i in val_idx]},
+    }
+    return Data(
+        names=names,
+        train_names=[names[i] for i in train_idx],
+        validation_names=[names[i] for i in val_idx],
+        train_pairs=[pairs[i] for i in train_idx],
+        validation_pairs=[pairs[i] for i in val_idx],
+        fingerprint=fingerprint,
+    )
+
+
+# --- networks ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedRanker:
+    name: str
+    weight: float  # in the weighted sum of the Rankers' L_R
+    lower_is_better: bool
+    network: object  # frozen Ranker in eval mode
+    source: str  # "official" or "trained by train_ranker"
+
+
+def load_rankers(rankers: Sequence[tuple[str, float]], weights_dir: Path, device: str) -> list[LoadedRanker]:
+    """Any platform Ranker by metric name: an official one (ranker_niqe/ma/pi) or one train_ranker wrote;
+    frozen (eval mode: BatchNorm's running statistics; no gradient to its weights)."""
+    from core.weights import WeightsError, locate
+    from iqa.learned import official, ranker_arch
+
+    officials = {entry.metric: entry for entry in official.OFFICIAL_RANKERS}
+    loaded = []
+    for name, weight in rankers:
+        if name in officials:
+            entry = officials[name]
+            try:
+                network = ranker_arch.load_official(locate(entry, Path(weights_dir)), device)
+            except (WeightsError, LearnedModelError) as error:
+                raise TrainingError(f"Ranker {name}: {error}") from None
+            lower_is_better, source = not entry.higher_is_better, "official"
+        else:
+            folder = store.learned_root(Path(weights_dir)) / name
+            try:
+                manifest = store.read_manifest(folder)
+                if manifest.get("kind") != ranker_arch.KIND:
+                    raise TrainingError(f"{name} is a trained {manifest.get('kind')}, not a Ranker")
+                _, network = store.build_trained(folder / store.MODEL_FILE, device)
+            except LearnedModelError as error:
+                known = ", ".join(sorted(officials) + sorted(
+                    n for n, m in store.discover(store.learned_root(Path(weights_dir))).items()
+                    if m.get("kind") == ranker_arch.KIND))
+                raise TrainingError(f"Ranker {name}: {error} (Rankers known here: {known})") from None
+            lower_is_better = not manifest.get("metric", {}).get("higher_is_better", False)
+            source = "trained by train_ranker"
+        network.eval()
+        for parameter in network.parameters():
+            parameter.requires_grad_(False)
+        loaded.append(LoadedRanker(name, float(weight), lower_is_better, network, source))
+    return loaded
+
+
+def load_features(weights_dir: Path, feature_net: str, device: str):
+    """VGG19 up to conv5_4 (pre-activation), frozen; a missing file is refused with its name, URL and the
+    import command (``sr_models.gan.vgg``); random weights only with feature_net "scratch"."""
+    from core.weights import WeightsError
+    from sr_models.gan import vgg
+
+    try:
+        network = vgg.load_vgg19_features(Path(weights_dir), scratch=feature_net == "scratch").network
+    except WeightsError as error:
+        raise TrainingError(f"{error} (or, for a test only, --feature-net scratch)") from None
+    network = network.to(device).eval()
+    for parameter in network.parameters():
+        parameter.requires_grad_(False)
+    return network
+
+
+def build_generator(settings: GanSettings):
+    from sr_models import archs
+
+    return archs.build(settings.generator, settings.scale, nf=settings.nf, nb=settings.nb)
+
+
+def load_initial(generator, settings: GanSettings, init: str | None, weights_dir: Path) -> dict:
+    """Initial weights: a checkpoint file (path) or a registered checkpoint name, loaded strictly after its
+    layout is mapped onto ours; none: Kaiming-normal x0.1 (train_sr's ``init_weights``, mmsr's
+    ``initialize_weights(net, 0.1)``). Returns what was used, for the manifest."""
+    from core import weights as core_weights
+    from sr_models import archs
+    from sr_models.checkpoints import CHECKPOINTS
+
+    if not init:
+        sr_training.init_weights(generator)
+        return {"init": "scratch (Kaiming-normal x0.1, as train_sr)"}
+    path = Path(init)
+    checkpoint = None
+    if not path.is_file():
+        if init not in CHECKPOINTS:
+            raise TrainingError(f"--init {init}: no such file, and no registered SR checkpoint of that name")
+        checkpoint = CHECKPOINTS.get(init)
+        if checkpoint.arch != settings.generator or checkpoint.parts:
+            raise TrainingError(f"--init {init} is a {checkpoint.arch} checkpoint; {settings.recipe} trains a "
+                                f"{settings.generator}")
+        try:
+            path = core_weights.locate(checkpoint, Path(weights_dir))
+        except core_weights.WeightsError as error:
+            raise TrainingError(str(error)) from None
+    try:
+        state = core_weights.read_state(path)
+        state = archs.arch(settings.generator).convert(state)
+        generator.load_state_dict(state, strict=True)
+    except (core_weights.WeightsError, archs.UnknownLayout, RuntimeError) as error:
+        raise TrainingError(
+            f"--init {init} does not fit {settings.generator} (nf {settings.nf}, nb {settings.nb}): {error}"
+        ) from None
+    return {"init": str(init), "init_sha256": core_weights.file_sha256(path)}
+
+
+# --- validation --------------------------------------------------------------------------------------
+
+
+def _y(rgb: np.ndarray, border: int) -> np.ndarray:
+    from sr_models.inference import rgb_to_ycbcr
+
+    y = rgb_to_ycbcr(rgb.astype(np.float64) / 255.0)[..., 0] * 255.0
+    return y[border:-border, border:-border] if border else y
+
+
+def ssim_y(reference: np.ndarray, output: np.ndarray, border: int) -> float:
+    """SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, 'valid' filtering) on
+    BT.601 Y in [0, 255] with ``border`` pixels cropped — the SR papers' ``calculate_ssim`` (BasicSR)."""
+    y1, y2 = _y(reference, border), _y(output, border)
+    if min(y1.shape) < 11:
+        return math.nan
+    taps = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5**2))
+    taps /= taps.sum()
+
+    def blur(a: np.ndarray) -> np.ndarray:
+        a = np.lib.stride_tricks.sliding_window_view(a, 11, axis=0) @ taps
+        return np.lib.stride_tricks.sliding_window_view(a, 11, axis=1) @ taps
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu1, mu2 = blur(y1), blur(y2)
+    var1, var2 = blur(y1 * y1) - mu1**2, blur(y2 * y2) - mu2**2
+    cov = blur(y1 * y2) - mu1 * mu2
+    ssim_map = ((2 * mu1 * mu2 + c1) * (2 * cov + c2)) / ((mu1**2 + mu2**2 + c1) * (var1 + var2 + c2))
+    return float(ssim_map.mean())
+
+
+@dataclass
+class ExtraMetric:
+    name: str
+    higher_is_better: bool
+    score: Callable[[np.ndarray, np.ndarray], float]  # (output, hr) uint8, border cropped
+
+
+def load_extra_metrics(names: Sequence[str], device: str, weights_dir: Path) -> tuple[list[ExtraMetric], dict]:
+    """NIQE, Ma, PI, LPIPS as the platform loads them; one whose file is missing is skipped, with the reason."""
+    import torch
+
+    from core.weights import WeightsError
+    from iqa import metrics
+
+    loaded, skipped = [], {}
+    for name in names:
+        try:
+            metric = metrics.load_metric(name, device=device, weights_dir=Path(weights_dir))
+        except WeightsError as error:
+            skipped[name] = f"skipped: {error}"
+            continue
+
+        def score(output, hr, metric=metric):
+            as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].float() / 255  # noqa: E731
+            reference = as_tensor(hr) if metric.info.full_reference else None
+            return metric.score(as_tensor(output), reference)[0]
+
+        loaded.append(ExtraMetric(name, metric.info.higher_is_better, score))
+    return loaded, skipped
+
+
+def _upscale(generator, lr: np.ndarray, device: str) -> np.ndarray:
+    import torch
+
+    batch = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1), dtype=np.float32) / 255.0)[None]
+    output = generator(batch.to(device))[0].float().clamp(0.0, 1.0).permute(1, 2, 0).cpu().numpy()
+    return sr_training.quantize(output)
+
+
+def ranker_score(ranker: LoadedRanker, image: np.ndarray, device: str) -> float:
+    import torch
+
+    batch = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / 255.0)[None]
+    with torch.inference_mode():
+        return float(ranker.network(batch.to(device)).reshape(-1)[0])
+
+
+def validate(generator, data: Data, settings: GanSettings, rankers: Sequence[LoadedRanker],
+             extra: Sequence[ExtraMetric], device: str, *, bicubic: bool = False) -> dict:
+    """Means over the validation images of PSNR-Y, SSIM-Y, each Ranker's score and the extra metrics
+    (of the generator's 8-bit outputs, or of MATLAB-bicubic upscaling when ``bicubic``)."""
+    import torch
+
+    from sr_models.imresize import imresize
+
+    border = settings.scale
+    figures: dict[str, list[float]] = {"psnr_y": [], "ssim_y": []}
+    was_training = generator.training
+    generator.eval()
+    with torch.inference_mode():
+        for lr, hr in data.validation_pairs:
+            if bicubic:
+                output = imresize(lr, output_shape=hr.shape[:2], method="bicubic")
+            else:
+                output = _upscale(generator, lr, device)
+            figures["psnr_y"].append(sr_training.psnr_y(hr, output, border))
+            figures["ssim_y"].append(ssim_y(hr, output, border))
+            for ranker in rankers:
+                figures.setdefault(f"ranker:{ranker.name}", []).append(ranker_score(ranker, output, device))
+            cropped = (output[border:-border, border:-border], hr[border:-border, border:-border])
+            for metric in extra:
+                figures.setdefault(metric.name, []).append(metric.score(*cropped))
+    generator.train(was_training)
+    return {name: float(np.mean(values)) for name, values in figures.items()}
+
+
+# --- training --------------------------------------------------------------------------------------
+
+
+@dataclass
+class GanResult:
+    state_dict: dict  # the generator's, CPU tensors
+    steps_before: int
+    history: list[dict]  # {"step", "losses": {...}} per step and {"step", "validation": {...}}
+    validation: dict  # the last validation
+    bicubic: dict  # the validation figures of bicubic upscaling
+    skipped: dict  # extra metric -> why it was not measured
+    init: dict
+    rankers: list[dict]
+    data: Data
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def step_losses(self) -> list[dict]:
+        return [entry["losses"] for entry in self.history if "losses" in entry]
+
+
+def _autocast(device: str, enabled: bool):
+    import torch
+
+    if device == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def generator_losses(settings: GanSettings, sr, hr, discriminator, features, rankers: Sequence[LoadedRanker]):
+    """(total, parts) of the generator's loss on one batch; parts are the unweighted terms."""
+    import torch
+
+    from sr_models.gan import losses
+
+    parts = {}
+    total = sr.new_zeros(())
+    if settings.pixel_weight:
+        parts["pixel"] = torch.nn.functional.l1_loss(sr, hr)
+        total = total + settings.pixel_weight * parts["pixel"]
+    if settings.perceptual_weight:
+        with torch.no_grad():
+            hr_features = features(hr)
+        parts["perceptual"] = losses.perceptual_loss(features(sr), hr_features)
+        total = total + settings.perceptual_weight * parts["perceptual"]
+    fake_logits = discriminator(sr)
+    if settings.adversarial == "relativistic":
+        real_logits = discriminator(hr).detach()  # ESRGAN/BasicSR: D's real logits detached in the G step
+        parts["adversarial"] = losses.relativistic_generator_loss(real_logits, fake_logits, halved=settings.halved)
+    else:
+        parts["adversarial"] = losses.vanilla_generator_loss(fake_logits)
+    total = total + settings.adversarial_weight * parts["adversarial"]
+    if settings.rank_weight:
+        rank = sr.new_zeros(())
+        for ranker in rankers:
+            scores = ranker.network(sr).reshape(-1)
+            rank = rank + ranker.weight * losses.rank_content_loss(
+                scores, lower_is_better=ranker.lower_is_better, reduction=settings.rank_reduction)
+        parts["rank"] = rank
+        total = total + settings.rank_weight * rank
+    return total, parts
+
+
+def discriminator_loss(settings: GanSettings, sr, hr, discriminator):
+    from sr_models.gan import losses
+
+    real_logits, fake_logits = discriminator(hr), discriminator(sr.detach())
+    if settings.adversarial == "relativistic":
+        return losses.relativistic_discriminator_loss(real_logits, fake_logits, halved=settings.halved)
+    return losses.vanilla_discriminator_loss(real_logits, fake_logits)
+
+
+def train(
+    names: Sequence[str],
+    images: Sequence[np.ndarray],
+    settings: GanSettings,
+    *,
+    name: str,
+    weights_dir: Path,
+    source: str,
+    init: str | None = None,
+    resume: bool = False,
+    device: str = "cpu",
+    extra_metrics: Sequence[str] = EXTRA_METRICS,
+    progress: Callable[[int, float], None] | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> GanResult:
+    """Train (or resume) run ``name`` under ``weights_dir/trained/sr_gan_runs/``; write the generator's
+    checkpoint ``weights_dir/trained/<name>.pth`` (``write_checkpoint``) and the plot. Raises TrainingError
+    with a message that says why for every refusal. ``progress(step, generator loss)`` after each step."""
+    import torch
+
+    check_settings(settings)
+    started = time.perf_counter()
+    data = prepare_data(names, images, settings, source)
+    run = GanRun(run_folder(weights_dir, name), kind=KIND, settings=settings.as_dict(),
+                 data=data.fingerprint, resume=resume)
+    torch.manual_seed(settings.seed)  # first: scratch VGG weights are drawn from it too, the same on a resume
+    rng = np.random.default_rng(settings.seed)
+    features = load_features(weights_dir, settings.feature_net, device) if settings.perceptual_weight else None
+    rankers = load_rankers(settings.rankers, weights_dir, device)
+    extra, skipped = load_extra_metrics(extra_metrics, device, weights_dir)
+    generator = build_generator(settings)
+    init_record = load_initial(generator, settings, init, weights_dir)
+    discriminator = build_discriminator(settings)
+    generator.to(device).train()
+    discriminator.to(device).train()
+    networks = torch.nn.ModuleDict({"generator": generator, "discriminator": discriminator})
+    optimizer_g = torch.optim.Adam(generator.parameters(), lr=settings.lr_g, betas=tuple(settings.betas))
+    optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=settings.lr_d, betas=tuple(settings.betas))
+    milestones = list(settings.lr_steps)
+    scheduler_g = torch.optim.lr_scheduler.MultiStepLR(optimizer_g, milestones, gamma=settings.lr_gamma)
+    scheduler_d = torch.optim.lr_scheduler.MultiStepLR(optimizer_d, milestones, gamma=settings.lr_gamma)
+    amp = device == "cuda" and settings.mixed_precision
+    scaler_g = torch.amp.GradScaler("cuda", enabled=amp)
+    scaler_d = torch.amp.GradScaler("cuda", enabled=amp)
+    optimizers = _Bundle(generator=optimizer_g, discriminator=optimizer_d, scaler_g=scaler_g, scaler_d=scaler_d)
+    schedulers = _Bundle(generator=scheduler_g, discriminator=scheduler_d)
+
+    steps_before = run.restore(networks, optimizers, schedulers, rng)
+    if not resume:
+        init_manifest = {"init": init_record, "rankers": _ranker_records(rankers),
+                         "deviations": recipe_of(settings.recipe).deviations(settings)}
+        run.start()
+        run.update_manifest(**init_manifest)
+    else:
+        run.start()
+    bicubic = validate(generator, data, settings, rankers, extra, device, bicubic=True)
+    if steps_before == 0:
+        run.history.append({"step": 0, "validation": validate(generator, data, settings, rankers, extra, device)})
+    if announce:
+        announce(f"{settings.recipe}: {len(data.train_names)} training image(s), validating on "
+                 f"{', '.join(data.validation_names)}; steps {steps_before + 1}..{settings.iterations} on {device}"
+                 f"{' (mixed precision)' if amp else ''}")
+
+    for step in range(steps_before + 1, settings.iterations + 1):
+        lr_batch, hr_batch = sr_training.sample_batch(data.train_pairs, settings, rng)
+        lr_batch, hr_batch = torch.from_numpy(lr_batch).to(device), torch.from_numpy(hr_batch).to(device)
+
+        discriminator.requires_grad_(False)  # the G step: D frozen (BasicSR optimize_parameters)
+        optimizer_g.zero_grad(set_to_none=True)
+        with _autocast(device, amp):
+            sr = generator(lr_batch)
+            total, parts = generator_losses(settings, sr, hr_batch, discriminator, features, rankers)
+        scaler_g.scale(total).backward()
+        scaler_g.step(optimizer_g)
+        scaler_g.update()
+
+        discriminator.requires_grad_(True)
+        optimizer_d.zero_grad(set_to_none=True)
+        with _autocast(device, amp):
+            d_loss = discriminator_loss(settings, sr, hr_batch, discriminator)
+        scaler_d.scale(d_loss).backward()
+        scaler_d.step(optimizer_d)
+        scaler_d.update()
+        scheduler_g.step()
+        scheduler_d.step()
+
+        losses = {key: float(value.detach()) for key, value in parts.items()}
+        losses.update(generator=float(total.detach()), discriminator=float(d_loss.detach()),
+                      lr_g=optimizer_g.param_groups[0]["lr"])
+        if not all(math.isfinite(v) for v in losses.values()):
+            raise TrainingError(f"step {step}: a loss is not finite ({losses}); lower the learning rates")
+        run.history.append({"step": step, "losses": losses})
+        if step % settings.validate_every == 0 or step == settings.iterations:
+            run.history.append(
+                {"step": step, "validation": validate(generator, data, settings, rankers, extra, device)})
+        if step % settings.checkpoint_every == 0 or step == settings.iterations:
+            run.checkpoint(step, networks, optimizers, schedulers, rng)
+        if progress is not None:
+            progress(step, losses["generator"])
+
+    validations = [entry for entry in run.history if "validation" in entry]
+    if not validations or validations[-1]["step"] != settings.iterations:
+        validations.append({"step": settings.iterations,
+                            "validation": validate(generator, data, settings, rankers, extra, device)})
+    notes = [SCRATCH_NOTE] if settings.feature_net == "scratch" else []
+    state = {key: value.detach().cpu().clone() for key, value in generator.state_dict().items()}
+    result = GanResult(
+        state_dict=state, steps_before=steps_before, history=list(run.history),
+        validation=validations[-1]["validation"], bicubic=bicubic, skipped=skipped,
+        init=read_run_manifest(run.folder).get("init", init_record), rankers=_ranker_records(rankers),
+        data=data, seconds=time.perf_counter() - started, notes=notes,
+    )
+    plot(result, settings, run.folder / PLOT_FILE)
+    run.update_manifest(
+        results={"validation": result.validation, "bicubic": bicubic, "skipped": skipped, "notes": notes,
+                 "validations": [entry for entry in run.history if "validation" in entry]},
+        feature_net=_feature_record(settings), plot=PLOT_FILE,
+    )
+    return result
+
+
+def _ranker_records(rankers: Sequence[LoadedRanker]) -> list[dict]:
+    return [{"name": r.name, "weight": r.weight, "lower_is_better": r.lower_is_better, "source": r.source}
+            for r in rankers]
+
+
+def _feature_record(settings: GanSettings) -> dict:
+    if settings.feature_net == "scratch":
+        return {"net": "scratch", "pretrained": False, "note": SCRATCH_NOTE}
+    return {"net": "imagenet", "pretrained": True, "layer": "VGG19 conv5_4 before its ReLU"}
+
+
+# --- outputs ------------------------------------------------------------------------------------------
+
+
+def provenance(result: GanResult, settings: GanSettings, *, name: str, source: str) -> dict:
+    """What the checkpoint file says about itself (a train_sr-like ``provenance``)."""
+    import torch
+
+    return {
+        "trained_by": TRAINED_BY,
+        "label": label_for(settings.recipe, source),
+        "official": False,
+        "recipe": settings.recipe,
+        "arch": settings.generator,
+        "scale": settings.scale,
+        "build_options": {"nf": settings.nf, "nb": settings.nb},
+        "run": f"{TRAINED_FOLDER}/{RUNS_FOLDER}/{name}",
+        "data": result.data.fingerprint,
+        "settings": settings.as_dict(),
+        "deviations": recipe_of(settings.recipe).deviations(settings),
+        "feature_net": _feature_record(settings),
+        "rankers": result.rankers,
+        "init": result.init,
+        "validation": result.validation,
+        "bicubic": result.bicubic,
+        "skipped": result.skipped,
+        "notes": result.notes,
+        "torch": str(torch.__version__),
+    }
+
+
+def write_checkpoint(path: Path, result: GanResult, provenance_record: dict) -> None:
+    """``{"params": generator state, "provenance": ...}`` written atomically (train_sr's file layout:
+    ``core.weights.read_state`` unwraps ``params``)."""
+    import torch
+
+    payload = {"params": result.state_dict, "provenance": json.loads(json.dumps(provenance_record, default=str))}
+    store.atomic_write_bytes(Path(path), lambda stream: torch.save(payload, stream))
+
+
+def plot(result: GanResult, settings: GanSettings, path: Path) -> None:
+    """Losses per step (left) and validation PSNR-Y and Ranker scores (right), a PNG in the run folder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    steps = [entry["step"] for entry in result.history if "losses" in entry]
+    losses = result.step_losses()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in ("generator", "discriminator", "perceptual", "adversarial", "pixel", "rank"):
+        if losses and key in losses[0]:
+            left.plot(steps, [entry[key] for entry in losses], label=key, linewidth=0.8)
+    left.set_xlabel("step")
+    left.set_yscale("log")
+    left.set_title(f"{settings.recipe} losses" + (" — scratch VGG" if settings.feature_net == "scratch" else ""))
+    left.legend(fontsize=7)
+    validations = [entry for entry in result.history if "validation" in entry]
+    v_steps = [entry["step"] for entry in validations]
+    right.plot(v_steps, [entry["validation"]["psnr_y"] for entry in validations], "o-", label="PSNR-Y (dB)")
+    right.axhline(result.bicubic["psnr_y"], linestyle=":", color="grey", label="bicubic PSNR-Y")
+    right.set_xlabel("step")
+    right.legend(fontsize=7, loc="upper left")
+    ranker_keys = [key for key in (validations[0]["validation"] if validations else {}) if key.startswith("ranker:")]
+    if ranker_keys:
+        twin = right.twinx()
+        for key in ranker_keys:
+            twin.plot(v_steps, [entry["validation"][key] for entry in validations], "s--", label=key)
+        twin.legend(fontsize=7, loc="upper right")
+    right.set_title("validation (held-out images)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
