@@ -391,11 +391,11 @@ def _table_csv(frame, columns) -> str:
     return buffer.getvalue()
 
 
-def protocol_csv(study: Study) -> str:
+def protocol_csv(study: Study, *, subject_model: bool = True) -> str:
     """acr, dcr, rank-k: the per-image results (``protocol_results``), a row per image sorted
     by reference and image name."""
     columns = (*protocol_results.IMAGE_COLUMNS, *protocol_results.result_columns(study))
-    return _table_csv(protocol_results.protocol_results(study), columns)
+    return _table_csv(protocol_results.protocol_results(study, subject_model=subject_model), columns)
 
 
 def rater_screening_csv(study: Study) -> str:

@@ -148,10 +148,20 @@ def _refresh_rankings(study: Study) -> None:
 
 def _plackett_luce(study: Study, orders: list[list[str]]) -> pd.DataFrame:
     """The Plackett–Luce fit of the rankings (index: the ranked images), bootstrapped with the
-    study's Bradley–Terry rounds."""
+    study's Bradley–Terry rounds, one fit per reference: a ranking holds versions of one source,
+    so scores are identified only within a reference (as the per-reference Bradley–Terry fit), and
+    small fits keep the cost linear in the study's size (one fit of 10k images: ~1.7 h, bench/protocols.py)."""
     if not orders:
         return pd.DataFrame(columns=["score", "ci_low", "ci_high", "n"])
-    return rankings.plackett_luce(orders, rounds=study.bt_rounds, seed=PL_SEED)
+    reference_of = _reference_of(study)
+    by_reference: dict[str, list[list[str]]] = defaultdict(list)
+    for order in orders:
+        by_reference[reference_of[order[0]]].append(order)
+    fits = [
+        rankings.plackett_luce(group, rounds=study.bt_rounds, seed=PL_SEED)
+        for _, group in sorted(by_reference.items())
+    ]
+    return pd.concat(fits)
 
 
 def _image_table(study: Study) -> pd.DataFrame:
@@ -166,15 +176,17 @@ def _image_table(study: Study) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=list(IMAGE_COLUMNS))
 
 
-def protocol_results(study: Study) -> pd.DataFrame:
+def protocol_results(study: Study, *, subject_model: bool = True) -> pd.DataFrame:
     """One row per image (sorted by reference and image): ``IMAGE_COLUMNS`` then the protocol's
     columns. acr/dcr: the mean score with its t-based CI (``mos, sd, n, ci_low, ci_high``) and the
     subject model's MLE quality with its CI; rank-k: ``mean_rank`` (1 = best, as RankSRGAN reports
     it), ``n`` rankings, the Plackett–Luce score with its bootstrap CI and the mean normalised Borda
-    score. An image without counted entries has n = 0 and no values (NaN)."""
+    score. An image without counted entries has n = 0 and no values (NaN). ``subject_model=False``
+    leaves the MLE columns blank: sureal's fit takes minutes at a few thousand images and about an
+    hour at 10k (bench/protocols.py), too long for a web request."""
     table = _image_table(study)
     if study.protocol in RATING_PROTOCOLS:
-        results = _rating_results(study)
+        results = _rating_results(study, subject_model=subject_model)
     elif study.protocol == Study.Protocol.RANK_K:
         results = _ranking_results(study)
     else:
@@ -198,12 +210,12 @@ def _subject_model(study: Study, frame: pd.DataFrame) -> category_ratings.Subjec
         return None
 
 
-def _rating_results(study: Study) -> pd.DataFrame:
+def _rating_results(study: Study, *, subject_model: bool = True) -> pd.DataFrame:
     frame = ratings_frame(study)
     if frame.empty:
         return pd.DataFrame(columns=list(RATING_COLUMNS), index=pd.Index([], name="image"))
     table = category_ratings.mos_table(frame, level=LEVEL)
-    model = _subject_model(study, frame)
+    model = _subject_model(study, frame) if subject_model else None
     if model is None:
         return table.assign(mle_quality=np.nan, mle_ci_low=np.nan, mle_ci_high=np.nan)
     quality = model.images.rename(

@@ -42,11 +42,13 @@ SLOW = object()  # "take the ORM path": nothing was changed
 FIRST_POOL = 16  # as scheduler.FIRST_POOL: the head of the least-judged queue drawn from
 PARTNER_POOL = 8  # as scheduler.PARTNER_POOL
 
+# Study fields read with the rater in one statement (Model.from_db takes the raw values: no JSON
+# field here, it would stay undecoded text; the scale loads on first use).
 RATER_WANTED = {"id", "study_id", "excluded", "finished_at", "trials_done", "practice_done", "last_vote_at"}
 STUDY_WANTED = {
     "id", "slug", "name", "trials_per_rater", "training_trials", "gold_every", "min_vote_interval_ms",
     "min_response_ms", "agreement_min_gap", "allow_ties", "elo_m", "elo_k", "elo_initial", "mos_window", "mos_source",
-    "pair_policy", "protocol", "scale", "rank_k", "zoom_patch",
+    "pair_policy", "protocol", "rank_k", "zoom_patch",
 }  # fmt: skip
 
 

@@ -113,6 +113,8 @@ def _check_study(study: Study, rater: Rater) -> None:
 
 def _display_name(item: ReferenceImage | DistortedImage) -> str:
     """The stored display copy of an image or reference, made and recorded on first use."""
+    if item.display:
+        return item.display.name
     name = stimuli.ensure_display(item, item.study.slug)
     if type(item).objects.filter(pk=item.pk, display="").exists():
         type(item).objects.filter(pk=item.pk).update(display=name)

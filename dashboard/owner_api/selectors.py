@@ -62,7 +62,9 @@ def study_mos(study: Study) -> dict:
     """Per image Elo MOS and spread, raters, Bradley–Terry MOS and CI; and what shaped them. For an
     acr, dcr or rank-k study, the export_mos columns of its protocol (protocol_results)."""
     if not study.is_pairwise:
-        frame = protocol_results.protocol_results(study)
+        # Without sureal's subject model: minutes to an hour at scale, too long for a request
+        # (export_mos computes it).
+        frame = protocol_results.protocol_results(study, subject_model=False)
         columns = [*protocol_results.IMAGE_COLUMNS, *protocol_results.result_columns(study)]
         rows = [
             {
@@ -71,7 +73,8 @@ def study_mos(study: Study) -> dict:
             }
             for row in frame[columns].to_dict("records")
         ]
-        return {"metadata": protocol_export_metadata(study), "results": rows}
+        metadata = {**protocol_export_metadata(study), "subject_model": "not computed by the API: export_mos does"}
+        return {"metadata": metadata, "results": rows}
     return {"metadata": mos_export_metadata(study), "results": mos_records(study)}
 
 

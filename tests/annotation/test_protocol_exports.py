@@ -89,6 +89,8 @@ def test_acr_export_gives_mean_sd_t_interval_and_the_subject_models_quality(acr_
     quality = {name: float(row["mle_quality"]) for name, row in ((A, a), (B, b), (C, c))}
     assert quality[A] > quality[C] > quality[B]
     assert all(float(row["mle_ci_low"]) <= float(row["mle_quality"]) <= float(row["mle_ci_high"]) for row in (a, b, c))
+    blank = rows_of(run("export_mos", "s1", "--no-subject-model"))
+    assert {blank[A]["mle_quality"], blank[A]["mos"]} == {"", "4.0000"}
     # An unrated image: no values, n = 0.
     assert [d[key] for key in ("mos", "sd", "n", "ci_low", "mle_quality")] == ["", "", "0", "", ""]
 

@@ -54,6 +54,9 @@ def test_the_mos_of_a_protocol_study_has_its_export_columns(tmp_path, owner, pro
     assert body["metadata"]["protocol"] == protocol
     assert len(body["results"]) == 12 and columns <= set(body["results"][0])
     assert all(row["n"] > 0 for row in body["results"])
+    if protocol == "acr":  # sureal's fit is left to export_mos: too slow for a request at scale
+        assert body["metadata"]["subject_model"].startswith("not computed")
+        assert all(row["mle_quality"] is None for row in body["results"])
     table = read_csv(client.get("/api/owner/studies/p1/mos/?format=csv"))
     assert len(table) == 12 and columns <= set(table.columns)
 

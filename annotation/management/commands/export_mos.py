@@ -47,13 +47,20 @@ class Command(StudyCommand):
             help="csv: write the stored Bradley–Terry fit even when it is stale (its rows then say bt_fit=stale)",
         )
         parser.add_argument(
+            "--no-subject-model",
+            dest="subject_model",
+            action="store_false",
+            help="acr, dcr: leave the mle_* columns blank (sureal's fit takes minutes at a few thousand images "
+            "and about an hour at 10k)",
+        )
+        parser.add_argument(
             "--raters",
             type=Path,
             metavar="FILE",
             help="acr, dcr, rank-k: also write the raters' screening table to FILE (CSV, one row per counted rater)",
         )
 
-    def handle(self, *args, slug, format, out, no_refit, raters, **options):
+    def handle(self, *args, slug, format, out, no_refit, raters, subject_model, **options):
         study = self.study(slug)
         if raters is not None:
             if study.is_pairwise:
@@ -67,7 +74,7 @@ class Command(StudyCommand):
             self.stderr.write(f"wrote {len(written)} label file(s) to {out}")
             return
         if not study.is_pairwise:
-            self._export_protocol(study, out)
+            self._export_protocol(study, out, subject_model)
             return
         if not no_refit and bt_fit.counted_judgments(study).exists() and bt_fit_state(study) != BtFit.CURRENT:
             self.stderr.write("fitting Bradley–Terry first (no fit yet, or judgments changed since the last one)")
@@ -90,9 +97,9 @@ class Command(StudyCommand):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8", newline="")
 
-    def _export_protocol(self, study, out: Path | None) -> None:
+    def _export_protocol(self, study, out: Path | None, subject_model: bool = True) -> None:
         """acr, dcr, rank-k: the protocol's per-image results, and with --out its sidecar."""
-        text = protocol_csv(study)
+        text = protocol_csv(study, subject_model=subject_model)
         if out is None:
             self.stdout.write(text, ending="")
             return
