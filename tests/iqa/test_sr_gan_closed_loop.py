@@ -8,10 +8,12 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from django.core.management import call_command
+from PIL import Image
 
 from annotation.models import DistortedImage
 from annotation.rating.votes import judgment_record
@@ -51,6 +53,11 @@ def test_a_studys_judgments_train_a_ranksrgan_that_joins_the_study(tmp_path, wei
     checkpoint = weights_dir / "trained" / "ranksrgan_lab.pth"
     provenance = torch.load(checkpoint, weights_only=True)["provenance"]
     assert provenance["trained_by"] == "train_sr_gan" and "trained by the platform on study lab" in provenance["label"]
+
+    Image.fromarray(np.full((12, 12, 3), 128, np.uint8)).save(tmp_path / "lr.png")
+    call_command("sr_infer", "trained:ranksrgan_lab", str(tmp_path / "lr.png"), str(tmp_path / "sr.png"), stdout=quiet)
+    with Image.open(tmp_path / "sr.png") as upscaled:
+        assert upscaled.size == (48, 48)  # x4
 
     catalogue = tmp_path / "lab_catalogue.csv"
     catalogue.write_text(
