@@ -230,13 +230,14 @@ def _ranking_choice(study: Study, rater: Rater, rng: random.Random, now) -> list
         versions = list(DistortedImage.objects.filter(reference_id=seed.reference_id).order_by("judgment_count"))
         if len(versions) < k:
             continue
-        for _ in range(8):  # another draw among equals when the rater has ranked this set before
+        for attempt in range(8):
+            # The k least-shown versions (random among equals); when the rater has ranked that set
+            # before, draw k from a pool that widens by one version per attempt.
             rng.shuffle(versions)
             versions.sort(key=lambda image: (image.id in held, image.judgment_count))
-            chosen = versions[:k]
+            chosen = rng.sample(versions[: min(len(versions), k + attempt)], k)
             if _subset_key(image.id for image in chosen) not in seen:
                 return chosen
-            versions = versions[1:] + versions[:1] if len(versions) > k else versions
     return None
 
 
