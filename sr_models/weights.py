@@ -45,11 +45,11 @@ def checkpoint_names() -> list[str]:
 
 def get_checkpoint(name: str, weights_dir: Path | None = None) -> Checkpoint:
     """A registered checkpoint, or ``trained:<name>``: a generator train_sr or train_sr_gan wrote
-    into the weights directory (``weights_dir``, default the runtime's)."""
+    into ``weights_dir`` (which such a name needs)."""
     if name.startswith(TRAINED_PREFIX):
-        from sr_models import runtime
-
-        return trained_checkpoint(name, weights_dir or runtime.current().weights_dir)
+        if weights_dir is None:
+            raise KeyError(f"{name}: a trained checkpoint is looked up in a weights directory; none was given")
+        return trained_checkpoint(name, weights_dir)
     return CHECKPOINTS.get(name)
 
 

@@ -13,9 +13,10 @@ Sources:
 * ESRGAN — papers/004 (Wang et al. 2018) §3.2-3.3, §4.1; BasicSR ``options/train/ESRGAN/train_ESRGAN_x4.yml``.
 * RankSRGAN — papers/000/001 (Zhang et al. 2019 / journal version) §3-4; XPixelGroup/RankSRGAN
   ``codes/options/train/train_RankSRGAN.yml``.
-
-4PP-EUSR is not a recipe here: its six losses need the two MobileNetV2 score predictors and EUSR's
-multi-pass training, which this piece of work leaves out.
+* 4PP-EUSR — papers/003 (Choi et al., Neurocomputing 2019) §3-§5 (Eq. 2-8); SPEC §4, §7.6;
+  idearibosome/tf-perceptual-eusr ``train/models/4pp_eusr.py`` (the authors' TensorFlow code).
+  The generator is a pre-trained EUSR (``--init``); the paper's L1 pre-training over randomly chosen
+  ×2/×4/×8 paths (003 §4.1) is not provided here.
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ class Recipe:
     default_nb: int
     init_hint: str  # the generator a paper starts from
     sources: dict  # constant -> where it comes from
+    # 4PP-EUSR's score-predictor losses (0: none) and its multi-pass training; the other recipes keep the defaults
+    aesthetic_score_weight: float = 0.0  # l_as
+    aesthetic_representation_weight: float = 0.0  # l_ar
+    subjective_score_weight: float = 0.0  # l_ss
+    subjective_representation_weight: float = 0.0  # l_sr
+    score_alpha: float = 0.8  # α_as = α_ss of 003 Eq. 4 and 6
+    multi_pass: bool = False  # three x4 outputs per input (003 §3.2), losses averaged over them
+    default_d_nf: int = 64  # the discriminator's first width in the paper
 
     def settings(self, **given) -> GanSettings:
         """The run's settings: the recipe's constants, the CPU defaults, then ``given`` (None = not given)."""
@@ -80,10 +89,16 @@ class Recipe:
             betas=tuple(self.betas),
             nf=self.default_nf,
             nb=self.default_nb,
+            d_nf=self.default_d_nf,
+            aesthetic_score_weight=self.aesthetic_score_weight,
+            aesthetic_representation_weight=self.aesthetic_representation_weight,
+            subjective_score_weight=self.subjective_score_weight,
+            subjective_representation_weight=self.subjective_representation_weight,
+            score_alpha=self.score_alpha,
+            multi_pass=self.multi_pass,
         )
         base.update(chosen)
         return GanSettings(iterations=iterations, lr_steps=tuple(int(s) for s in lr_steps), rankers=rankers, **base)
-
 
     def deviations(self, settings: GanSettings) -> list[str]:
         """Where a run's settings leave the paper's, in words (recorded in the manifest and the checkpoint)."""
@@ -94,11 +109,11 @@ class Recipe:
             ("iterations", settings.iterations, self.paper_iterations),
             ("generator nf", settings.nf, self.default_nf),
             ("generator nb", settings.nb, self.default_nb),
-            ("discriminator nf", settings.d_nf, 64),
+            ("discriminator nf", settings.d_nf, self.default_d_nf),
         ):
             if ours != paper:
                 found.append(f"{label} {ours} (paper {paper})")
-        if settings.feature_net == "scratch":
+        if settings.perceptual_weight and settings.feature_net == "scratch":
             found.append("VGG19 features with random weights (scratch), not ImageNet's")
         return found
 
@@ -123,7 +138,7 @@ class GanSettings:
     betas: tuple[float, float]
     nf: int
     nb: int
-    d_nf: int = 64  # the discriminator's first width: 64 in BasicSR's and RankSRGAN's configs (num_feat / nf)
+    d_nf: int = 64  # the discriminator's first width: 64 in BasicSR/RankSRGAN (num_feat / nf), 32 in 4PP-EUSR
     iterations: int = CPU_ITERATIONS
     lr_steps: tuple[int, ...] = ()
     lr_gamma: float = LR_GAMMA
@@ -137,6 +152,20 @@ class GanSettings:
     validate_every: int = 50
     checkpoint_every: int = 50
     mixed_precision: bool = True  # torch.autocast + GradScaler, used only on CUDA
+    # 4PP-EUSR (the defaults: none of its losses, one output per input)
+    aesthetic_score_weight: float = 0.0
+    aesthetic_representation_weight: float = 0.0
+    subjective_score_weight: float = 0.0
+    subjective_representation_weight: float = 0.0
+    score_alpha: float = 0.8
+    multi_pass: bool = False
+    aesthetic_predictor: str = ""  # platform score predictor (train_score_predictor) names; "": none
+    subjective_predictor: str = ""
+
+    @property
+    def uses_score_predictors(self) -> bool:
+        return bool(self.aesthetic_score_weight or self.aesthetic_representation_weight
+                    or self.subjective_score_weight or self.subjective_representation_weight)
 
     def as_dict(self) -> dict:
         from dataclasses import asdict
@@ -243,13 +272,53 @@ RANKSRGAN = Recipe(
     },
 )
 
-RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (SRGAN, ESRGAN, RANKSRGAN)}
-LEFT_OUT = {"4pp-eusr": "4PP-EUSR's recipe (score-predictor losses, multi-pass EUSR) is not implemented yet"}
+FOUR_PP_EUSR = Recipe(
+    name="4pp-eusr",
+    title="4PP-EUSR (Choi et al. 2019): multi-pass EUSR, discriminator and two score predictors",
+    generator="eusr",  # 003 §3.1, §4.1: EUSR, 32 shared local residual blocks, one per upscaling module
+    discriminator="eusr",  # 003 §3.3 Fig. 5; 4pp_eusr.py _discriminator (sr_models.gan.discriminators)
+    perceptual_weight=0.0,  # 003 Eq. 8: no VGG loss (the score predictors' representations instead)
+    adversarial_weight=0.1,  # 003 Eq. 8: 0.1 l_g; 4pp_eusr.py eusr_weight_lg 0.1
+    adversarial="vanilla",  # 003 Eq. 3 l_g = -log D; 4pp_eusr.py sigmoid cross-entropy
+    pixel_weight=0.05,  # 003 Eq. 8: 0.05 l_r (Eq. 2: L1 on pixels, 0..255 as 4pp_eusr.py computes it)
+    rank_weight=0.0,
+    halved=False,  # no relativistic loss
+    rank_reduction="mean",  # no rank-content loss
+    lr_g=1e-5,  # 003 §4.3; 4pp_eusr.py eusr_learning_rate 1e-5
+    lr_d=2e-5,  # 003 §4.3; 4pp_eusr.py eusr_learning_rate_discriminator 2e-5
+    betas=(0.9, 0.999),  # 003 §4.3: Adam beta1 0.9, beta2 0.999, epsilon 1e-8 (torch's default epsilon)
+    milestones=(),  # 4pp_eusr.py: x0.5 every 10^6 steps, so constant over the 4x10^5 steps of 003 §4.3
+    paper_iterations=400_000,  # 003 §4.3: 4x10^5 steps
+    paper_batch=2,  # 003 §4.3: two input patches per step (six x4 outputs)
+    paper_patch=192,  # 003 §4.2: 48x48 LR patches, 192x192 outputs
+    default_nf=64,  # 4pp_eusr.py eusr_conv_features 64
+    default_nb=32,  # 003 §4.1: 32 local residual blocks in the shared residual module
+    init_hint="an EUSR pre-trained with L1 over randomly chosen x2/x4/x8 paths (003 §4.1; not provided here), "
+    "or a converted official graph (eusr_4pp_paper_x4, eusr_4pp_pirm_x4)",
+    sources={
+        "weights": "003 Eq. 8: 0.05 l_r + 0.1 l_g + 0.01 l_as + 0.1 l_ar + 0.01 l_ss + 0.1 l_sr (4pp_eusr.py flags)",
+        "alpha": "003 §4.3: alpha_as = alpha_ss = 0.8",
+        "score loss": "003 Eq. 4/6 on the predicted mean scores (4pp_eusr.py: max(0, p~ - 0.8 p) on the 10-bin "
+        "distributions, a different form; see trainer.score_loss)",
+        "representation": "003 Eq. 5/7 at the global-average-pooling output (1280); mean of squares as 4pp_eusr.py "
+        "(tf.losses.mean_squared_error), not Eq. 5's sum",
+        "lr": "003 §4.3 (1e-5 G, 2e-5 D, 4x10^5 steps)",
+        "multi-pass": "003 §3.2: x4 path, x2 path twice, x8 path then bicubic x1/2; losses averaged (003 §4.3)",
+        "order": "003 §4.3 updates D then G; 4pp_eusr.py both from one forward; here G then D (the other recipes)",
+    },
+    aesthetic_score_weight=0.01,  # 003 Eq. 8; 4pp_eusr.py eusr_weight_las
+    aesthetic_representation_weight=0.1,  # 003 Eq. 8; eusr_weight_lar
+    subjective_score_weight=0.01,  # 003 Eq. 8; eusr_weight_lss
+    subjective_representation_weight=0.1,  # 003 Eq. 8; eusr_weight_lsr
+    score_alpha=0.8,  # 003 §4.3: alpha_as = alpha_ss = 0.8
+    multi_pass=True,  # 003 §3.2, Fig. 4
+    default_d_nf=32,  # 4pp_eusr.py conv1: 32 channels (the widths scale with it: sr_models.gan.discriminators)
+)
+
+RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (SRGAN, ESRGAN, RANKSRGAN, FOUR_PP_EUSR)}
 
 
 def recipe(name: str) -> Recipe:
-    if name in LEFT_OUT:
-        raise KeyError(LEFT_OUT[name])
     if name not in RECIPES:
         raise KeyError(f"unknown recipe {name!r} (known: {', '.join(RECIPES)})")
     return RECIPES[name]

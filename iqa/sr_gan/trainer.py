@@ -11,6 +11,15 @@ Each iteration, as BasicSR's ``SRGANModel``/``ESRGANModel`` and RankSRGAN's ``Ra
    by each Ranker's direction (RankSRGAN Eq. 9; several with weights v_i: the journal version);
 3. the discriminator step on HR and on the detached output (vanilla BCE, or ESRGAN Eq. 1).
 
+4PP-EUSR (003 §3.2, §4.3) works in EUSR's pixel units, 0..255, as the authors' ``4pp_eusr.py`` does (its
+L1 and discriminator inputs are on that scale): each LR crop gives three ×4 outputs (``multi_pass``: the
+×4 path, the ×2 path twice, the ×8 path then TF1 bicubic ×½), stacked along the batch against the HR crop
+repeated, so every batch-mean loss is the average over the three outputs (003 §4.3: "calculated for all the
+three upscaled images and then averaged"). Its generator loss adds, for each of the two frozen score
+predictors (aesthetic, subjective; MobileNetV2s trained by ``train_score_predictor``), the score loss of
+003 Eq. 4/6 on the predicted mean scores (``score_loss``) and the representation loss of Eq. 5/7 on the
+1280-vector at MobileNetV2's global average pooling (``representation_loss``).
+
 Exact resume: one ``train_state.pt`` holds both networks, both optimisers, both schedulers, the AMP scalers,
 torch/Python/NumPy RNG states and the history (``iqa.learned.training.TrainingRun``), so N steps then N more
 equal 2N steps on the CPU (a fixed thread count). A resume needs the same data, split and settings; only the
@@ -30,7 +39,9 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import MISSING as dataclass_missing
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +113,8 @@ class GanRun(TrainingRun):
             )
         if not self.state_path.is_file():
             raise TrainingError(f"--resume: {self.state_path} is missing, so {self.name} cannot continue")
-        before = {k: v for k, v in manifest.get("settings", {}).items() if k not in RESUMABLE_CHANGES}
+        earlier = {**_SETTING_DEFAULTS, **manifest.get("settings", {})}  # a run recorded before a field existed
+        before = {k: v for k, v in earlier.items() if k not in RESUMABLE_CHANGES}
         now = {k: v for k, v in self.settings.items() if k not in RESUMABLE_CHANGES}
         differences = [
             f"{key} {before.get(key)!r} then, {now.get(key)!r} now"
@@ -123,6 +135,11 @@ class GanRun(TrainingRun):
         manifest = read_run_manifest(self.folder)
         manifest.update(json.loads(json.dumps(entries, default=str)))
         store.write_json(self.folder / store.MANIFEST_FILE, manifest)
+
+
+_SETTING_DEFAULTS = {
+    item.name: item.default for item in dataclass_fields(GanSettings) if item.default is not dataclass_missing
+}
 
 
 def resumed_settings(weights_dir: Path, name: str) -> dict:
@@ -184,6 +201,20 @@ def check_settings(settings: GanSettings) -> None:
             f"--patch {settings.patch}: the Ranker needs at least {RANKER_MIN_SIDE} pixels a side (five stride-2 "
             "convolutions)"
         )
+    if settings.multi_pass and settings.generator != "eusr":
+        raise TrainingError(f"multi-pass training needs EUSR's x2/x4/x8 paths, not the {settings.generator} generator")
+    for role, weights in (
+        ("aesthetic", (settings.aesthetic_score_weight, settings.aesthetic_representation_weight)),
+        ("subjective", (settings.subjective_score_weight, settings.subjective_representation_weight)),
+    ):
+        named = getattr(settings, f"{role}_predictor")
+        if any(weights) and not named:
+            raise TrainingError(
+                f"{settings.recipe} needs --{role}-predictor NAME: a score predictor trained with "
+                "python manage.py train_score_predictor"
+            )
+        if named and not any(weights):
+            raise TrainingError(f"{settings.recipe} has no {role} score loss: --{role}-predictor is for 4pp-eusr")
     build_discriminator(settings)  # refuses a patch the discriminator cannot take, with its message
     from sr_models.gan.discriminators import vgg_final_side
 
@@ -197,8 +228,14 @@ def check_settings(settings: GanSettings) -> None:
 def build_discriminator(settings: GanSettings):
     from sr_models.gan import discriminators
 
+    if settings.discriminator == "eusr":  # 4pp_eusr.py widths 32..512 and FC 1024, scaled by d_nf / 32
+        options = {"channels": tuple(c * settings.d_nf // discriminators.EUSR_CHANNELS[0]
+                                     for c in discriminators.EUSR_CHANNELS),
+                   "hidden": discriminators.EUSR_HIDDEN * settings.d_nf // discriminators.EUSR_CHANNELS[0]}
+    else:
+        options = {"num_feat": settings.d_nf}
     try:
-        return discriminators.build_discriminator(settings.discriminator, settings.patch, num_feat=settings.d_nf)
+        return discriminators.build_discriminator(settings.discriminator, settings.patch, **options)
     except ValueError as error:
         raise TrainingError(f"--patch {settings.patch}: {error}") from None
 
@@ -290,6 +327,47 @@ def load_rankers(rankers: Sequence[tuple[str, float]], weights_dir: Path, device
     return loaded
 
 
+@dataclass
+class LoadedPredictor:
+    role: str  # "aesthetic" or "subjective" (003 §3.4)
+    name: str  # the platform metric train_score_predictor wrote
+    network: object  # frozen iqa.learned.score_predictor_arch.ScorePredictor in eval mode (no dropout)
+    sha256: str  # of its model.pt
+
+
+def load_score_predictors(settings: GanSettings, weights_dir: Path, device: str) -> list[LoadedPredictor]:
+    """The two score predictors of 4PP-EUSR by name, as ``load_rankers`` finds trained Rankers: the folder
+    train_score_predictor wrote under ``weights_dir/learned/``; frozen (eval mode, no gradient to their
+    weights; the gradient reaches the SR output through them). A missing one is refused with its name and
+    the command that makes it."""
+    from iqa.learned import score_predictor_arch as sp_arch
+
+    root = store.learned_root(Path(weights_dir))
+    loaded = []
+    for role in ("aesthetic", "subjective"):
+        name = getattr(settings, f"{role}_predictor")
+        if not name:
+            continue
+        folder = root / name
+        try:
+            manifest = store.read_manifest(folder)
+            if manifest.get("kind") != sp_arch.KIND:
+                raise TrainingError(f"{role} score predictor {name} is a trained {manifest.get('kind')}, not a "
+                                    "score predictor (train_score_predictor)")
+            _, network = store.build_trained(folder / store.MODEL_FILE, device)
+        except LearnedModelError as error:
+            known = ", ".join(sorted(n for n, m in store.discover(root).items() if m.get("kind") == sp_arch.KIND))
+            raise TrainingError(
+                f"{role} score predictor {name}: {error}; make it with: python manage.py train_score_predictor "
+                f"STUDY --name {name} (score predictors here: {known or 'none'})"
+            ) from None
+        network.eval()
+        for parameter in network.parameters():
+            parameter.requires_grad_(False)
+        loaded.append(LoadedPredictor(role, name, network, manifest.get("model_sha256", "")))
+    return loaded
+
+
 def load_features(weights_dir: Path, feature_net: str, device: str):
     """VGG19 up to conv5_4 (pre-activation), frozen; a missing file is refused with its name, URL and the
     import command (``sr_models.gan.vgg``); random weights only with feature_net "scratch"."""
@@ -306,10 +384,42 @@ def load_features(weights_dir: Path, feature_net: str, device: str):
     return network
 
 
+def generator_options(settings: GanSettings) -> dict:
+    """The generator's build options (sr_models.archs) for the run's widths."""
+    if settings.generator == "eusr":  # n_feats 64, 32 shared blocks in the paper (eusr_arch.build)
+        return {"n_feats": settings.nf, "n_shared_blocks": settings.nb}
+    return {"nf": settings.nf, "nb": settings.nb}
+
+
 def build_generator(settings: GanSettings):
     from sr_models import archs
 
-    return archs.build(settings.generator, settings.scale, nf=settings.nf, nb=settings.nb)
+    return archs.build(settings.generator, settings.scale, **generator_options(settings))
+
+
+def pixel_unit(settings: GanSettings) -> float:
+    """What 1.0 of a [0, 1] image is in the generator's units (255 for EUSR, 1 for the others)."""
+    from sr_models import archs
+
+    return float(archs.arch(settings.generator).input_range)
+
+
+MULTI_PASSES = 3  # 003 §3.2: three x4 outputs per input
+
+
+def multi_pass(generator, lr):
+    """003 §3.2, Fig. 4 (4pp_eusr.py's training graph): the x4 path, the x2 path twice, the x8 path then TF1
+    bicubic to 4x the input; the three outputs stacked along the batch, (3N, C, 4H, 4W), in the input's units."""
+    import torch
+
+    from sr_models.archs.eusr_arch import resize_bicubic_tf1
+
+    height, width = lr.shape[-2:]
+    return torch.cat([
+        generator.generate(lr, 4),
+        generator.generate(generator.generate(lr, 2), 2),
+        resize_bicubic_tf1(generator.generate(lr, 8), 4 * height, 4 * width),
+    ])
 
 
 def load_initial(generator, settings: GanSettings, init: str | None, weights_dir: Path) -> dict:
@@ -409,11 +519,12 @@ def load_extra_metrics(names: Sequence[str], device: str, weights_dir: Path) -> 
     return loaded, skipped
 
 
-def _upscale(generator, lr: np.ndarray, device: str) -> np.ndarray:
+def _upscale(generator, lr: np.ndarray, device: str, unit: float = 1.0) -> np.ndarray:
     import torch
 
     batch = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1), dtype=np.float32) / 255.0)[None]
-    output = generator(batch.to(device))[0].float().clamp(0.0, 1.0).permute(1, 2, 0).cpu().numpy()
+    output = generator(batch.to(device) * unit)[0].float() / unit
+    output = output.clamp(0.0, 1.0).permute(1, 2, 0).cpu().numpy()
     return sr_training.quantize(output)
 
 
@@ -425,10 +536,23 @@ def ranker_score(ranker: LoadedRanker, image: np.ndarray, device: str) -> float:
         return float(ranker.network(batch.to(device)).reshape(-1)[0])
 
 
+def predictor_score(predictor: LoadedPredictor, image: np.ndarray, device: str) -> float:
+    """The predicted mean score (1..10) of the image's centre crop, as the predictor's metric computes it."""
+    import torch
+
+    from iqa.learned import score_predictor_arch as sp_arch
+
+    batch = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / 255.0)[None]
+    with torch.inference_mode():
+        return float(sp_arch.as_metric(predictor.network)(batch.to(device))[0])
+
+
 def validate(generator, data: Data, settings: GanSettings, rankers: Sequence[LoadedRanker],
-             extra: Sequence[ExtraMetric], device: str, *, bicubic: bool = False) -> dict:
-    """Means over the validation images of PSNR-Y, SSIM-Y, each Ranker's score and the extra metrics
-    (of the generator's 8-bit outputs, or of MATLAB-bicubic upscaling when ``bicubic``)."""
+             extra: Sequence[ExtraMetric], device: str, *, bicubic: bool = False,
+             predictors: Sequence[LoadedPredictor] = ()) -> dict:
+    """Means over the validation images of PSNR-Y, SSIM-Y, each Ranker's score, each score predictor's mean
+    score and the extra metrics (of the generator's 8-bit outputs — EUSR's through its x4 path, the output
+    4PP-EUSR reports — or of MATLAB-bicubic upscaling when ``bicubic``)."""
     import torch
 
     from sr_models.imresize import imresize
@@ -442,11 +566,14 @@ def validate(generator, data: Data, settings: GanSettings, rankers: Sequence[Loa
             if bicubic:
                 output = imresize(lr, output_shape=hr.shape[:2], method="bicubic")
             else:
-                output = _upscale(generator, lr, device)
+                output = _upscale(generator, lr, device, pixel_unit(settings))
             figures["psnr_y"].append(sr_training.psnr_y(hr, output, border))
             figures["ssim_y"].append(ssim_y(hr, output, border))
             for ranker in rankers:
                 figures.setdefault(f"ranker:{ranker.name}", []).append(ranker_score(ranker, output, device))
+            for predictor in predictors:
+                figures.setdefault(f"{predictor.role}:{predictor.name}", []).append(
+                    predictor_score(predictor, output, device))
             cropped = (output[border:-border, border:-border], hr[border:-border, border:-border])
             for metric in extra:
                 figures.setdefault(metric.name, []).append(metric.score(*cropped))
@@ -470,6 +597,7 @@ class GanResult:
     data: Data
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    predictors: list[dict] = field(default_factory=list)
 
     def step_losses(self) -> list[dict]:
         return [entry["losses"] for entry in self.history if "losses" in entry]
@@ -483,8 +611,38 @@ def _autocast(device: str, enabled: bool):
     return contextlib.nullcontext()
 
 
-def generator_losses(settings: GanSettings, sr, hr, discriminator, features, rankers: Sequence[LoadedRanker]):
-    """(total, parts) of the generator's loss on one batch; parts are the unweighted terms."""
+def score_loss(sr_scores, hr_scores, alpha: float):
+    """003 Eq. 4 (l_as) and Eq. 6 (l_ss), batch mean: max(0, (S_max − S̃) − α·(S_max − S)) on the predicted
+    mean scores (S_max 10, the top bin): zero once the output scores within α of the HR's distance to the top,
+    so with α 0.8 it asks for outputs scored better than the ground truth (003 §4.3).
+
+    The authors' ``4pp_eusr.py`` computes ``max(0, p̃ − 0.8·p)`` on the 10-bin distributions ``output_scores``
+    instead, averaged over the bins: that penalises probability in every bin alike, the top bins included, so
+    it does not push towards a higher score and does not use S_max; the paper's form is used here because it
+    is the one the paper states and explains, and it is defined on the mean score the predictors report."""
+    import torch
+
+    from iqa.learned.score_predictor_arch import SCORES
+
+    top = SCORES[1]
+    return torch.relu((top - sr_scores) - alpha * (top - hr_scores)).mean()
+
+
+def representation_loss(sr_features, hr_features):
+    """003 Eq. 5 (l_ar) and Eq. 7 (l_sr): the L2 between the 1280-vectors of MobileNetV2's global average
+    pooling (``ScorePredictor.representation``; the frozen graph's ``output_features``, Keras
+    ``MobileNetV2(include_top=False, pooling='avg')``'s last layer), as the mean of squares over the features
+    and the batch, as ``4pp_eusr.py`` (``tf.losses.mean_squared_error``) computes the loss its weight 0.1 was
+    used with; Eq. 5 writes the sum over the 1280 features (1280 times larger)."""
+    import torch
+
+    return torch.nn.functional.mse_loss(sr_features, hr_features.detach())
+
+
+def generator_losses(settings: GanSettings, sr, hr, discriminator, features, rankers: Sequence[LoadedRanker],
+                     predictors: Sequence[LoadedPredictor] = ()):
+    """(total, parts) of the generator's loss on one batch; parts are the unweighted terms. ``sr`` and ``hr`` are
+    in the generator's units (``pixel_unit``), with ``hr`` repeated to match a multi-pass ``sr``."""
     import torch
 
     from sr_models.gan import losses
@@ -514,6 +672,21 @@ def generator_losses(settings: GanSettings, sr, hr, discriminator, features, ran
                 scores, lower_is_better=ranker.lower_is_better, reduction=settings.rank_reduction)
         parts["rank"] = rank
         total = total + settings.rank_weight * rank
+    if predictors:
+        from iqa.learned.score_predictor_arch import mean_score
+
+        unit = pixel_unit(settings)
+        for predictor in predictors:  # the predictors take [0, 1] RGB (their input_norm does the rest)
+            network, role = predictor.network, predictor.role
+            with torch.no_grad():
+                hr_features = network.representation(hr / unit)
+                hr_scores = mean_score(network.head(hr_features))
+            sr_features = network.representation(sr / unit)
+            parts[f"{role}_score"] = score_loss(mean_score(network.head(sr_features)), hr_scores,
+                                                settings.score_alpha)
+            parts[f"{role}_representation"] = representation_loss(sr_features, hr_features)
+            total = (total + getattr(settings, f"{role}_score_weight") * parts[f"{role}_score"]
+                     + getattr(settings, f"{role}_representation_weight") * parts[f"{role}_representation"])
     return total, parts
 
 
@@ -549,6 +722,7 @@ def train(
     check_settings(settings)
     started = time.perf_counter()
     data = prepare_data(names, images, settings, source)
+    predictors = load_score_predictors(settings, weights_dir, device)  # refused before the run folder exists
     run = GanRun(run_folder(weights_dir, name), kind=KIND, settings=settings.as_dict(),
                  data=data.fingerprint, resume=resume)
     torch.manual_seed(settings.seed)  # first: scratch VGG weights are drawn from it too, the same on a resume
@@ -576,14 +750,20 @@ def train(
     steps_before = run.restore(networks, optimizers, schedulers, rng)
     if not resume:
         init_manifest = {"init": init_record, "rankers": _ranker_records(rankers),
+                         "score_predictors": _predictor_records(predictors),
                          "deviations": recipe_of(settings.recipe).deviations(settings)}
         run.start()
         run.update_manifest(**init_manifest)
     else:
         run.start()
-    bicubic = validate(generator, data, settings, rankers, extra, device, bicubic=True)
+    unit = pixel_unit(settings)
+
+    def validation(**options) -> dict:
+        return validate(generator, data, settings, rankers, extra, device, predictors=predictors, **options)
+
+    bicubic = validation(bicubic=True)
     if steps_before == 0:
-        run.history.append({"step": 0, "validation": validate(generator, data, settings, rankers, extra, device)})
+        run.history.append({"step": 0, "validation": validation()})
     if announce:
         announce(f"{settings.recipe}: {len(data.train_names)} training image(s), validating on "
                  f"{', '.join(data.validation_names)}; steps {steps_before + 1}..{settings.iterations} on {device}"
@@ -592,12 +772,18 @@ def train(
     for step in range(steps_before + 1, settings.iterations + 1):
         lr_batch, hr_batch = sr_training.sample_batch(data.train_pairs, settings, rng)
         lr_batch, hr_batch = torch.from_numpy(lr_batch).to(device), torch.from_numpy(hr_batch).to(device)
+        if unit != 1.0:
+            lr_batch, hr_batch = lr_batch * unit, hr_batch * unit
 
         discriminator.requires_grad_(False)  # the G step: D frozen (BasicSR optimize_parameters)
         optimizer_g.zero_grad(set_to_none=True)
         with _autocast(device, amp):
-            sr = generator(lr_batch)
-            total, parts = generator_losses(settings, sr, hr_batch, discriminator, features, rankers)
+            if settings.multi_pass:
+                sr = multi_pass(generator, lr_batch)
+                targets = hr_batch.repeat(MULTI_PASSES, 1, 1, 1)  # each output against its own HR crop
+            else:
+                sr, targets = generator(lr_batch), hr_batch
+            total, parts = generator_losses(settings, sr, targets, discriminator, features, rankers, predictors)
         scaler_g.scale(total).backward()
         scaler_g.step(optimizer_g)
         scaler_g.update()
@@ -619,8 +805,7 @@ def train(
             raise TrainingError(f"step {step}: a loss is not finite ({losses}); lower the learning rates")
         run.history.append({"step": step, "losses": losses})
         if step % settings.validate_every == 0 or step == settings.iterations:
-            run.history.append(
-                {"step": step, "validation": validate(generator, data, settings, rankers, extra, device)})
+            run.history.append({"step": step, "validation": validation()})
         if step % settings.checkpoint_every == 0 or step == settings.iterations:
             run.checkpoint(step, networks, optimizers, schedulers, rng)
         if progress is not None:
@@ -628,15 +813,14 @@ def train(
 
     validations = [entry for entry in run.history if "validation" in entry]
     if not validations or validations[-1]["step"] != settings.iterations:
-        validations.append({"step": settings.iterations,
-                            "validation": validate(generator, data, settings, rankers, extra, device)})
-    notes = [SCRATCH_NOTE] if settings.feature_net == "scratch" else []
+        validations.append({"step": settings.iterations, "validation": validation()})
+    notes = [SCRATCH_NOTE] if uses_scratch_features(settings) else []
     state = {key: value.detach().cpu().clone() for key, value in generator.state_dict().items()}
     result = GanResult(
         state_dict=state, steps_before=steps_before, history=list(run.history),
         validation=validations[-1]["validation"], bicubic=bicubic, skipped=skipped,
         init=read_run_manifest(run.folder).get("init", init_record), rankers=_ranker_records(rankers),
-        data=data, seconds=time.perf_counter() - started, notes=notes,
+        data=data, seconds=time.perf_counter() - started, notes=notes, predictors=_predictor_records(predictors),
     )
     plot(result, settings, run.folder / PLOT_FILE)
     run.update_manifest(
@@ -652,7 +836,19 @@ def _ranker_records(rankers: Sequence[LoadedRanker]) -> list[dict]:
             for r in rankers]
 
 
+def uses_scratch_features(settings: GanSettings) -> bool:
+    """Whether the run's perceptual loss used random VGG19 weights (a recipe without that loss loads none)."""
+    return bool(settings.perceptual_weight) and settings.feature_net == "scratch"
+
+
+def _predictor_records(predictors: Sequence[LoadedPredictor]) -> list[dict]:
+    return [{"role": p.role, "name": p.name, "model_sha256": p.sha256, "source": "trained by train_score_predictor"}
+            for p in predictors]
+
+
 def _feature_record(settings: GanSettings) -> dict:
+    if not settings.perceptual_weight:
+        return {"net": "none", "note": f"{settings.recipe} has no VGG19 perceptual loss"}
     if settings.feature_net == "scratch":
         return {"net": "scratch", "pretrained": False, "note": SCRATCH_NOTE}
     return {"net": "imagenet", "pretrained": True, "layer": "VGG19 conv5_4 before its ReLU"}
@@ -672,13 +868,14 @@ def provenance(result: GanResult, settings: GanSettings, *, name: str, source: s
         "recipe": settings.recipe,
         "arch": settings.generator,
         "scale": settings.scale,
-        "build_options": {"nf": settings.nf, "nb": settings.nb},
+        "build_options": generator_options(settings),
         "run": f"{TRAINED_FOLDER}/{RUNS_FOLDER}/{name}",
         "data": result.data.fingerprint,
         "settings": settings.as_dict(),
         "deviations": recipe_of(settings.recipe).deviations(settings),
         "feature_net": _feature_record(settings),
         "rankers": result.rankers,
+        "score_predictors": result.predictors,
         "init": result.init,
         "validation": result.validation,
         "bicubic": result.bicubic,
@@ -707,7 +904,8 @@ def plot(result: GanResult, settings: GanSettings, path: Path) -> None:
     steps = [entry["step"] for entry in result.history if "losses" in entry]
     losses = result.step_losses()
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for key in ("generator", "discriminator", "perceptual", "adversarial", "pixel", "rank"):
+    for key in ("generator", "discriminator", "perceptual", "adversarial", "pixel", "rank", "aesthetic_score",
+                "aesthetic_representation", "subjective_score", "subjective_representation"):
         if losses and key in losses[0]:
             left.plot(steps, [entry[key] for entry in losses], label=key, linewidth=0.8)
     left.set_xlabel("step")
@@ -720,7 +918,8 @@ def plot(result: GanResult, settings: GanSettings, path: Path) -> None:
     right.axhline(result.bicubic["psnr_y"], linestyle=":", color="grey", label="bicubic PSNR-Y")
     right.set_xlabel("step")
     right.legend(fontsize=7, loc="upper left")
-    ranker_keys = [key for key in (validations[0]["validation"] if validations else {}) if key.startswith("ranker:")]
+    ranker_keys = [key for key in (validations[0]["validation"] if validations else {})
+                   if key.split(":")[0] in ("ranker", "aesthetic", "subjective")]
     if ranker_keys:
         twin = right.twinx()
         for key in ranker_keys:

@@ -21,10 +21,10 @@ from sr_models.distortions.super_resolution import gaussian_downsample
 
 
 def _check_checkpoint(name: str) -> None:
-    from sr_models import weights  # a registered name, or trained:<name> in the weights directory
+    from sr_models import runtime, weights  # a registered name, or trained:<name> in the weights directory
 
     try:
-        weights.get_checkpoint(name)
+        weights.get_checkpoint(name, runtime.current().weights_dir)
     except KeyError as error:
         raise DistortionError(str(error.args[0])) from None
 
@@ -70,7 +70,7 @@ def _super_resolve(image: np.ndarray, params: dict[str, Any], alpha: float | Non
 def _preflight(params: dict[str, Any]) -> None:
     from sr_models import runtime, weights
 
-    checkpoint = weights.get_checkpoint(params["checkpoint"])
+    checkpoint = weights.get_checkpoint(params["checkpoint"], runtime.current().weights_dir)
     missing = weights.missing_files(checkpoint, runtime.current().weights_dir)
     if missing:
         raise DistortionError(

@@ -1,8 +1,9 @@
 """train_sr_gan: tiny runs of each recipe (losses finite, of the documented signs), exact resume, the VGG19
 refusal and the explicit scratch features, the patch check, a Ranker trained here, and the mechanism check
-of RankSRGAN's rank-content loss. Networks are tiny (generator nf 8, nb 1; discriminator width 8; Ranker
-width 4) and every run is a few steps on one CPU thread; VGG19 has random (scratch) weights throughout, so
-no number here is a perceptual-quality result."""
+of RankSRGAN's rank-content loss; 4PP-EUSR's six losses, multi-pass outputs, resume and score-predictor
+refusals. Networks are tiny (generator nf 8, nb 1; discriminator width 8; Ranker width 4; score predictors
+MobileNetV2 width 0.25 with random weights) and every run is a few steps on one CPU thread; VGG19 and the
+score predictors have random (scratch) weights throughout, so no number here is a perceptual-quality result."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from iqa.learned import ranker_arch, store
+from iqa.learned import score_predictor_arch as sp_arch
 from iqa.learned.ranker_training import ranking_loss
 from iqa.learned.training import TrainingError
 from iqa.sr_gan import recipes, trainer
@@ -29,6 +31,9 @@ from sr_models import training as sr_training
 TINY = {"nf": 8, "nb": 1, "d_nf": 8, "patch": 32, "batch": 2, "feature_net": "scratch"}
 TINY_FLAGS = ["--nf", "8", "--nb", "1", "--d-nf", "8", "--batch", "2", "--threads", "1"]
 RANKER = "sharpness-ranker"
+PREDICTORS = {"aesthetic_predictor": "aesthetic-scratch", "subjective_predictor": "subjective-scratch"}
+EUSR_LOSSES = ("pixel", "adversarial", "aesthetic_score", "aesthetic_representation", "subjective_score",
+               "subjective_representation")  # l_r, l_g, l_as, l_ar, l_ss, l_sr (003 Eq. 8)
 
 
 @pytest.fixture(autouse=True)
@@ -108,6 +113,25 @@ def train_sharpness_ranker(weights_dir: Path, name: str = RANKER, seed: int = 0,
     return folder
 
 
+def save_scratch_score_predictor(weights_dir: Path, name: str, seed: int) -> None:
+    """A MobileNetV2 score predictor (width 0.25, random weights: a stand-in, not a trained predictor) in
+    train_score_predictor's folder layout, so the trainer finds it by name."""
+    torch.manual_seed(seed)
+    config = {"dropout": 0.75, "crop": 32, "input_norm": "paper", "width_mult": 0.25}
+    network = sp_arch.build(config)
+    folder = store.learned_root(weights_dir) / name
+    folder.mkdir(parents=True)
+    sha256 = store.save_model(folder, kind=sp_arch.KIND, config=config, state_dict=network.state_dict())
+    metric = {"higher_is_better": True, "full_reference": False, "description": "test stand-in, random weights"}
+    store.write_json(folder / store.MANIFEST_FILE,
+                     {"kind": sp_arch.KIND, "name": name, "model_sha256": sha256, "metric": metric})
+
+
+def save_scratch_score_predictors(weights_dir: Path) -> None:
+    for seed, name in enumerate(PREDICTORS.values()):
+        save_scratch_score_predictor(weights_dir, name, seed)
+
+
 def run(recipe: str, weights_dir: Path, name: str, *, init=None, resume=False, **changes):
     settings = recipes.recipe(recipe).settings(**{**TINY, "validate_every": 2, "checkpoint_every": 2, **changes})
     return trainer.train(list(IMAGES), list(IMAGES.values()), settings, name=name, weights_dir=weights_dir,
@@ -151,8 +175,15 @@ def test_recipes_carry_the_papers_constants():
     assert esrgan.settings(iterations=400_000).lr_steps == (50_000, 100_000, 200_000, 300_000)
     assert ranksrgan.settings(iterations=500_000).lr_steps == (50_000, 100_000, 200_000, 300_000)
     assert (esrgan.betas, ranksrgan.paper_batch, ranksrgan.paper_patch) == ((0.9, 0.99), 8, 296)
-    with pytest.raises(KeyError, match="4PP-EUSR"):
-        recipes.recipe("4pp-eusr")
+    eusr = recipes.recipe("4pp-eusr")
+    assert (eusr.pixel_weight, eusr.adversarial_weight, eusr.aesthetic_score_weight,
+            eusr.aesthetic_representation_weight, eusr.subjective_score_weight,
+            eusr.subjective_representation_weight) == (0.05, 0.1, 0.01, 0.1, 0.01, 0.1)
+    assert (eusr.score_alpha, eusr.lr_g, eusr.lr_d, eusr.paper_iterations) == (0.8, 1e-5, 2e-5, 400_000)
+    assert (eusr.generator, eusr.discriminator, eusr.perceptual_weight, eusr.multi_pass) == ("eusr", "eusr", 0.0, True)
+    assert eusr.settings(iterations=400_000).lr_steps == ()
+    with pytest.raises(KeyError, match="unknown recipe"):
+        recipes.recipe("no-such-recipe")
 
 
 # --- resume ----------------------------------------------------------------------------------------------
@@ -304,3 +335,94 @@ def test_a_study_s_references_are_the_data_and_the_label_names_the_study(db, tmp
     assert sorted(provenance["data"]["images"]) == sorted(IMAGES)
     split = provenance["data"]["split"]
     assert not set(split["train"]) & set(split["validation"]) and len(split["validation"]) == 1
+
+
+# --- 4PP-EUSR ------------------------------------------------------------------------------------------
+
+
+def test_4pp_eusr_records_its_six_losses_finite_and_of_the_documented_signs(tmp_path):
+    save_scratch_score_predictors(tmp_path)
+    result = run("4pp-eusr", tmp_path, "eusr-signs", iterations=2, **PREDICTORS)
+    settings = recipes.recipe("4pp-eusr").settings(**TINY, **PREDICTORS)
+    losses = result.step_losses()
+    assert len(losses) == 2
+    for step in losses:
+        assert set(step) == {*EUSR_LOSSES, "generator", "discriminator", "lr_g"}
+        assert all(math.isfinite(value) for value in step.values())
+        # L1, BCE and mean squares are positive; the score losses are hinges, never negative
+        assert step["pixel"] > 0 and step["adversarial"] > 0 and step["discriminator"] > 0
+        assert step["aesthetic_representation"] > 0 and step["subjective_representation"] > 0
+        assert step["aesthetic_score"] >= 0 and step["subjective_score"] >= 0
+        weighted = sum(getattr(settings, {"pixel": "pixel_weight", "adversarial": "adversarial_weight"}.get(
+            key, f"{key}_weight")) * step[key] for key in EUSR_LOSSES)
+        assert step["generator"] == pytest.approx(weighted, rel=1e-5)
+    assert step["lr_g"] == 1e-5
+    validation = result.validation
+    assert math.isfinite(validation["psnr_y"])
+    assert all(1 <= validation[f"{role}:{role}-scratch"] <= 10 for role in ("aesthetic", "subjective"))
+    assert [p["role"] for p in result.predictors] == ["aesthetic", "subjective"]
+
+
+def test_multi_pass_gives_the_three_x4_outputs_of_the_paths():
+    torch.manual_seed(0)
+    settings = recipes.recipe("4pp-eusr").settings(**TINY)
+    generator = trainer.build_generator(settings)
+    lr = torch.rand(2, 3, 6, 5) * 255
+    with torch.no_grad():
+        outputs = trainer.multi_pass(generator, lr)
+        assert outputs.shape == (3 * 2, 3, 24, 20)
+        by_path = {}
+        for path in ("x4", "x2x2", "x8down"):
+            generator.path = path
+            by_path[path] = generator(lr)
+    assert torch.allclose(outputs[:2], by_path["x4"]) and torch.allclose(outputs[2:4], by_path["x2x2"])
+    assert torch.allclose(outputs[4:], by_path["x8down"], atol=1e-3)
+
+
+def test_the_score_loss_is_the_papers_hinge_on_mean_scores():
+    # 003 Eq. 4 with S_max 10, alpha 0.8: max(0, (10 - S~) - 0.8 (10 - S))
+    sr, hr = torch.tensor([9.0, 5.0, 8.0]), torch.tensor([8.0, 8.0, 10.0])
+    assert float(trainer.score_loss(sr, hr, 0.8)) == pytest.approx((0.0 + 3.4 + 2.0) / 3)
+    features = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    assert float(trainer.representation_loss(features, torch.zeros(2, 2))) == pytest.approx(5.0 / 4)
+
+
+def test_4pp_eusr_n_steps_then_n_more_equal_2n_steps(tmp_path):
+    save_scratch_score_predictors(tmp_path)
+    whole = run("4pp-eusr", tmp_path, "eusr-whole", iterations=4, **PREDICTORS)
+    run("4pp-eusr", tmp_path, "eusr-halves", iterations=2, **PREDICTORS)
+    resumed = run("4pp-eusr", tmp_path, "eusr-halves", iterations=4, resume=True, **PREDICTORS)
+    assert resumed.steps_before == 2
+    assert resumed.step_losses() == whole.step_losses()
+    assert all(torch.equal(resumed.state_dict[key], whole.state_dict[key]) for key in whole.state_dict)
+
+
+def test_4pp_eusr_refuses_a_missing_score_predictor_by_name_and_runs_with_both(hr_dir, weights_dir):
+    flags = ["--hr-dir", str(hr_dir), "--patch", "32", "--iterations", "1", *TINY_FLAGS]
+    with pytest.raises(CommandError, match="needs --subjective-predictor NAME"):
+        call_command("train_sr_gan", "4pp-eusr", *flags, "--aesthetic-predictor", "aesthetic-scratch",
+                     stdout=io.StringIO())
+    with pytest.raises(CommandError) as refused:
+        call_command("train_sr_gan", "4pp-eusr", *flags, "--aesthetic-predictor", "no-such-predictor",
+                     "--subjective-predictor", "subjective-scratch", "--name", "eusr-missing", stdout=io.StringIO())
+    assert "aesthetic score predictor no-such-predictor" in str(refused.value)
+    assert "train_score_predictor" in str(refused.value)
+    assert not (weights_dir / "trained" / "sr_gan_runs" / "eusr-missing").exists()
+    with pytest.raises(CommandError, match="is for 4pp-eusr"):
+        call_command("train_sr_gan", "srgan", *flags, "--feature-net", "scratch", "--aesthetic-predictor",
+                     "aesthetic-scratch", stdout=io.StringIO())
+
+    save_scratch_score_predictors(weights_dir)
+    out = io.StringIO()
+    call_command("train_sr_gan", "4pp-eusr", *flags, "--aesthetic-predictor", "aesthetic-scratch",
+                 "--subjective-predictor", "subjective-scratch", "--name", "eusr-run", stdout=out)
+    assert "score predictors aesthetic aesthetic-scratch, subjective subjective-scratch" in out.getvalue()
+    assert trainer.SCRATCH_NOTE not in out.getvalue()  # no VGG19 loss in this recipe
+    saved = torch.load(weights_dir / "trained" / "eusr-run.pth", map_location="cpu", weights_only=True)
+    provenance = saved["provenance"]
+    assert provenance["recipe"] == "4pp-eusr" and provenance["official"] is False
+    assert [p["name"] for p in provenance["score_predictors"]] == list(PREDICTORS.values())
+    from sr_models import archs  # the file loads strictly into the EUSR its provenance names
+
+    generator = archs.build(provenance["arch"], provenance["scale"], **provenance["build_options"])
+    generator.load_state_dict(saved["params"], strict=True)

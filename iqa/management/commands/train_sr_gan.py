@@ -33,7 +33,10 @@ class Command(StudyTrainingCommand):
         "folder PIPAL_WEIGHTS_DIR/trained/sr_gan_runs/<name>/ (manifest, resumable state, training.png) and the "
         "generator PIPAL_WEIGHTS_DIR/trained/<name>.pth, labelled as trained by the platform — never an official "
         "checkpoint. The defaults are CPU-sized (patch 64, batch 4, 200 iterations): deviations from the papers. "
-        "(4pp-eusr is not available yet.)"
+        "4pp-eusr: EUSR (--init a pre-trained EUSR; the paper's L1 multi-path pre-training is not provided) against "
+        "4PP-EUSR's discriminator, three x4 outputs per input (x4, x2 twice, x8 then bicubic /2), L1 0.05, GAN 0.1 "
+        "and the score (0.01) and representation (0.1) losses of two score predictors trained with "
+        "train_score_predictor (--aesthetic-predictor, --subjective-predictor)."
     )
 
     def add_arguments(self, parser):
@@ -45,13 +48,19 @@ class Command(StudyTrainingCommand):
         parser.add_argument(
             "--init",
             help="initial generator: a checkpoint file (e.g. a train_sr output) or a registered checkpoint name "
-            "(esrgan: esrgan_psnr_x4; ranksrgan/srgan: srresnet_x4); none: Kaiming x0.1 from scratch",
+            "(esrgan: esrgan_psnr_x4; ranksrgan/srgan: srresnet_x4; 4pp-eusr: an EUSR checkpoint in our layout, e.g. "
+            "a converted eusr_4pp_paper_x4); none: Kaiming x0.1 from scratch",
         )
         parser.add_argument(
             "--ranker", action="append", default=[], metavar="NAME[:WEIGHT]",
             help="ranksrgan: a platform Ranker (ranker_niqe, ranker_ma, ranker_pi, or one train_ranker wrote); "
             "repeat for several, weighted (the journal version's multi-Ranker loss)",
         )
+        for role, data in (("aesthetic", "AVA in the paper"), ("subjective", "TID2013 in the paper")):
+            parser.add_argument(
+                f"--{role}-predictor", default=None, metavar="NAME",
+                help=f"4pp-eusr: the {role} score predictor ({data}), a platform metric train_score_predictor wrote",
+            )
         parser.add_argument(
             "--feature-net", choices=trainer.FEATURE_NETS, default=None,
             help="imagenet (default): torchvision's VGG19 file, refused when missing; scratch: random VGG19 "
@@ -65,8 +74,10 @@ class Command(StudyTrainingCommand):
         parser.add_argument("--patch", type=int, default=None,
                             help=f"HR crop side (CPU default {recipes.CPU_PATCH}; papers 96/128/296)")
         parser.add_argument("--nf", type=int, default=None, help="generator channels (default: the paper's, 64)")
-        parser.add_argument("--nb", type=int, default=None, help="generator blocks (default: the paper's, 16 or 23)")
-        parser.add_argument("--d-nf", type=int, default=None, help="discriminator's first width (64, the papers')")
+        parser.add_argument("--nb", type=int, default=None,
+                            help="generator blocks (default: the paper's, 16 or 23; EUSR's shared blocks, 32)")
+        parser.add_argument("--d-nf", type=int, default=None,
+                            help="discriminator's first width (the paper's: 64; 4pp-eusr 32, all widths scaled)")
         parser.add_argument("--validate-every", type=int, default=None, help="validation interval in steps (50)")
         self.add_shared_options(
             parser,
@@ -78,8 +89,8 @@ class Command(StudyTrainingCommand):
             threads={"default": 0, "help": "CPU threads for torch (0: its default)"},
         )
 
-    def handle(self, *args, recipe, study, hr_dir, init, ranker, feature_net, name, resume, device, threads,
-               **options):
+    def handle(self, *args, recipe, study, hr_dir, init, ranker, aesthetic_predictor, subjective_predictor,
+               feature_net, name, resume, device, threads, **options):
         self.check_threads(threads)
         weights_dir = runtime.current().weights_dir
         if study:
@@ -108,6 +119,7 @@ class Command(StudyTrainingCommand):
             "validate_every": options["validate_every"],
             "checkpoint_every": options["checkpoint_every"], "seed": options["seed"], "feature_net": feature_net,
             "rankers": tuple(parse_ranker(text) for text in ranker) or None,
+            "aesthetic_predictor": aesthetic_predictor, "subjective_predictor": subjective_predictor,
         }
         with self.training_errors():
             if resume:
@@ -124,13 +136,17 @@ class Command(StudyTrainingCommand):
                 device = metrics.check_device(device)
             except ValueError as error:
                 raise TrainingError(str(error)) from None
-        note = f"  [{trainer.SCRATCH_NOTE}]" if settings.feature_net == "scratch" else ""
+        note = f"  [{trainer.SCRATCH_NOTE}]" if trainer.uses_scratch_features(settings) else ""
         rankers = ", ".join(f"{n} x{w:g}" for n, w in settings.rankers)
+        predictors = ", ".join(f"{role} {getattr(settings, f'{role}_predictor')}"
+                               for role in ("aesthetic", "subjective") if getattr(settings, f"{role}_predictor"))
+        features = f"VGG19 features: {settings.feature_net}" if settings.perceptual_weight else "no VGG19 loss"
         self.stdout.write(
             f"{recipes.recipe(recipe).title}: {settings.generator} (nf {settings.nf}, nb {settings.nb}) against "
             f"{settings.discriminator} on {source}; {settings.iterations} iterations, batch {settings.batch}, "
             f"patch {settings.patch}, lr {settings.lr_g:g}/{settings.lr_d:g}, seed {settings.seed}"
-            f"{'; Rankers ' + rankers if rankers else ''}; VGG19 features: {settings.feature_net}{note}"
+            f"{'; Rankers ' + rankers if rankers else ''}{'; score predictors ' + predictors if predictors else ''}"
+            f"{'; multi-pass x4, x2x2, x8/2' if settings.multi_pass else ''}; {features}{note}"
         )
 
         result, wall = self.run_timed(

@@ -36,7 +36,7 @@ class Command(BaseCommand):
         if not (checkpoint and input and output):
             raise CommandError("give a checkpoint, an input image and an output path (or --list)")
         try:
-            entry = weights.get_checkpoint(checkpoint)
+            entry = weights.get_checkpoint(checkpoint, weights_dir)
             device = device or inference.default_device()
             inference.check_device_dtype(device, dtype)
             if entry.parts:
