@@ -681,19 +681,20 @@ class StimulusTrial(models.Model):
         return f"{self.kind} trial {self.pk} ({self.status})"
 
 
-class Rating(models.Model):
-    """One score on a category scale (acr, dcr): the append-only log the MOS is computed from."""
+class LoggedAnswer(models.Model):
+    """What a rating and a ranking share: who answered (a rater, or an imported file's rater id), on
+    which trial, how they saw it, and where the entry came from. Both logs are append-only."""
 
     class Source(models.TextChoices):
         LIVE = "live"
         IMPORT = "import", "Imported from a file"
 
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="ratings")
-    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, null=True, blank=True, related_name="ratings")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="%(class)ss")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, null=True, blank=True, related_name="%(class)ss")
     external_rater = models.CharField(max_length=200, blank=True, help_text="Imported: the rater id of the file")
-    trial = models.OneToOneField(StimulusTrial, on_delete=models.PROTECT, null=True, blank=True, related_name="rating")
-    image = models.ForeignKey(DistortedImage, on_delete=models.PROTECT, related_name="ratings")
-    score = models.FloatField()
+    trial = models.OneToOneField(
+        StimulusTrial, on_delete=models.PROTECT, null=True, blank=True, related_name="%(class)s"
+    )
     response_ms = models.PositiveIntegerField(null=True, blank=True)
     visible_ms = models.PositiveIntegerField(null=True, blank=True)
     native = models.BooleanField(null=True, blank=True)
@@ -702,31 +703,30 @@ class Rating(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        abstract = True
         ordering = ["id"]
+
+
+class Rating(LoggedAnswer):
+    """One score on a category scale (acr, dcr): the log the MOS is computed from."""
+
+    image = models.ForeignKey(DistortedImage, on_delete=models.PROTECT, related_name="ratings")
+    score = models.FloatField()
+
+    class Meta(LoggedAnswer.Meta):
         indexes = [models.Index(fields=["study", "id"], name="rating_study_idx")]
 
     def __str__(self) -> str:
         return f"rating {self.pk}: {self.score:g}"
 
 
-class Ranking(models.Model):
-    """One ordering of k versions of a source, best first (rank-k): the append-only log."""
+class Ranking(LoggedAnswer):
+    """One ordering of k versions of a source, best first (rank-k)."""
 
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="rankings")
-    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, null=True, blank=True, related_name="rankings")
-    external_rater = models.CharField(max_length=200, blank=True, help_text="Imported: the rater id of the file")
-    trial = models.OneToOneField(StimulusTrial, on_delete=models.PROTECT, null=True, blank=True, related_name="ranking")
     reference = models.ForeignKey(ReferenceImage, on_delete=models.PROTECT, related_name="+")
     order = models.JSONField(help_text="DistortedImage ids, best first")
-    response_ms = models.PositiveIntegerField(null=True, blank=True)
-    visible_ms = models.PositiveIntegerField(null=True, blank=True)
-    native = models.BooleanField(null=True, blank=True)
-    viewing = models.ForeignKey(ViewingReport, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    source = models.CharField(max_length=16, choices=Rating.Source.choices, default=Rating.Source.LIVE)
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["id"]
+    class Meta(LoggedAnswer.Meta):
         indexes = [models.Index(fields=["study", "id"], name="ranking_study_idx")]
 
     def __str__(self) -> str:
