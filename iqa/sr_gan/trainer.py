@@ -549,10 +549,12 @@ def predictor_score(predictor: LoadedPredictor, image: np.ndarray, device: str) 
 
 def validate(generator, data: Data, settings: GanSettings, rankers: Sequence[LoadedRanker],
              extra: Sequence[ExtraMetric], device: str, *, bicubic: bool = False,
-             predictors: Sequence[LoadedPredictor] = ()) -> dict:
+             predictors: Sequence[LoadedPredictor] = (), skipped: dict | None = None) -> dict:
     """Means over the validation images of PSNR-Y, SSIM-Y, each Ranker's score, each score predictor's mean
     score and the extra metrics (of the generator's 8-bit outputs — EUSR's through its x4 path, the output
-    4PP-EUSR reports — or of MATLAB-bicubic upscaling when ``bicubic``)."""
+    4PP-EUSR reports — or of MATLAB-bicubic upscaling when ``bicubic``). An extra metric that cannot score
+    the validation images (NIQE's 96-pixel blocks need larger images than a small study's) is left out and
+    the reason written into ``skipped``, never a failed run."""
     import torch
 
     from sr_models.imresize import imresize
@@ -576,7 +578,19 @@ def validate(generator, data: Data, settings: GanSettings, rankers: Sequence[Loa
                     predictor_score(predictor, output, device))
             cropped = (output[border:-border, border:-border], hr[border:-border, border:-border])
             for metric in extra:
-                figures.setdefault(metric.name, []).append(metric.score(*cropped))
+                if skipped is not None and metric.name in skipped:
+                    continue
+                try:
+                    value = metric.score(*cropped)
+                except (RuntimeError, ValueError) as error:
+                    height, width = cropped[0].shape[:2]
+                    reason = f"skipped: cannot score a {width}x{height} validation image ({type(error).__name__})"
+                    if skipped is None:
+                        raise
+                    skipped[metric.name] = reason
+                    figures.pop(metric.name, None)
+                    continue
+                figures.setdefault(metric.name, []).append(value)
     generator.train(was_training)
     return {name: float(np.mean(values)) for name, values in figures.items()}
 
@@ -759,7 +773,9 @@ def train(
     unit = pixel_unit(settings)
 
     def validation(**options) -> dict:
-        return validate(generator, data, settings, rankers, extra, device, predictors=predictors, **options)
+        return validate(
+            generator, data, settings, rankers, extra, device, predictors=predictors, skipped=skipped, **options
+        )
 
     bicubic = validation(bicubic=True)
     if steps_before == 0:

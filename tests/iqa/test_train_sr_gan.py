@@ -426,3 +426,19 @@ def test_4pp_eusr_refuses_a_missing_score_predictor_by_name_and_runs_with_both(h
 
     generator = archs.build(provenance["arch"], provenance["scale"], **provenance["build_options"])
     generator.load_state_dict(saved["params"], strict=True)
+
+
+def test_an_extra_metric_that_cannot_score_small_images_is_skipped_not_fatal(weights_dir, monkeypatch):
+    """NIQE's 96-pixel blocks do not fit a small study's validation images (seen in CI once pyiqa's NIQE
+    parameters were installed): the run goes on and records why the metric is missing."""
+
+    def too_small(output, hr):
+        raise RuntimeError("Expected 3D or 4D (batch mode) tensor with non-zero dimensions")
+
+    def lookalike(names, device, weights_dir):
+        return [trainer.ExtraMetric("niqe", False, too_small)], {}
+
+    monkeypatch.setattr(trainer, "load_extra_metrics", lookalike)
+    result = run("srgan", weights_dir, "small-images", iterations=2)
+    assert "niqe" not in result.validation and "psnr_y" in result.validation
+    assert result.skipped["niqe"].startswith("skipped: cannot score a")
