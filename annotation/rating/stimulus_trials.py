@@ -530,9 +530,10 @@ def _update_borda(ordered: list[int]) -> None:
     benchmark's correlations keep their sign; the Plackett–Luce fit comes with the export."""
     k = len(ordered)
     position = {image_id: index for index, image_id in enumerate(ordered)}
-    for image in DistortedImage.objects.select_for_update(no_key=True).filter(id__in=ordered).order_by("id"):
+    images = list(DistortedImage.objects.select_for_update(no_key=True).filter(id__in=ordered).order_by("id"))
+    for image in images:
         n = image.judgment_count
         mean = image.mos if n else 0.0
         image.judgment_count = n + 1
         image.mos = mean + (borda(position[image.id], k) - mean) / (n + 1)
-        image.save(update_fields=["judgment_count", "mos"])
+    DistortedImage.objects.bulk_update(images, ["judgment_count", "mos"])  # one statement for the k rows
