@@ -176,6 +176,46 @@ class EUSR(nn.Module):
         return resize_bicubic_tf1(self.generate(x, 8), x.shape[-2] * 4, x.shape[-1] * 4)
 
 
+# --- initial weights (the authors' training code) ----------------------------------------------------
+
+
+def expected_residual_blocks(n_shared_blocks: int, n_upscale_blocks: int, scales=MODEL_SCALES) -> int:
+    """``num_expected_residual_blocks`` of tf-perceptual-eusr ``train/models/eusr.py``: two scale-specific local
+    residual blocks per training scale, the shared ones, and 4·log2(s) modules of ``n_upscale_blocks`` per scale
+    (62 for the paper's 32 and 1 over ×2, ×4, ×8)."""
+    return 2 * len(scales) + n_shared_blocks + sum(4 * int(math.log2(s)) * n_upscale_blocks for s in scales)
+
+
+def initialize(model: EUSR) -> None:
+    """EUSR's initial weights as ``train/models/eusr.py`` draws them (TensorFlow 1): the convolutions inside the
+    local residual blocks from ``variance_scaling_initializer(factor=1e-4 / blocks, mode='FAN_IN',
+    uniform=False)`` — a normal truncated at two standard deviations, std sqrt(1.3·factor / fan_in) — so each
+    block starts close to the identity; every other convolution Glorot-uniform (``tf.layers.conv2d``'s
+    default); all biases zero."""
+    factor = 1e-4 / expected_residual_blocks(model.n_shared_blocks, model.n_upscale_blocks)
+    in_blocks = set()
+    for key in MODEL_SCALES:  # initial_blocks x{s}: two LRBs, four convs
+        in_blocks.update(model.initial_blocks[f"x{key}"].values())
+    shared = model.shared
+    in_blocks.update(shared[_tf_name(i)] for i in range(2 * model.n_shared_blocks))
+    for path in model.upscaling.values():
+        for name, module in path.items():
+            if name.startswith("m"):
+                for px in module.values():
+                    in_blocks.update(px[_tf_name(i)] for i in range(2 * model.n_upscale_blocks))
+    with torch.no_grad():
+        for module in model.modules():
+            if not isinstance(module, nn.Conv2d):
+                continue
+            if module in in_blocks:
+                fan_in = module.in_channels * module.kernel_size[0] * module.kernel_size[1]
+                std = math.sqrt(1.3 * factor / fan_in)
+                nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+            else:
+                nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
 # --- key layout ---------------------------------------------------------------------------------
 
 

@@ -544,3 +544,31 @@ def test_tf1_bicubic_resize():
             signal[n].item() * keys(snapped - n) for n in range(math.floor(source) - 1, math.floor(source) + 3)
         )
         assert out[o].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_eusr_initialisation_is_the_authors():
+    """tf-perceptual-eusr train/models/eusr.py: residual-block convolutions from variance scaling (factor 1e-4 / 62
+    at the paper's size, fan in, truncated normal: std sqrt(1.3 factor / fan_in)), the others Glorot-uniform,
+    zero biases."""
+    assert eusr.expected_residual_blocks(32, 1) == 62  # 2x3 scale-specific + 32 shared + (1+2+3)x4 upscaling
+    torch.manual_seed(0)
+    model = eusr.build(scale=4)
+    eusr.initialize(model)
+    in_block = [model.shared.conv2d, model.shared.conv2d_63, model.initial_blocks.x8.conv2d_3,
+                model.upscaling.x4.m1.px3.conv2d_1]
+    others = [model.first_conv.conv2d, model.shared.conv2d_64, model.upscaling.x2.m0.px0.conv2d_2,
+              model.upscaling.x8.conv2d]
+    for conv in in_block:
+        fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+        std = (1.3 * 1e-4 / 62 / fan_in) ** 0.5
+        weights = conv.weight.detach()
+        assert float(weights.abs().max()) <= 2 * std
+        # a normal truncated at 2 std has std 0.88 std (the spread checks the scale, not the exact law)
+        assert float(weights.std()) == pytest.approx(0.88 * std, rel=0.1)
+    for conv in others:
+        fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+        fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+        limit = (6 / (fan_in + fan_out)) ** 0.5
+        assert float(conv.weight.detach().abs().max()) <= limit
+        assert float(conv.weight.detach().abs().max()) > 0.9 * limit
+    assert all(float(m.bias.abs().max()) == 0 for m in model.modules() if isinstance(m, torch.nn.Conv2d))
