@@ -15,8 +15,10 @@ Sources:
   ``codes/options/train/train_RankSRGAN.yml``.
 * 4PP-EUSR — papers/003 (Choi et al., Neurocomputing 2019) §3-§5 (Eq. 2-8); SPEC §4, §7.6;
   idearibosome/tf-perceptual-eusr ``train/models/4pp_eusr.py`` (the authors' TensorFlow code).
-  The generator is a pre-trained EUSR (``--init``); the paper's L1 pre-training over randomly chosen
-  ×2/×4/×8 paths (003 §4.1) is not provided here.
+  The generator is a pre-trained EUSR (``--init``): the ``eusr-l1`` recipe below, or a converted graph.
+* EUSR's L1 pre-training (``eusr-l1``) — papers/003 §4.1; tf-perceptual-eusr ``train/train.py`` (batch 16,
+  input patch 48, scales 2,4,8, 10^6 steps) and ``train/models/eusr.py`` (one scale drawn uniformly per
+  step, mean L1 on 0..255 pixels, Adam lr 10^-4 halved every 2x10^5 steps, its initialisation).
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ class Recipe:
     name: str
     title: str
     generator: str  # sr_models.archs name
-    discriminator: str  # sr_models.gan.discriminators name, sized to the run's patch (128/296 in the papers)
+    discriminator: str  # sr_models.gan.discriminators name, sized to the run's patch (128/296); "": none
     perceptual_weight: float  # VGG19 conv5_4 (pre-activation) feature L1
     adversarial_weight: float
-    adversarial: str  # "vanilla" or "relativistic"
+    adversarial: str  # "vanilla", "relativistic", or "none" (no discriminator)
     pixel_weight: float  # L1 on pixels
     rank_weight: float  # RankSRGAN's rank-content loss L_R; 0: none
     halved: bool  # RaGAN's two expectations averaged, not added (the authors' code; sr_models.gan.losses)
@@ -63,6 +65,7 @@ class Recipe:
     subjective_representation_weight: float = 0.0  # l_sr
     score_alpha: float = 0.8  # α_as = α_ss of 003 Eq. 4 and 6
     multi_pass: bool = False  # three x4 outputs per input (003 §3.2), losses averaged over them
+    multi_scale: bool = False  # one of EUSR's x2/x4/x8 paths per step, drawn at random (003 §4.1)
     default_d_nf: int = 64  # the discriminator's first width in the paper
 
     def settings(self, **given) -> GanSettings:
@@ -96,6 +99,7 @@ class Recipe:
             subjective_representation_weight=self.subjective_representation_weight,
             score_alpha=self.score_alpha,
             multi_pass=self.multi_pass,
+            multi_scale=self.multi_scale,
         )
         base.update(chosen)
         return GanSettings(iterations=iterations, lr_steps=tuple(int(s) for s in lr_steps), rankers=rankers, **base)
@@ -109,7 +113,7 @@ class Recipe:
             ("iterations", settings.iterations, self.paper_iterations),
             ("generator nf", settings.nf, self.default_nf),
             ("generator nb", settings.nb, self.default_nb),
-            ("discriminator nf", settings.d_nf, self.default_d_nf),
+            *((("discriminator nf", settings.d_nf, self.default_d_nf),) if self.discriminator else ()),
         ):
             if ours != paper:
                 found.append(f"{label} {ours} (paper {paper})")
@@ -159,6 +163,9 @@ class GanSettings:
     subjective_representation_weight: float = 0.0
     score_alpha: float = 0.8
     multi_pass: bool = False
+    # EUSR's pre-training: each step trains one of the x2/x4/x8 paths, drawn at random; ``patch`` is then the HR
+    # side at x4 (the LR crop is patch / 4 at every scale, the HR crop LR x the drawn scale)
+    multi_scale: bool = False
     aesthetic_predictor: str = ""  # platform score predictor (train_score_predictor) names; "": none
     subjective_predictor: str = ""
 
@@ -293,8 +300,8 @@ FOUR_PP_EUSR = Recipe(
     paper_patch=192,  # 003 §4.2: 48x48 LR patches, 192x192 outputs
     default_nf=64,  # 4pp_eusr.py eusr_conv_features 64
     default_nb=32,  # 003 §4.1: 32 local residual blocks in the shared residual module
-    init_hint="an EUSR pre-trained with L1 over randomly chosen x2/x4/x8 paths (003 §4.1; not provided here), "
-    "or a converted official graph (eusr_4pp_paper_x4, eusr_4pp_pirm_x4)",
+    init_hint="an EUSR pre-trained with L1 over randomly chosen x2/x4/x8 paths (003 §4.1: the eusr-l1 recipe, "
+    "--init trained:NAME), or a converted official graph (eusr_4pp_paper_x4, eusr_4pp_pirm_x4)",
     sources={
         "weights": "003 Eq. 8: 0.05 l_r + 0.1 l_g + 0.01 l_as + 0.1 l_ar + 0.01 l_ss + 0.1 l_sr (4pp_eusr.py flags)",
         "alpha": "003 §4.3: alpha_as = alpha_ss = 0.8",
@@ -315,7 +322,44 @@ FOUR_PP_EUSR = Recipe(
     default_d_nf=32,  # 4pp_eusr.py conv1: 32 channels (the widths scale with it: sr_models.gan.discriminators)
 )
 
-RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (SRGAN, ESRGAN, RANKSRGAN, FOUR_PP_EUSR)}
+EUSR_L1 = Recipe(
+    name="eusr-l1",
+    title="EUSR pre-training (4PP-EUSR §4.1): L1 over randomly chosen x2/x4/x8 paths",
+    generator="eusr",  # 003 §4.1: EUSR with 32 shared local residual blocks and one per upscaling module
+    discriminator="",  # 003 §4.1: L1 only, no discriminator
+    perceptual_weight=0.0,
+    adversarial_weight=0.0,
+    adversarial="none",
+    pixel_weight=1.0,  # 003 §4.1 "the L1 reconstruction loss"; eusr.py: 1.0 x mean |output - truth| on 0..255
+    rank_weight=0.0,
+    halved=False,
+    rank_reduction="mean",
+    lr_g=1e-4,  # 003 §4.1; eusr.py eusr_learning_rate 1e-4
+    lr_d=0.0,  # no discriminator
+    betas=(0.9, 0.999),  # 003 §4.1: Adam beta1 0.9, beta2 0.999, epsilon 1e-8 (torch's default epsilon)
+    milestones=(0.2, 0.4, 0.6, 0.8),  # 003 §4.1: halved every 2x10^5 of 10^6 steps (eusr.py staircase decay 0.5)
+    paper_iterations=1_000_000,  # 003 §4.1; train.py max_steps 1000000
+    paper_batch=16,  # 003 §4.1; train.py batch_size 16
+    paper_patch=192,  # 003 §4.1: 48x48 LR patches (train.py input_patch_size 48), given here as the x4 HR side
+    default_nf=64,  # eusr.py eusr_conv_features 64
+    default_nb=32,  # 003 §4.1; eusr.py eusr_shared_blocks 32
+    init_hint="none: EUSR's own initialisation (eusr_arch.initialize, as eusr.py)",
+    sources={
+        "loss": "003 §4.1 L1; eusr.py recon_l1 = mean absolute difference on 0..255 pixels, weight 1.0",
+        "paths": "003 §4.1 one of x2/x4/x8 per step; eusr.py get_next_train_scale: uniform over the scales",
+        "lr": "003 §4.1 (1e-4, halved every 2x10^5 steps; 10^6 steps)",
+        "batch/patch": "003 §4.1 (16 LR patches of 48x48; HR 96/192/384 by the drawn path)",
+        "augmentation": "train/dataloaders/basic_loader.py: a random rot90 and left-right flip (the eight "
+        "symmetries, as sample_batch's flips and transpose)",
+        "init": "eusr.py: variance scaling 1e-4/62 (fan in, truncated normal) in the residual blocks, Glorot "
+        "elsewhere, zero biases (eusr_arch.initialize)",
+    },
+    multi_scale=True,  # 003 §4.1
+)
+
+RECIPES: dict[str, Recipe] = {
+    recipe.name: recipe for recipe in (SRGAN, ESRGAN, RANKSRGAN, FOUR_PP_EUSR, EUSR_L1)
+}
 
 
 def recipe(name: str) -> Recipe:

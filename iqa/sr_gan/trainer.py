@@ -11,6 +11,11 @@ Each iteration, as BasicSR's ``SRGANModel``/``ESRGANModel`` and RankSRGAN's ``Ra
    by each Ranker's direction (RankSRGAN Eq. 9; several with weights v_i: the journal version);
 3. the discriminator step on HR and on the detached output (vanilla BCE, or ESRGAN Eq. 1).
 
+EUSR's pre-training (``eusr-l1``, 003 §4.1) has no discriminator and no step 3: each step draws one of EUSR's
+×2/×4/×8 paths uniformly from the run's RNG (so a resume draws the same ones), takes LR crops of patch/4 pixels
+at that scale (HR crops 2, 4 or 8 times larger, from one HR image cropped to a multiple of 8) and trains that
+path with L1; validation adds the PSNR-Y of the ×2 and ×8 paths to the ×4 figures.
+
 4PP-EUSR (003 §3.2, §4.3) works in EUSR's pixel units, 0..255, as the authors' ``4pp_eusr.py`` does (its
 L1 and discriminator inputs are on that scale): each LR crop gives three ×4 outputs (``multi_pass``: the
 ×4 path, the ×2 path twice, the ×8 path then TF1 bicubic ×½), stacked along the batch against the HR crop
@@ -43,6 +48,7 @@ from dataclasses import MISSING as dataclass_missing
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -180,7 +186,7 @@ def check_settings(settings: GanSettings) -> None:
             raise TrainingError(f"{name} must be at least {minimum}, not {getattr(settings, name)}")
     if settings.feature_net not in FEATURE_NETS:
         raise TrainingError(f"--feature-net must be one of {', '.join(FEATURE_NETS)}, not {settings.feature_net!r}")
-    if not (settings.lr_g > 0 and settings.lr_d > 0) or not 0 < settings.lr_gamma <= 1:
+    if not settings.lr_g > 0 or (settings.discriminator and not settings.lr_d > 0) or not 0 < settings.lr_gamma <= 1:
         raise TrainingError("the learning rates must be positive and lr_gamma in (0, 1]")
     if not 0 < settings.holdout < 1:
         raise TrainingError(f"the validation share must be between 0 and 1, not {settings.holdout}")
@@ -201,8 +207,9 @@ def check_settings(settings: GanSettings) -> None:
             f"--patch {settings.patch}: the Ranker needs at least {RANKER_MIN_SIDE} pixels a side (five stride-2 "
             "convolutions)"
         )
-    if settings.multi_pass and settings.generator != "eusr":
-        raise TrainingError(f"multi-pass training needs EUSR's x2/x4/x8 paths, not the {settings.generator} generator")
+    for flag, what in ((settings.multi_pass, "multi-pass training"), (settings.multi_scale, "multi-scale training")):
+        if flag and settings.generator != "eusr":
+            raise TrainingError(f"{what} needs EUSR's x2/x4/x8 paths, not the {settings.generator} generator")
     for role, weights in (
         ("aesthetic", (settings.aesthetic_score_weight, settings.aesthetic_representation_weight)),
         ("subjective", (settings.subjective_score_weight, settings.subjective_representation_weight)),
@@ -215,7 +222,8 @@ def check_settings(settings: GanSettings) -> None:
             )
         if named and not any(weights):
             raise TrainingError(f"{settings.recipe} has no {role} score loss: --{role}-predictor is for 4pp-eusr")
-    build_discriminator(settings)  # refuses a patch the discriminator cannot take, with its message
+    if settings.discriminator:
+        build_discriminator(settings)  # refuses a patch the discriminator cannot take, with its message
     from sr_models.gan.discriminators import vgg_final_side
 
     if settings.discriminator == "vgg_style" and settings.batch * vgg_final_side(settings.patch) ** 2 < 2:
@@ -248,34 +256,71 @@ class Data:
     names: list[str]
     train_names: list[str]
     validation_names: list[str]
-    train_pairs: list[tuple[np.ndarray, np.ndarray]]  # (LR, HR) uint8
+    train_pairs: list[tuple[np.ndarray, np.ndarray]]  # (LR, HR) uint8 at the run's scale (x4)
     validation_pairs: list[tuple[np.ndarray, np.ndarray]]
     fingerprint: dict  # source, images' SHA-256 and the split: what a resume must find again
+    # multi-scale runs: scale -> (training pairs, validation pairs), the same HR images at x2, x4 and x8
+    scale_pairs: dict = field(default_factory=dict)
+
+
+def training_scales(settings: GanSettings) -> tuple[int, ...]:
+    """The scales a run trains: EUSR's three paths for a multi-scale run, else the run's scale."""
+    from sr_models.archs.eusr_arch import MODEL_SCALES
+
+    return tuple(MODEL_SCALES) if settings.multi_scale else (settings.scale,)
 
 
 def prepare_data(names: Sequence[str], images: Sequence[np.ndarray], settings: GanSettings, source: str) -> Data:
-    """Images split by image into training and validation (train_sr's split), LR made once per image."""
+    """Images split by image into training and validation (train_sr's split), LR made once per image and scale
+    (a multi-scale run crops each HR image to a multiple of 8, so its three LR versions share one HR image)."""
     names = list(names)
-    sr_training.check_images(images, settings, names)
+    scales = training_scales(settings)
+    largest = max(scales)
+    hr_patch = settings.patch // settings.scale * largest  # the largest HR crop a step takes
+    try:
+        sr_training.check_images(images, SimpleNamespace(patch=hr_patch), names)
+    except sr_training.TrainingError as error:
+        suffix = f" (the x{largest} path's HR crop: --patch {settings.patch} / {settings.scale} x {largest})"
+        raise TrainingError(f"{error}{suffix if largest != settings.scale else ''}") from None
     train_idx, val_idx = sr_training.split_by_image(len(images), settings.holdout, settings.seed)
     pairs = {}
     for index in train_idx + val_idx:
-        hr = sr_training.modcrop(images[index], settings.scale)
-        pairs[index] = (sr_training.make_lr(hr, settings.scale), hr)
+        hr = sr_training.modcrop(images[index], largest)
+        pairs[index] = {scale: (sr_training.make_lr(hr, scale), hr) for scale in scales}
     fingerprint = {
         "source": source,
         "images": {name: hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()[:16]
                    for name, image in zip(names, images, strict=True)},
         "split": {"train": [names[i] for i in train_idx], "validation": [names[i] for i in val_idx]},
     }
+    if settings.multi_scale:
+        fingerprint["scales"] = list(scales)
+    scale_pairs = {
+        scale: ([pairs[i][scale] for i in train_idx], [pairs[i][scale] for i in val_idx]) for scale in scales
+    }
     return Data(
         names=names,
         train_names=[names[i] for i in train_idx],
         validation_names=[names[i] for i in val_idx],
-        train_pairs=[pairs[i] for i in train_idx],
-        validation_pairs=[pairs[i] for i in val_idx],
+        train_pairs=scale_pairs[settings.scale][0],
+        validation_pairs=scale_pairs[settings.scale][1],
         fingerprint=fingerprint,
+        scale_pairs=scale_pairs if settings.multi_scale else {},
     )
+
+
+def sample_scale_batch(
+    data: Data, settings: GanSettings, rng: np.random.Generator
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """(scale, LR batch, HR batch): a multi-scale run draws one of the paths uniformly from the run's RNG
+    (tf-perceptual-eusr ``get_next_train_scale``), then LR crops of patch / 4 pixels at that scale (003 §4.1: 48x48
+    LR patches whatever the path); any other run takes its patch at its scale."""
+    if not settings.multi_scale:
+        return (settings.scale, *sr_training.sample_batch(data.train_pairs, settings, rng))
+    scales = sorted(data.scale_pairs)
+    scale = scales[int(rng.integers(len(scales)))]
+    crop = SimpleNamespace(patch=settings.patch // settings.scale * scale, scale=scale, batch=settings.batch)
+    return (scale, *sr_training.sample_batch(data.scale_pairs[scale][0], crop, rng))
 
 
 # --- networks ------------------------------------------------------------------------------------------
@@ -423,22 +468,34 @@ def multi_pass(generator, lr):
 
 
 def load_initial(generator, settings: GanSettings, init: str | None, weights_dir: Path) -> dict:
-    """Initial weights: a checkpoint file (path) or a registered checkpoint name, loaded strictly after its
-    layout is mapped onto ours; none: Kaiming-normal x0.1 (train_sr's ``init_weights``, mmsr's
-    ``initialize_weights(net, 0.1)``). Returns what was used, for the manifest."""
+    """Initial weights: a checkpoint file (path), a registered checkpoint name or ``trained:NAME`` (a generator
+    train_sr or train_sr_gan wrote, e.g. an ``eusr-l1`` pre-training), loaded strictly after its layout is mapped
+    onto ours; none: EUSR's own initialisation for EUSR (``eusr_arch.initialize``, as the authors' code), else
+    Kaiming-normal x0.1 (train_sr's ``init_weights``, mmsr's ``initialize_weights(net, 0.1)``). Returns what was
+    used, for the manifest."""
     from core import weights as core_weights
     from sr_models import archs
-    from sr_models.checkpoints import CHECKPOINTS
+    from sr_models.checkpoints import CHECKPOINTS, TRAINED_PREFIX
+    from sr_models.weights import get_checkpoint
 
     if not init:
+        if settings.generator == "eusr":
+            from sr_models.archs import eusr_arch
+
+            eusr_arch.initialize(generator)
+            return {"init": "scratch (EUSR's initialisation: tf-perceptual-eusr train/models/eusr.py)"}
         sr_training.init_weights(generator)
         return {"init": "scratch (Kaiming-normal x0.1, as train_sr)"}
     path = Path(init)
     checkpoint = None
     if not path.is_file():
-        if init not in CHECKPOINTS:
-            raise TrainingError(f"--init {init}: no such file, and no registered SR checkpoint of that name")
-        checkpoint = CHECKPOINTS.get(init)
+        if not init.startswith(TRAINED_PREFIX) and init not in CHECKPOINTS:
+            raise TrainingError(f"--init {init}: no such file, and no registered SR checkpoint of that name "
+                                f"(a generator trained here is {TRAINED_PREFIX}NAME)")
+        try:
+            checkpoint = get_checkpoint(init, Path(weights_dir))
+        except KeyError as error:
+            raise TrainingError(f"--init {error.args[0]}") from None
         if checkpoint.arch != settings.generator or checkpoint.parts:
             raise TrainingError(f"--init {init} is a {checkpoint.arch} checkpoint; {settings.recipe} trains a "
                                 f"{settings.generator}")
@@ -519,11 +576,13 @@ def load_extra_metrics(names: Sequence[str], device: str, weights_dir: Path) -> 
     return loaded, skipped
 
 
-def _upscale(generator, lr: np.ndarray, device: str, unit: float = 1.0) -> np.ndarray:
+def _upscale(generator, lr: np.ndarray, device: str, unit: float = 1.0, path_scale: int | None = None) -> np.ndarray:
+    """The generator's 8-bit output for one LR image (EUSR through its x``path_scale`` path when given)."""
     import torch
 
     batch = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1), dtype=np.float32) / 255.0)[None]
-    output = generator(batch.to(device) * unit)[0].float() / unit
+    network = generator if path_scale is None else (lambda x: generator.generate(x, path_scale))
+    output = network(batch.to(device) * unit)[0].float() / unit
     output = output.clamp(0.0, 1.0).permute(1, 2, 0).cpu().numpy()
     return sr_training.quantize(output)
 
@@ -552,9 +611,10 @@ def validate(generator, data: Data, settings: GanSettings, rankers: Sequence[Loa
              predictors: Sequence[LoadedPredictor] = (), skipped: dict | None = None) -> dict:
     """Means over the validation images of PSNR-Y, SSIM-Y, each Ranker's score, each score predictor's mean
     score and the extra metrics (of the generator's 8-bit outputs — EUSR's through its x4 path, the output
-    4PP-EUSR reports — or of MATLAB-bicubic upscaling when ``bicubic``). An extra metric that cannot score
-    the validation images (NIQE's 96-pixel blocks need larger images than a small study's) is left out and
-    the reason written into ``skipped``, never a failed run."""
+    4PP-EUSR reports — or of MATLAB-bicubic upscaling when ``bicubic``); a multi-scale run adds the PSNR-Y
+    of its x2 and x8 paths (``psnr_y_x2``, ``psnr_y_x8``, the scale's pixels cropped at the border). An extra
+    metric that cannot score the validation images (NIQE's 96-pixel blocks need larger images than a small
+    study's) is left out and the reason written into ``skipped``, never a failed run."""
     import torch
 
     from sr_models.imresize import imresize
@@ -591,6 +651,14 @@ def validate(generator, data: Data, settings: GanSettings, rankers: Sequence[Loa
                     figures.pop(metric.name, None)
                     continue
                 figures.setdefault(metric.name, []).append(value)
+        for scale, (_, pairs) in sorted(data.scale_pairs.items()):  # EUSR's other paths, by their own PSNR
+            if scale == settings.scale:
+                continue
+            figures[f"psnr_y_x{scale}"] = [
+                sr_training.psnr_y(hr, imresize(lr, output_shape=hr.shape[:2], method="bicubic") if bicubic
+                                   else _upscale(generator, lr, device, pixel_unit(settings), scale), scale)
+                for lr, hr in pairs
+            ]
     generator.train(was_training)
     return {name: float(np.mean(values)) for name, values in figures.items()}
 
@@ -671,13 +739,15 @@ def generator_losses(settings: GanSettings, sr, hr, discriminator, features, ran
             hr_features = features(hr)
         parts["perceptual"] = losses.perceptual_loss(features(sr), hr_features)
         total = total + settings.perceptual_weight * parts["perceptual"]
-    fake_logits = discriminator(sr)
-    if settings.adversarial == "relativistic":
-        real_logits = discriminator(hr).detach()  # ESRGAN/BasicSR: D's real logits detached in the G step
-        parts["adversarial"] = losses.relativistic_generator_loss(real_logits, fake_logits, halved=settings.halved)
-    else:
-        parts["adversarial"] = losses.vanilla_generator_loss(fake_logits)
-    total = total + settings.adversarial_weight * parts["adversarial"]
+    if discriminator is not None:
+        fake_logits = discriminator(sr)
+        if settings.adversarial == "relativistic":
+            real_logits = discriminator(hr).detach()  # ESRGAN/BasicSR: D's real logits detached in the G step
+            parts["adversarial"] = losses.relativistic_generator_loss(real_logits, fake_logits,
+                                                                      halved=settings.halved)
+        else:
+            parts["adversarial"] = losses.vanilla_generator_loss(fake_logits)
+        total = total + settings.adversarial_weight * parts["adversarial"]
     if settings.rank_weight:
         rank = sr.new_zeros(())
         for ranker in rankers:
@@ -746,20 +816,24 @@ def train(
     extra, skipped = load_extra_metrics(extra_metrics, device, weights_dir)
     generator = build_generator(settings)
     init_record = load_initial(generator, settings, init, weights_dir)
-    discriminator = build_discriminator(settings)
+    discriminator = build_discriminator(settings) if settings.discriminator else None  # eusr-l1: none
     generator.to(device).train()
-    discriminator.to(device).train()
-    networks = torch.nn.ModuleDict({"generator": generator, "discriminator": discriminator})
-    optimizer_g = torch.optim.Adam(generator.parameters(), lr=settings.lr_g, betas=tuple(settings.betas))
-    optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=settings.lr_d, betas=tuple(settings.betas))
+    networks = torch.nn.ModuleDict({"generator": generator})
     milestones = list(settings.lr_steps)
-    scheduler_g = torch.optim.lr_scheduler.MultiStepLR(optimizer_g, milestones, gamma=settings.lr_gamma)
-    scheduler_d = torch.optim.lr_scheduler.MultiStepLR(optimizer_d, milestones, gamma=settings.lr_gamma)
     amp = device == "cuda" and settings.mixed_precision
+    optimizer_g = torch.optim.Adam(generator.parameters(), lr=settings.lr_g, betas=tuple(settings.betas))
+    scheduler_g = torch.optim.lr_scheduler.MultiStepLR(optimizer_g, milestones, gamma=settings.lr_gamma)
     scaler_g = torch.amp.GradScaler("cuda", enabled=amp)
-    scaler_d = torch.amp.GradScaler("cuda", enabled=amp)
-    optimizers = _Bundle(generator=optimizer_g, discriminator=optimizer_d, scaler_g=scaler_g, scaler_d=scaler_d)
-    schedulers = _Bundle(generator=scheduler_g, discriminator=scheduler_d)
+    optimizers = _Bundle(generator=optimizer_g, scaler_g=scaler_g)
+    schedulers = _Bundle(generator=scheduler_g)
+    if discriminator is not None:
+        discriminator.to(device).train()
+        networks["discriminator"] = discriminator
+        optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=settings.lr_d, betas=tuple(settings.betas))
+        scheduler_d = torch.optim.lr_scheduler.MultiStepLR(optimizer_d, milestones, gamma=settings.lr_gamma)
+        scaler_d = torch.amp.GradScaler("cuda", enabled=amp)
+        optimizers.parts.update(discriminator=optimizer_d, scaler_d=scaler_d)
+        schedulers.parts.update(discriminator=scheduler_d)
 
     steps_before = run.restore(networks, optimizers, schedulers, rng)
     if not resume:
@@ -786,40 +860,43 @@ def train(
                  f"{' (mixed precision)' if amp else ''}")
 
     for step in range(steps_before + 1, settings.iterations + 1):
-        lr_batch, hr_batch = sr_training.sample_batch(data.train_pairs, settings, rng)
+        scale, lr_batch, hr_batch = sample_scale_batch(data, settings, rng)
         lr_batch, hr_batch = torch.from_numpy(lr_batch).to(device), torch.from_numpy(hr_batch).to(device)
         if unit != 1.0:
             lr_batch, hr_batch = lr_batch * unit, hr_batch * unit
 
-        discriminator.requires_grad_(False)  # the G step: D frozen (BasicSR optimize_parameters)
+        if discriminator is not None:
+            discriminator.requires_grad_(False)  # the G step: D frozen (BasicSR optimize_parameters)
         optimizer_g.zero_grad(set_to_none=True)
         with _autocast(device, amp):
             if settings.multi_pass:
                 sr = multi_pass(generator, lr_batch)
                 targets = hr_batch.repeat(MULTI_PASSES, 1, 1, 1)  # each output against its own HR crop
+            elif settings.multi_scale:
+                sr, targets = generator.generate(lr_batch, scale), hr_batch  # only the drawn path learns
             else:
                 sr, targets = generator(lr_batch), hr_batch
             total, parts = generator_losses(settings, sr, targets, discriminator, features, rankers, predictors)
         scaler_g.scale(total).backward()
         scaler_g.step(optimizer_g)
         scaler_g.update()
-
-        discriminator.requires_grad_(True)
-        optimizer_d.zero_grad(set_to_none=True)
-        with _autocast(device, amp):
-            d_loss = discriminator_loss(settings, sr, hr_batch, discriminator)
-        scaler_d.scale(d_loss).backward()
-        scaler_d.step(optimizer_d)
-        scaler_d.update()
         scheduler_g.step()
-        scheduler_d.step()
 
         losses = {key: float(value.detach()) for key, value in parts.items()}
-        losses.update(generator=float(total.detach()), discriminator=float(d_loss.detach()),
-                      lr_g=optimizer_g.param_groups[0]["lr"])
+        losses.update(generator=float(total.detach()), lr_g=optimizer_g.param_groups[0]["lr"])
+        if discriminator is not None:
+            discriminator.requires_grad_(True)
+            optimizer_d.zero_grad(set_to_none=True)
+            with _autocast(device, amp):
+                d_loss = discriminator_loss(settings, sr, hr_batch, discriminator)
+            scaler_d.scale(d_loss).backward()
+            scaler_d.step(optimizer_d)
+            scaler_d.update()
+            scheduler_d.step()
+            losses["discriminator"] = float(d_loss.detach())
         if not all(math.isfinite(v) for v in losses.values()):
             raise TrainingError(f"step {step}: a loss is not finite ({losses}); lower the learning rates")
-        run.history.append({"step": step, "losses": losses})
+        run.history.append({"step": step, "losses": losses, **({"scale": scale} if settings.multi_scale else {})})
         if step % settings.validate_every == 0 or step == settings.iterations:
             run.history.append({"step": step, "validation": validation()})
         if step % settings.checkpoint_every == 0 or step == settings.iterations:
@@ -927,11 +1004,15 @@ def plot(result: GanResult, settings: GanSettings, path: Path) -> None:
     left.set_xlabel("step")
     left.set_yscale("log")
     left.set_title(f"{settings.recipe} losses" + (" — scratch VGG" if settings.feature_net == "scratch" else ""))
-    left.legend(fontsize=7)
+    if losses:  # a run of 0 steps has only its validation
+        left.legend(fontsize=7)
     validations = [entry for entry in result.history if "validation" in entry]
     v_steps = [entry["step"] for entry in validations]
-    right.plot(v_steps, [entry["validation"]["psnr_y"] for entry in validations], "o-", label="PSNR-Y (dB)")
-    right.axhline(result.bicubic["psnr_y"], linestyle=":", color="grey", label="bicubic PSNR-Y")
+    for key in sorted(k for k in result.bicubic if k.startswith("psnr_y")):  # x4, and a multi-scale run's x2, x8
+        scale_label = key.removeprefix("psnr_y").lstrip("_") or f"x{settings.scale}"
+        line, = right.plot(v_steps, [entry["validation"][key] for entry in validations], "o-",
+                           label=f"PSNR-Y {scale_label} (dB)")
+        right.axhline(result.bicubic[key], linestyle=":", color=line.get_color(), label=f"bicubic {scale_label}")
     right.set_xlabel("step")
     right.legend(fontsize=7, loc="upper left")
     ranker_keys = [key for key in (validations[0]["validation"] if validations else {})

@@ -301,7 +301,7 @@ def test_the_rank_content_loss_moves_the_rankers_score_the_preferred_way(tmp_pat
                                             "cpu") for image in IMAGES.values()])
     assert sharp < blurred  # the premise: this Ranker prefers sharper images (lower is better)
     settings = recipes.recipe("ranksrgan").settings(**TINY)
-    pairs = SimpleNamespace(validation_pairs=[
+    pairs = SimpleNamespace(scale_pairs={}, validation_pairs=[
         (sr_training.make_lr(image, 4), image) for image in IMAGES.values()])
 
     def ranker_score(state: dict) -> float:
@@ -442,3 +442,81 @@ def test_an_extra_metric_that_cannot_score_small_images_is_skipped_not_fatal(wei
     result = run("srgan", weights_dir, "small-images", iterations=2)
     assert "niqe" not in result.validation and "psnr_y" in result.validation
     assert result.skipped["niqe"].startswith("skipped: cannot score a")
+
+
+# --- EUSR's pre-training (eusr-l1) ----------------------------------------------------------------------
+
+
+def _changed_paths(before: dict, after: dict) -> set[int]:
+    """The EUSR paths (2, 4, 8) whose scale-specific weights differ between two state dicts."""
+    return {scale for scale in (2, 4, 8) if any(
+        not torch.equal(before[key], after[key]) for key in before
+        if key.startswith((f"initial_blocks.x{scale}.", f"upscaling.x{scale}."))
+    )}
+
+
+def test_eusr_l1_trains_one_randomly_drawn_path_per_step_with_l1_alone(tmp_path):
+    eusr_l1 = recipes.recipe("eusr-l1")  # 003 §4.1; tf-perceptual-eusr train.py / eusr.py
+    assert (eusr_l1.generator, eusr_l1.discriminator, eusr_l1.pixel_weight, eusr_l1.adversarial_weight) == (
+        "eusr", "", 1.0, 0.0)
+    assert (eusr_l1.lr_g, eusr_l1.betas, eusr_l1.paper_iterations, eusr_l1.paper_batch, eusr_l1.paper_patch) == (
+        1e-4, (0.9, 0.999), 1_000_000, 16, 192)
+    assert eusr_l1.settings(iterations=1_000_000).lr_steps == (200_000, 400_000, 600_000, 800_000)
+
+    common = {"patch": 16, "lr_g": 1e-3}  # LR crops of 4 pixels (HR 8/16/32); a larger rate for 24 steps
+    start = run("eusr-l1", tmp_path, "eusr-start", iterations=0, **common)
+    first = run("eusr-l1", tmp_path, "eusr-first", iterations=1, **common)
+    result = run("eusr-l1", tmp_path, "eusr-pre", iterations=24, **common)
+    drawn = [entry["scale"] for entry in result.history if "losses" in entry]
+    assert set(drawn) == {2, 4, 8}  # every path drawn (seed 0), and nothing else
+    # one step trains the drawn path's own layers only (the shared trunk learns at every step)
+    assert _changed_paths(start.state_dict, first.state_dict) == {drawn[0]}
+    assert not torch.equal(start.state_dict["shared.conv2d.weight"], first.state_dict["shared.conv2d.weight"])
+    for step in result.step_losses():
+        assert set(step) == {"pixel", "generator", "lr_g"}  # no discriminator, no adversarial term
+        assert step["generator"] == step["pixel"] > 0
+    assert set(result.bicubic) == {"psnr_y", "ssim_y", "psnr_y_x2", "psnr_y_x8"}
+    before = next(entry["validation"] for entry in result.history if "validation" in entry)
+    for key in ("psnr_y", "psnr_y_x2", "psnr_y_x8"):  # each path's PSNR-Y on the held-out image rises
+        assert result.validation[key] > before[key] + 0.3, key
+
+
+def test_eusr_l1_n_steps_then_n_more_equal_2n_steps(tmp_path):
+    whole = run("eusr-l1", tmp_path, "pre-whole", iterations=6, patch=16, lr_steps=(3,))
+    run("eusr-l1", tmp_path, "pre-halves", iterations=3, patch=16, lr_steps=(3,), checkpoint_every=3)
+    resumed = run("eusr-l1", tmp_path, "pre-halves", iterations=6, patch=16, lr_steps=(3,), checkpoint_every=3,
+                  resume=True)
+    assert resumed.steps_before == 3
+    drawn = lambda result: [e["scale"] for e in result.history if "losses" in e]  # noqa: E731
+    assert drawn(resumed) == drawn(whole)
+    assert resumed.step_losses() == whole.step_losses()
+    assert all(torch.equal(resumed.state_dict[key], whole.state_dict[key]) for key in whole.state_dict)
+
+
+def test_eusr_l1_then_4pp_eusr_from_it_through_the_command(hr_dir, weights_dir):
+    flags = ["--hr-dir", str(hr_dir), "--iterations", "2", "--nf", "8", "--nb", "1", "--batch", "2",
+             "--threads", "1"]
+    with pytest.raises(CommandError, match="eusr-l1 has no discriminator"):
+        call_command("train_sr_gan", "eusr-l1", *flags, "--patch", "16", "--d-nf", "8", stdout=io.StringIO())
+    with pytest.raises(CommandError, match=r"smaller than the 96x96 patch \(the x8 path's HR crop"):
+        call_command("train_sr_gan", "eusr-l1", *flags, "--patch", "48", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("train_sr_gan", "eusr-l1", *flags, "--patch", "16", "--name", "eusr-pre", stdout=out)
+    assert "without a discriminator" in out.getvalue() and "one of the x2/x4/x8 paths per step" in out.getvalue()
+    assert "psnr_y_x2" in out.getvalue() and "psnr_y_x8" in out.getvalue()
+    pre = torch.load(weights_dir / "trained" / "eusr-pre.pth", map_location="cpu", weights_only=True)
+    assert pre["provenance"]["recipe"] == "eusr-l1" and pre["provenance"]["official"] is False
+    assert pre["provenance"]["init"]["init"].startswith("scratch (EUSR's initialisation")
+
+    save_scratch_score_predictors(weights_dir)
+    fine_tune = [*flags, "--d-nf", "8", "--patch", "32", "--aesthetic-predictor", "aesthetic-scratch",
+                 "--subjective-predictor", "subjective-scratch"]
+    with pytest.raises(CommandError, match="trained:no-such-run"):
+        call_command("train_sr_gan", "4pp-eusr", *fine_tune, "--init", "trained:no-such-run", stdout=io.StringIO())
+    call_command("train_sr_gan", "4pp-eusr", *fine_tune, "--init", "trained:eusr-pre", "--name", "eusr-fine",
+                 stdout=io.StringIO())
+    fine = torch.load(weights_dir / "trained" / "eusr-fine.pth", map_location="cpu", weights_only=True)
+    assert fine["provenance"]["init"]["init"] == "trained:eusr-pre"
+    from core.weights import file_sha256
+
+    assert fine["provenance"]["init"]["init_sha256"] == file_sha256(weights_dir / "trained" / "eusr-pre.pth")

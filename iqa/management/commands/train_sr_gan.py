@@ -33,10 +33,11 @@ class Command(StudyTrainingCommand):
         "folder PIPAL_WEIGHTS_DIR/trained/sr_gan_runs/<name>/ (manifest, resumable state, training.png) and the "
         "generator PIPAL_WEIGHTS_DIR/trained/<name>.pth, labelled as trained by the platform — never an official "
         "checkpoint. The defaults are CPU-sized (patch 64, batch 4, 200 iterations): deviations from the papers. "
-        "4pp-eusr: EUSR (--init a pre-trained EUSR; the paper's L1 multi-path pre-training is not provided) against "
-        "4PP-EUSR's discriminator, three x4 outputs per input (x4, x2 twice, x8 then bicubic /2), L1 0.05, GAN 0.1 "
-        "and the score (0.01) and representation (0.1) losses of two score predictors trained with "
-        "train_score_predictor (--aesthetic-predictor, --subjective-predictor)."
+        "eusr-l1: EUSR's pre-training (4PP-EUSR §4.1), L1 alone, one of the x2/x4/x8 paths drawn at random each "
+        "step, LR crops of --patch/4 at every scale. 4pp-eusr: EUSR (--init trained:NAME of an eusr-l1 run, or a "
+        "converted graph) against 4PP-EUSR's discriminator, three x4 outputs per input (x4, x2 twice, x8 then "
+        "bicubic /2), L1 0.05, GAN 0.1 and the score (0.01) and representation (0.1) losses of two score predictors "
+        "trained with train_score_predictor (--aesthetic-predictor, --subjective-predictor)."
     )
 
     def add_arguments(self, parser):
@@ -47,9 +48,10 @@ class Command(StudyTrainingCommand):
         source.add_argument("--hr-dir", type=Path, help="train on the HR images of this folder")
         parser.add_argument(
             "--init",
-            help="initial generator: a checkpoint file (e.g. a train_sr output) or a registered checkpoint name "
-            "(esrgan: esrgan_psnr_x4; ranksrgan/srgan: srresnet_x4; 4pp-eusr: an EUSR checkpoint in our layout, e.g. "
-            "a converted eusr_4pp_paper_x4); none: Kaiming x0.1 from scratch",
+            help="initial generator: a checkpoint file, a registered checkpoint name, or trained:NAME (a generator "
+            "train_sr or train_sr_gan wrote) (esrgan: esrgan_psnr_x4; ranksrgan/srgan: srresnet_x4 or a train_sr "
+            "output; 4pp-eusr: trained:NAME of an eusr-l1 run, or a converted eusr_4pp_paper_x4); none: from "
+            "scratch (Kaiming x0.1; EUSR: its authors' initialisation)",
         )
         parser.add_argument(
             "--ranker", action="append", default=[], metavar="NAME[:WEIGHT]",
@@ -72,7 +74,8 @@ class Command(StudyTrainingCommand):
             batch={"default": None, "help": f"crops per step (CPU default {recipes.CPU_BATCH}; papers 16 or 8)"},
         )
         parser.add_argument("--patch", type=int, default=None,
-                            help=f"HR crop side (CPU default {recipes.CPU_PATCH}; papers 96/128/296)")
+                            help=f"HR crop side at x4 (CPU default {recipes.CPU_PATCH}; papers 96/128/296, "
+                            "4PP-EUSR 192: 48 LR pixels; eusr-l1 takes patch/4 LR pixels at every path)")
         parser.add_argument("--nf", type=int, default=None, help="generator channels (default: the paper's, 64)")
         parser.add_argument("--nb", type=int, default=None,
                             help="generator blocks (default: the paper's, 16 or 23; EUSR's shared blocks, 32)")
@@ -122,6 +125,8 @@ class Command(StudyTrainingCommand):
             "aesthetic_predictor": aesthetic_predictor, "subjective_predictor": subjective_predictor,
         }
         with self.training_errors():
+            if options["d_nf"] is not None and not recipes.recipe(recipe).discriminator:
+                raise TrainingError(f"{recipe} has no discriminator: --d-nf is for the GAN recipes")
             if resume:
                 earlier = trainer.resumed_settings(weights_dir, name)
                 if earlier.get("recipe") != recipe:
@@ -142,11 +147,14 @@ class Command(StudyTrainingCommand):
                                for role in ("aesthetic", "subjective") if getattr(settings, f"{role}_predictor"))
         features = f"VGG19 features: {settings.feature_net}" if settings.perceptual_weight else "no VGG19 loss"
         self.stdout.write(
-            f"{recipes.recipe(recipe).title}: {settings.generator} (nf {settings.nf}, nb {settings.nb}) against "
-            f"{settings.discriminator} on {source}; {settings.iterations} iterations, batch {settings.batch}, "
-            f"patch {settings.patch}, lr {settings.lr_g:g}/{settings.lr_d:g}, seed {settings.seed}"
+            f"{recipes.recipe(recipe).title}: {settings.generator} (nf {settings.nf}, nb {settings.nb}) "
+            f"{'against ' + settings.discriminator if settings.discriminator else 'without a discriminator'} on "
+            f"{source}; {settings.iterations} iterations, batch {settings.batch}, patch {settings.patch}, "
+            f"lr {settings.lr_g:g}{'/' + format(settings.lr_d, 'g') if settings.discriminator else ''}, "
+            f"seed {settings.seed}"
             f"{'; Rankers ' + rankers if rankers else ''}{'; score predictors ' + predictors if predictors else ''}"
-            f"{'; multi-pass x4, x2x2, x8/2' if settings.multi_pass else ''}; {features}{note}"
+            f"{'; multi-pass x4, x2x2, x8/2' if settings.multi_pass else ''}"
+            f"{'; one of the x2/x4/x8 paths per step' if settings.multi_scale else ''}; {features}{note}"
         )
 
         result, wall = self.run_timed(
