@@ -1,5 +1,5 @@
-"""train_sr_gan's iterations/s per recipe (SRGAN, ESRGAN, RankSRGAN) against a plain PyTorch loop of the same
-networks, losses and optimisers, in the same run.
+"""train_sr_gan's iterations/s per recipe (SRGAN, ESRGAN, RankSRGAN, 4PP-EUSR, EUSR's L1 pre-training) against a
+plain PyTorch loop of the same networks, losses and optimisers, in the same run.
 
 What is timed, per recipe, at CPU-sized widths unless the flags say otherwise (generator nf 32, nb 4;
 discriminator width 64, the papers'; HR patch 64, batch 4):
@@ -31,9 +31,18 @@ alternate step by step and see the same machine load. ``--rounds`` repeat every 
 networks, the recipe order rotating; figures are medians over all rounds' timed steps. Ratios are
 platform ÷ plain in iterations/s (below 1: the platform is slower).
 
+4PP-EUSR: the plain loop makes the three x4 outputs itself (``generate`` x4; x2 twice; x8 then
+``resize_bicubic_tf1``), works in 0..255 units and adds each score predictor's score and representation
+losses (003 Eq. 4-7) through the predictor's own ``representation``/``head``; EUSR's discriminator is built by
+the trainer's ``build_discriminator`` (its widths scaled by ``--d-nf``). EUSR's pre-training (``eusr-l1``) has
+no discriminator: the plain loop trains the path the trainer drew for that step (``sample_scale_batch``, drawn
+before the clock starts) with L1 alone. Both EUSR recipes start from ``eusr_arch.initialize``.
+
 RankSRGAN needs a Ranker: one is built here with RANDOM weights (``--ranker-nf``, default the official
 width 64) and written in train_ranker's folder layout, so the trainer loads it by name as it loads any
-platform Ranker. The VGG19 features are random too: every figure here is speed only, never quality.
+platform Ranker; 4PP-EUSR's two score predictors are MobileNetV2s (width 1, the paper's) with RANDOM weights
+in train_score_predictor's layout. The VGG19 features are random too: every figure here is speed only, never
+quality.
 
 ``--device cuda`` times on a GPU (each step synchronised before the clock is read); ``--amp`` adds a
 mixed-precision row per recipe (the trainer's ``mixed_precision``; the plain loop under
@@ -65,8 +74,9 @@ if str(ROOT) in sys.path:
     sys.path.remove(str(ROOT))
 sys.path.insert(0, str(ROOT))
 
-RECIPES = ("srgan", "esrgan", "ranksrgan")
+RECIPES = ("srgan", "esrgan", "ranksrgan", "4pp-eusr", "eusr-l1")
 RANKER_NAME = "bench_random_ranker"
+PREDICTOR_NAMES = {"aesthetic_predictor": "bench_random_aesthetic", "subjective_predictor": "bench_random_subjective"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,7 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated recipes to time")
     parser.add_argument("--nf", type=int, default=32, help="generator width (the papers: 64)")
     parser.add_argument("--nb", type=int, default=4, help="generator blocks (the papers: 16 SRResNet, 23 RRDB)")
-    parser.add_argument("--d-nf", type=int, default=64, help="discriminator width (the papers: 64)")
+    parser.add_argument("--d-nf", type=int, default=None,
+                        help="discriminator width (default: the recipe's, 64; 4PP-EUSR 32)")
     parser.add_argument("--ranker-nf", type=int, default=64, help="the random Ranker's width (official: 64)")
     parser.add_argument("--patch", type=int, default=64, help="HR patch side (a multiple of 4, at least 32)")
     parser.add_argument("--batch", type=int, default=4, help="patches per step")
@@ -132,6 +143,25 @@ def write_random_ranker(weights_dir: Path, nf: int, seed: int) -> dict:
     return state
 
 
+def write_random_score_predictors(weights_dir: Path, seed: int) -> None:
+    """4PP-EUSR's two MobileNetV2 score predictors (width 1) with RANDOM weights in train_score_predictor's layout."""
+    import torch
+
+    from iqa.learned import score_predictor_arch as sp_arch
+    from iqa.learned import store
+
+    for offset, name in enumerate(PREDICTOR_NAMES.values()):
+        torch.manual_seed(seed + offset)
+        config = {"dropout": 0.75, "crop": 192, "input_norm": "paper", "width_mult": 1.0}
+        folder = store.learned_root(weights_dir) / name
+        folder.mkdir(parents=True)
+        sha256 = store.save_model(folder, kind=sp_arch.KIND, config=config,
+                                  state_dict=sp_arch.build(config).state_dict())
+        metric = {"higher_is_better": True, "full_reference": False, "description": "bench: random weights"}
+        store.write_json(folder / store.MANIFEST_FILE,
+                         {"kind": sp_arch.KIND, "name": name, "model_sha256": sha256, "metric": metric})
+
+
 def synchronise(device: str) -> None:
     import torch
 
@@ -147,35 +177,55 @@ class PlainLoop:
     def __init__(self, settings, batches, ranker_state: dict | None, weights_dir: Path, device: str):
         import torch
 
-        from iqa.learned import ranker_arch
+        from iqa.learned import ranker_arch, store
+        from iqa.sr_gan import trainer
         from sr_models import archs
         from sr_models import training as sr_training
+        from sr_models.archs import eusr_arch
         from sr_models.gan import discriminators, vgg
 
         self.settings, self.device = settings, device
-        self.batches = [(lr.to(device), hr.to(device)) for lr, hr in batches]
+        self.unit = float(archs.arch(settings.generator).input_range)  # EUSR works in 0..255
+        self.batches = [(scale, lr.to(device) * self.unit, hr.to(device) * self.unit) for scale, lr, hr in batches]
         self.index = 0
+        self.predictors = []
+        for role in ("aesthetic", "subjective"):
+            name = getattr(settings, f"{role}_predictor")
+            if name:
+                _, network = store.build_trained(store.learned_root(weights_dir) / name / store.MODEL_FILE, device)
+                self.predictors.append((role, network.eval().requires_grad_(False)))
         torch.manual_seed(settings.seed)  # the trainer's order: VGG, Rankers, generator, discriminator
-        self.features = vgg.load_vgg19_features(weights_dir, scratch=True).network.to(device).eval()
-        self.features.requires_grad_(False)
+        self.features = None
+        if settings.perceptual_weight:
+            self.features = vgg.load_vgg19_features(weights_dir, scratch=True).network.to(device).eval()
+            self.features.requires_grad_(False)
         self.ranker = None
         if settings.rank_weight:
             self.ranker = ranker_arch.Ranker(nf=int(ranker_state["conv0_0.weight"].shape[0]))
             self.ranker.load_state_dict(ranker_state)
             self.ranker.to(device).eval().requires_grad_(False)
-        self.generator = archs.build(settings.generator, settings.scale, nf=settings.nf, nb=settings.nb)
-        sr_training.init_weights(self.generator)
-        self.discriminator = discriminators.build_discriminator(
-            settings.discriminator, settings.patch, num_feat=settings.d_nf
-        )
+        if settings.generator == "eusr":
+            self.generator = archs.build("eusr", settings.scale, n_feats=settings.nf, n_shared_blocks=settings.nb)
+            eusr_arch.initialize(self.generator)
+        else:
+            self.generator = archs.build(settings.generator, settings.scale, nf=settings.nf, nb=settings.nb)
+            sr_training.init_weights(self.generator)
+        self.discriminator = None
+        if settings.discriminator == "eusr":  # 4PP-EUSR's, widths scaled by d_nf / 32
+            self.discriminator = trainer.build_discriminator(settings)
+        elif settings.discriminator:
+            self.discriminator = discriminators.build_discriminator(
+                settings.discriminator, settings.patch, num_feat=settings.d_nf
+            )
         self.generator.to(device).train()
-        self.discriminator.to(device).train()
         betas = tuple(settings.betas)
-        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=settings.lr_g, betas=betas)
-        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=settings.lr_d, betas=betas)
         milestones = list(settings.lr_steps)
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=settings.lr_g, betas=betas)
         self.scheduler_g = torch.optim.lr_scheduler.MultiStepLR(self.optimizer_g, milestones, settings.lr_gamma)
-        self.scheduler_d = torch.optim.lr_scheduler.MultiStepLR(self.optimizer_d, milestones, settings.lr_gamma)
+        if self.discriminator is not None:
+            self.discriminator.to(device).train()
+            self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=settings.lr_d, betas=betas)
+            self.scheduler_d = torch.optim.lr_scheduler.MultiStepLR(self.optimizer_d, milestones, settings.lr_gamma)
         self.amp = device == "cuda" and settings.mixed_precision
         self.scaler_g = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.scaler_d = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -198,19 +248,31 @@ class PlainLoop:
             with torch.no_grad():
                 hr_features = self.features(hr)
             total = total + s.perceptual_weight * F.l1_loss(self.features(sr), hr_features)
-        fake = self.discriminator(sr)
-        if s.adversarial == "relativistic":  # ESRGAN Eq. 2 with the real logits detached (esrgan_model.py)
-            real = self.discriminator(hr).detach()
-            adversarial = bce(real - fake.mean(), torch.zeros_like(real)) + bce(
-                fake - real.mean(), torch.ones_like(fake)
-            )
-            adversarial = adversarial / 2 if s.halved else adversarial
-        else:  # the non-saturating -log D(G(x)) of SRGAN / RankSRGAN
-            adversarial = bce(fake, torch.ones_like(fake))
-        total = total + s.adversarial_weight * adversarial
+        if self.discriminator is not None:
+            fake = self.discriminator(sr)
+            if s.adversarial == "relativistic":  # ESRGAN Eq. 2 with the real logits detached (esrgan_model.py)
+                real = self.discriminator(hr).detach()
+                adversarial = bce(real - fake.mean(), torch.zeros_like(real)) + bce(
+                    fake - real.mean(), torch.ones_like(fake)
+                )
+                adversarial = adversarial / 2 if s.halved else adversarial
+            else:  # the non-saturating -log D(G(x)) of SRGAN / RankSRGAN / 4PP-EUSR
+                adversarial = bce(fake, torch.ones_like(fake))
+            total = total + s.adversarial_weight * adversarial
         if s.rank_weight:  # RankSRGAN Eq. 9, lower scores better: sigmoid(R(G(x))), one Ranker of weight 1
             rank = torch.sigmoid(self.ranker(sr).reshape(-1))
             total = total + s.rank_weight * (rank.sum() if s.rank_reduction == "sum" else rank.mean())
+        for role, network in self.predictors:  # 4PP-EUSR Eq. 4-7 on [0, 1] inputs; mean scores over 10 bins
+            with torch.no_grad():
+                hr_features = network.representation(hr / self.unit)
+                hr_probabilities = network.head(hr_features)  # softmax over the 10 bins
+                hr_score = (hr_probabilities * torch.arange(1, 11).to(hr_probabilities)).sum(1)
+            sr_features = network.representation(sr / self.unit)
+            sr_probabilities = network.head(sr_features)
+            sr_score = (sr_probabilities * torch.arange(1, 11).to(sr_probabilities)).sum(1)
+            score = torch.relu((10 - sr_score) - s.score_alpha * (10 - hr_score)).mean()
+            total = total + getattr(s, f"{role}_score_weight") * score
+            total = total + getattr(s, f"{role}_representation_weight") * F.mse_loss(sr_features, hr_features)
         return total
 
     def discriminator_loss(self, sr, hr):
@@ -225,27 +287,42 @@ class PlainLoop:
         return bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))
 
     def step(self) -> tuple[float, float]:
+        import torch
+
+        from sr_models.archs.eusr_arch import resize_bicubic_tf1
+
         synchronise(self.device)
         started = time.perf_counter()
-        lr, hr = self.batches[self.index]
+        scale, lr, hr = self.batches[self.index]
         self.index += 1
-        self.discriminator.requires_grad_(False)
+        if self.discriminator is not None:
+            self.discriminator.requires_grad_(False)
         self.optimizer_g.zero_grad(set_to_none=True)
         with self.autocast():
-            sr = self.generator(lr)
-            g_loss = self.generator_loss(sr, hr)
+            targets = hr
+            if self.settings.multi_pass:  # 4PP-EUSR's three x4 outputs, each against the HR crop
+                g, (height, width) = self.generator, lr.shape[-2:]
+                sr = torch.cat([g.generate(lr, 4), g.generate(g.generate(lr, 2), 2),
+                                resize_bicubic_tf1(g.generate(lr, 8), 4 * height, 4 * width)])
+                targets = hr.repeat(3, 1, 1, 1)
+            elif self.settings.multi_scale:  # EUSR's pre-training: the drawn path only
+                sr = self.generator.generate(lr, scale)
+            else:
+                sr = self.generator(lr)
+            g_loss = self.generator_loss(sr, targets)
         self.scaler_g.scale(g_loss).backward()
         self.scaler_g.step(self.optimizer_g)
         self.scaler_g.update()
-        self.discriminator.requires_grad_(True)
-        self.optimizer_d.zero_grad(set_to_none=True)
-        with self.autocast():
-            d_loss = self.discriminator_loss(sr, hr)
-        self.scaler_d.scale(d_loss).backward()
-        self.scaler_d.step(self.optimizer_d)
-        self.scaler_d.update()
         self.scheduler_g.step()
-        self.scheduler_d.step()
+        if self.discriminator is not None:
+            self.discriminator.requires_grad_(True)
+            self.optimizer_d.zero_grad(set_to_none=True)
+            with self.autocast():
+                d_loss = self.discriminator_loss(sr, hr)
+            self.scaler_d.scale(d_loss).backward()
+            self.scaler_d.step(self.optimizer_d)
+            self.scaler_d.update()
+            self.scheduler_d.step()
         synchronise(self.device)
         return time.perf_counter() - started, float(g_loss.detach())
 
@@ -259,7 +336,6 @@ def timed_run(
     import torch
 
     from iqa.sr_gan import recipes, trainer
-    from sr_models import training as sr_training
 
     iterations = args.warmup + args.steps + 1  # the last step validates and checkpoints: never timed
     settings = recipes.recipe(recipe).settings(
@@ -275,14 +351,15 @@ def timed_run(
         checkpoint_every=iterations + 1,
         mixed_precision=mixed_precision,
         rankers=[(RANKER_NAME, 1.0)] if recipe == "ranksrgan" else None,
+        **(PREDICTOR_NAMES if recipe == "4pp-eusr" else {}),
     )
-    # The trainer's own data and draws (prepare_data, then sample_batch from default_rng(seed)), made now.
+    # The trainer's own data and draws (prepare_data, then sample_scale_batch from default_rng(seed)), made now.
     data = trainer.prepare_data(list(images), list(images.values()), settings, "bench textures")
     rng = np.random.default_rng(settings.seed)
     batches = []
     for _ in range(iterations):
-        lr, hr = sr_training.sample_batch(data.train_pairs, settings, rng)
-        batches.append((torch.from_numpy(lr), torch.from_numpy(hr)))
+        scale, lr, hr = trainer.sample_scale_batch(data, settings, rng)
+        batches.append((scale, torch.from_numpy(lr), torch.from_numpy(hr)))
     plain = PlainLoop(settings, batches, ranker_state if settings.rank_weight else None, weights_dir, args.device)
 
     platform_seconds: list[float] = []
@@ -346,13 +423,16 @@ def main(argv: list[str] | None = None) -> int:
         benchlib.header("train_sr_gan against a plain PyTorch loop")
         print(
             f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, device {args.device}; generator "
-            f"nf {args.nf} nb {args.nb}, discriminator vgg_style width {args.d_nf}, patch {args.patch}, batch "
+            f"nf {args.nf} nb {args.nb}, discriminator width {args.d_nf or 'the recipe default'}, patch {args.patch}, "
+            "batch "
             f"{args.batch}; Ranker width {args.ranker_nf}; {args.steps} timed steps per round after {args.warmup} "
             f"warm-up (the last step, which validates and checkpoints, dropped); {args.rounds} rounds; "
             f"{args.images} textures of {args.image_size} px; VGG19 and Ranker weights RANDOM (speed only)"
         )
         images = {f"T{i:02d}": texture(i, args.image_size) for i in range(args.images)}
         ranker_state = write_random_ranker(tmp, args.ranker_nf, args.seed)
+        if "4pp-eusr" in chosen:
+            write_random_score_predictors(tmp, args.seed)
         samples = {
             (recipe, precision): {"platform": [], "plain": [], "loss_difference": 0.0, "generator": ""}
             for recipe in chosen
