@@ -1,7 +1,7 @@
 """train_sr_gan: tiny runs of each recipe (losses finite, of the documented signs), exact resume, the VGG19
 refusal and the explicit scratch features, the patch check, a Ranker trained here, and the mechanism check
 of RankSRGAN's rank-content loss; 4PP-EUSR's six losses, multi-pass outputs, resume and score-predictor
-refusals. Networks are tiny (generator nf 8, nb 1; discriminator width 8; Ranker width 4; score predictors
+refusals; EUSR's L1 pre-training (eusr-l1): one drawn path per step, resume, and 4pp-eusr started from it. Networks are tiny (generator nf 8, nb 1; discriminator width 8; Ranker width 4; score predictors
 MobileNetV2 width 0.25 with random weights) and every run is a few steps on one CPU thread; VGG19 and the
 score predictors have random (scratch) weights throughout, so no number here is a perceptual-quality result."""
 
