@@ -1,7 +1,8 @@
 """train_sr_gan: tiny runs of each recipe (losses finite, of the documented signs), exact resume, the VGG19
 refusal and the explicit scratch features, the patch check, a Ranker trained here, and the mechanism check
 of RankSRGAN's rank-content loss; 4PP-EUSR's six losses, multi-pass outputs, resume and score-predictor
-refusals; EUSR's L1 pre-training (eusr-l1): one drawn path per step, resume, and 4pp-eusr started from it. Networks are tiny (generator nf 8, nb 1; discriminator width 8; Ranker width 4; score predictors
+refusals; EUSR's L1 pre-training (eusr-l1): one drawn path per step, resume, and 4pp-eusr started from it.
+Networks are tiny (generator nf 8, nb 1; discriminator width 8; Ranker width 4; score predictors
 MobileNetV2 width 0.25 with random weights) and every run is a few steps on one CPU thread; VGG19 and the
 score predictors have random (scratch) weights throughout, so no number here is a perceptual-quality result."""
 
@@ -504,6 +505,7 @@ def test_eusr_l1_then_4pp_eusr_from_it_through_the_command(hr_dir, weights_dir):
     call_command("train_sr_gan", "eusr-l1", *flags, "--patch", "16", "--name", "eusr-pre", stdout=out)
     assert "without a discriminator" in out.getvalue() and "one of the x2/x4/x8 paths per step" in out.getvalue()
     assert "psnr_y_x2" in out.getvalue() and "psnr_y_x8" in out.getvalue()
+    assert "eusr-l1 step 0 " in out.getvalue() and "eusr-l1 step 2 " in out.getvalue()  # before and after
     pre = torch.load(weights_dir / "trained" / "eusr-pre.pth", map_location="cpu", weights_only=True)
     assert pre["provenance"]["recipe"] == "eusr-l1" and pre["provenance"]["official"] is False
     assert pre["provenance"]["init"]["init"].startswith("scratch (EUSR's initialisation")

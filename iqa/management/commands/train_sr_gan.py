@@ -172,8 +172,12 @@ class Command(StudyTrainingCommand):
 
         held_out = ", ".join(result.data.validation_names)
         self.stdout.write(f"validation on {held_out} (Y, {settings.scale}-pixel border):")
-        final = f"{recipe} step {settings.iterations}"
-        for label, figures in (("bicubic", result.bicubic), (final, result.validation)):
+        start = next((e for e in result.history if "validation" in e and e["step"] == 0), None)
+        rows = [("bicubic", result.bicubic)]
+        if start is not None:  # the run's first validation, before any step (a resumed run keeps it)
+            rows.append((f"{recipe} step 0", start["validation"]))
+        rows.append((f"{recipe} step {settings.iterations}", result.validation))
+        for label, figures in rows:
             values = ", ".join(f"{key} {value:.4g}" for key, value in figures.items())
             self.stdout.write(f"  {label:24} {values}{note}")
         for metric, reason in result.skipped.items():
