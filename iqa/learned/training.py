@@ -96,6 +96,17 @@ class TrainingRun:
     def state_path(self) -> Path:
         return self.folder / store.STATE_FILE
 
+    # What the resume refusal says when the data's fingerprint differs (a subclass's data has other sources).
+    data_changed = "the data or the split changed (the study gained or lost judgments or images)"
+
+    def read_manifest(self) -> dict:
+        """The run folder's manifest (a subclass whose kind is not a learned metric reads its own)."""
+        return store.read_manifest(self.folder)
+
+    def earlier_settings(self, manifest: dict) -> dict:
+        """The settings an earlier run recorded, as the resume check compares them with today's."""
+        return manifest.get("settings", {})
+
     def _check_folder(self) -> None:
         manifest_path = self.folder / store.MANIFEST_FILE
         if not manifest_path.exists():
@@ -104,7 +115,7 @@ class TrainingRun:
             if self.folder.exists() and any(self.folder.iterdir()):
                 raise TrainingError(f"{self.folder} exists and is not a training run: choose another --name")
             return
-        manifest = store.read_manifest(self.folder)
+        manifest = self.read_manifest()
         if not self.resume:
             raise TrainingError(
                 f"{self.name} exists already ({self.folder}): continue it with --resume or choose another --name"
@@ -114,21 +125,19 @@ class TrainingRun:
         differences = []
         if manifest.get("kind") != self.kind:
             differences.append(f"kind {manifest.get('kind')} vs {self.kind}")
-        before = {k: v for k, v in manifest.get("settings", {}).items() if k not in RESUMABLE_CHANGES}
+        before = {k: v for k, v in self.earlier_settings(manifest).items() if k not in RESUMABLE_CHANGES}
         now = {k: v for k, v in self.settings.items() if k not in RESUMABLE_CHANGES}
         for key in sorted(set(before) | set(now)):
             if before.get(key) != now.get(key):
                 differences.append(f"{key} {before.get(key)!r} then, {now.get(key)!r} now")
         if manifest.get("data") != self.data:
-            differences.append("the data or the split changed (the study gained or lost judgments or images)")
+            differences.append(self.data_changed)
         if differences:
             raise TrainingError(f"--resume of {self.name} with other settings: " + "; ".join(differences))
 
     def start(self) -> None:
         """Write the manifest of a new run (or update the iteration count of a resumed one)."""
-        manifest = {}
-        if self.resume:
-            manifest = store.read_manifest(self.folder)
+        manifest = self.read_manifest() if self.resume else {}
         manifest.update(kind=self.kind, name=self.name, settings=self.settings, data=self.data)
         store.write_json(self.folder / store.MANIFEST_FILE, manifest)
 

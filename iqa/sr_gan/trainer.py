@@ -54,7 +54,7 @@ import numpy as np
 
 from iqa.learned import store
 from iqa.learned.errors import LearnedModelError
-from iqa.learned.training import RESUMABLE_CHANGES, TrainingError, TrainingRun
+from iqa.learned.training import TrainingError, TrainingRun
 from iqa.sr_gan.recipes import GanSettings
 from iqa.sr_gan.recipes import recipe as recipe_of
 from sr_models import training as sr_training
@@ -104,41 +104,16 @@ class GanRun(TrainingRun):
     """``TrainingRun`` for a run that is not a learned metric: its manifest is read here, since
     ``store.read_manifest`` accepts metric kinds only. The resume rules are TrainingRun's."""
 
-    def _check_folder(self) -> None:
-        manifest_path = self.folder / store.MANIFEST_FILE
-        if not manifest_path.exists():
-            if self.resume:
-                raise TrainingError(f"--resume: {self.folder} holds no earlier run of {self.name}")
-            if self.folder.exists() and any(self.folder.iterdir()):
-                raise TrainingError(f"{self.folder} exists and is not a training run: choose another --name")
-            return
-        manifest = read_run_manifest(self.folder)
-        if not self.resume:
-            raise TrainingError(
-                f"{self.name} exists already ({self.folder}): continue it with --resume or choose another --name"
-            )
-        if not self.state_path.is_file():
-            raise TrainingError(f"--resume: {self.state_path} is missing, so {self.name} cannot continue")
-        earlier = {**_SETTING_DEFAULTS, **manifest.get("settings", {})}  # a run recorded before a field existed
-        before = {k: v for k, v in earlier.items() if k not in RESUMABLE_CHANGES}
-        now = {k: v for k, v in self.settings.items() if k not in RESUMABLE_CHANGES}
-        differences = [
-            f"{key} {before.get(key)!r} then, {now.get(key)!r} now"
-            for key in sorted(set(before) | set(now))
-            if before.get(key) != now.get(key)
-        ]
-        if manifest.get("data") != self.data:
-            differences.append("the data or the split changed (images added, removed or changed)")
-        if differences:
-            raise TrainingError(f"--resume of {self.name} with other settings: " + "; ".join(differences))
+    data_changed = "the data or the split changed (images added, removed or changed)"
 
-    def start(self) -> None:
-        manifest = read_run_manifest(self.folder) if self.resume else {}
-        manifest.update(kind=self.kind, name=self.name, settings=self.settings, data=self.data)
-        store.write_json(self.folder / store.MANIFEST_FILE, manifest)
+    def read_manifest(self) -> dict:
+        return read_run_manifest(self.folder)
+
+    def earlier_settings(self, manifest: dict) -> dict:
+        return {**_SETTING_DEFAULTS, **manifest.get("settings", {})}  # a run recorded before a field existed
 
     def update_manifest(self, **entries) -> None:
-        manifest = read_run_manifest(self.folder)
+        manifest = self.read_manifest()
         manifest.update(json.loads(json.dumps(entries, default=str)))
         store.write_json(self.folder / store.MANIFEST_FILE, manifest)
 
@@ -981,10 +956,9 @@ def provenance(result: GanResult, settings: GanSettings, *, name: str, source: s
 def write_checkpoint(path: Path, result: GanResult, provenance_record: dict) -> None:
     """``{"params": generator state, "provenance": ...}`` written atomically (train_sr's file layout:
     ``core.weights.read_state`` unwraps ``params``)."""
-    import torch
+    from core.weights import write_checkpoint as write_params
 
-    payload = {"params": result.state_dict, "provenance": json.loads(json.dumps(provenance_record, default=str))}
-    store.atomic_write_bytes(Path(path), lambda stream: torch.save(payload, stream))
+    write_params(Path(path), result.state_dict, json.loads(json.dumps(provenance_record, default=str)))
 
 
 def plot(result: GanResult, settings: GanSettings, path: Path) -> None:
