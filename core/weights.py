@@ -18,6 +18,8 @@ random weights never stand in for real ones.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import shutil
 import tempfile
 import urllib.request
@@ -29,6 +31,8 @@ from core.registry import Registry
 
 # The containers checkpoints come in: BasicSR's "params_ema" (preferred, the EMA weights it
 # evaluates with) and "params", and the generic "state_dict"/"model".
+# The stem of a file a trainer writes (trained/<name>.pth, example_sr/<name>.npz): a file name, never a path.
+TRAINED_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
 CONTAINER_KEYS = ("params_ema", "params", "state_dict", "model")
 
 
@@ -155,6 +159,30 @@ def read_checkpoint(path: Path):
         raise WeightsError(
             f"{path.name} cannot be read as a PyTorch checkpoint ({type(error).__name__}: {error})"
         ) from None
+
+
+def atomic_write_bytes(path: Path, write: Callable) -> None:
+    """``write(stream)`` into a temporary file in ``path``'s folder, then rename it onto ``path``: a reader
+    never sees half a file, and a crash leaves none behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_checkpoint(path: Path, params: Mapping, provenance: dict) -> None:
+    """A network this platform made (trained or converted) as ``{"params", "provenance"}``, written atomically;
+    ``read_state`` unwraps ``params``, ``read_checkpoint(path)["provenance"]`` says where it came from."""
+    import torch
+
+    payload = {"params": dict(params), "provenance": provenance}
+    atomic_write_bytes(Path(path), lambda stream: torch.save(payload, stream))
 
 
 def read_state(path: Path) -> dict:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.weights import file_sha256
+from core.weights import file_sha256, write_checkpoint
 
 CONVERTER = "sr_models.convert_eusr"
 CONVERTER_VERSION = "1"
@@ -259,8 +259,5 @@ def convert(pb_path: str | os.PathLike, out_path: str | os.PathLike, *, source_n
         "parameters": int(sum(value.numel() for value in params.values())),
         **arithmetic,
     }
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_path.with_name(f".{out_path.name}.partial")
-    torch.save({"params": params, "provenance": provenance}, partial)
-    partial.replace(out_path)  # atomic: a reader never sees half a file
+    write_checkpoint(out_path, params, provenance)
     return provenance

@@ -17,14 +17,12 @@ weights never mix with older ones. Listing reads only the manifests (no torch).
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from core.weights import file_sha256
+from core.weights import atomic_write_bytes, file_sha256
 from iqa.learned.errors import LearnedModelError
 from iqa.learned.kinds import LEARNED_KINDS
 
@@ -58,19 +56,6 @@ def check_name(name: str, taken: Collection[str] = ()) -> str:
     if name in taken:
         raise LearnedModelError(f"name {name!r} is a metric already (pyiqa's or the platform's): choose another")
     return name
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -19,7 +19,6 @@ network runs the RGB channels one after another).
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +27,13 @@ import numpy as np
 
 from core import weights as core_weights
 from core.registry import UnknownName
-from core.weights import WeightsError, WeightsMissing
+from core.weights import TRAINED_NAME_PATTERN, WeightsError, WeightsMissing
 from sr_models.denoisers.records import DENOISERS, DenoiserOptions, DenoiserRecord
 from sr_models.inference import rgb_to_ycbcr, ycbcr_to_rgb
 from sr_models.training import quantize
 
 TRAINED_FOLDER = "trained"  # under the weights directory, shared with train_sr
 TRAINED_BY = "train_denoiser"
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
 
 
 class DenoisingError(ValueError):
@@ -89,7 +87,7 @@ def unready(name: str, weights_dir: Path) -> str:
         record = DENOISERS.get(name)
         path = Path(weights_dir) / record.file
         return "" if path.is_file() else str(WeightsMissing(record, weights_dir))
-    if NAME_PATTERN.fullmatch(name) and trained_path(name, weights_dir).is_file():
+    if TRAINED_NAME_PATTERN.fullmatch(name) and trained_path(name, weights_dir).is_file():
         return ""
     return str(_unknown(name, weights_dir))
 
@@ -112,7 +110,7 @@ def load_denoiser(name: str, *, weights_dir: Path, device: str = "cpu") -> Loade
             "licence": record.licence,
         }
         return LoadedDenoiser(name, record.options, model.to(device).eval(), provenance, record)
-    if not NAME_PATTERN.fullmatch(name) or not trained_path(name, weights_dir).is_file():
+    if not TRAINED_NAME_PATTERN.fullmatch(name) or not trained_path(name, weights_dir).is_file():
         raise _unknown(name, weights_dir)
     return _load_trained(name, trained_path(name, weights_dir), device)
 
@@ -146,14 +144,8 @@ def _load_trained(name: str, path: Path, device: str) -> LoadedDenoiser:
 def save_trained(path: Path, state_dict: dict, options: DenoiserOptions, provenance: dict) -> None:
     """Write a network the platform trained as ``load_denoiser`` reads it back by name: its tensors and
     its provenance, marked as train_denoiser's and never official, atomically (a reader never sees half)."""
-    import torch
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     provenance = {**provenance, "trained_by": TRAINED_BY, "official": False, "arch_options": options.as_dict()}
-    partial = path.parent / f".{path.name}.partial"
-    torch.save({"params": state_dict, "provenance": provenance}, partial)
-    partial.replace(path)
+    core_weights.write_checkpoint(Path(path), state_dict, provenance)
 
 
 _cache: dict[tuple, LoadedDenoiser] = {}

@@ -21,7 +21,7 @@ from sr_models.example_sr.model import (
     train_model,
     train_models,
 )
-from sr_models.example_sr.storage import CODE_VERSION, MODELS_FOLDER, NAME_PATTERN, load_model, model_path, save_model
+from sr_models.example_sr.storage import CODE_VERSION, MODELS_FOLDER, load_model, model_path, save_model
 
 __all__ = [
     "ALL_METHODS",
@@ -29,7 +29,6 @@ __all__ = [
     "METHODS",
     "METHOD_LABELS",
     "MODELS_FOLDER",
-    "NAME_PATTERN",
     "SCALES",
     "SHORT_LABELS",
     "ExampleSRConfig",

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from core.weights import TRAINED_NAME_PATTERN
 from sr_models.example_sr import features as feat
 from sr_models.example_sr.model import (
     CONFIG_FIELDS,
@@ -26,13 +26,12 @@ MODELS_FOLDER = "example_sr"
 FORMAT = "pipal-example-sr"
 FORMAT_VERSION = 1
 CODE_VERSION = "example-sr-1.0.0"  # bump when training or upscaling changes what a model computes
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
 _ARRAYS = ("pca", "anchors", "dict_hires", "projections")
 
 
 def model_path(weights_dir: Path, name: str) -> Path:
     """``<weights_dir>/example_sr/<name>.npz``; the name is a file stem, never a path."""
-    if not NAME_PATTERN.fullmatch(name):
+    if not TRAINED_NAME_PATTERN.fullmatch(name):
         raise ExampleSRError(f"model name {name!r}: use letters, digits, '.', '_' and '-' only (a file name, no path)")
     return Path(weights_dir) / MODELS_FOLDER / f"{name}.npz"
 

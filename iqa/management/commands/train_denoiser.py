@@ -1,7 +1,7 @@
-
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from core.weights import TRAINED_NAME_PATTERN
 from iqa.training_command import StudyTrainingCommand
 from sr_models import runtime
 from sr_models.denoisers import DENOISERS, loading
@@ -99,7 +99,7 @@ class Command(StudyTrainingCommand):
         self.check_threads(threads)
         now = timezone.now()
         name = name or f"{arch}_{task}_{study.slug}_{now.strftime('%Y%m%d-%H%M%S')}"
-        if not loading.NAME_PATTERN.fullmatch(name):
+        if not TRAINED_NAME_PATTERN.fullmatch(name):
             raise CommandError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (a file name, no path)")
         if name in DENOISERS:
             raise CommandError(f"--name {name!r} is an official denoiser's name: choose another")

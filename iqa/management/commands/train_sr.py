@@ -1,12 +1,9 @@
-import re
-
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from core.weights import TRAINED_NAME_PATTERN, write_checkpoint
 from iqa.training_command import StudyTrainingCommand
 from sr_models import runtime, training
-
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
 
 
 def label_for(slug: str) -> str:
@@ -60,7 +57,7 @@ class Command(StudyTrainingCommand):
         self.check_threads(threads)
         now = timezone.now()
         name = name or f"srresnet_x{config.scale}_{study.slug}_{now.strftime('%Y%m%d-%H%M%S')}"
-        if not NAME_PATTERN.fullmatch(name):
+        if not TRAINED_NAME_PATTERN.fullmatch(name):
             raise CommandError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (a file name, no path)")
         folder = runtime.current().weights_dir / "trained"
         target = folder / f"{name}.pth"
@@ -125,12 +122,7 @@ class Command(StudyTrainingCommand):
             "torch": self._torch_version(),
             "date": now.isoformat(),
         }
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{name}.pth.partial"
-        import torch
-
-        torch.save({"params": result.state_dict, "provenance": provenance}, partial)
-        partial.replace(target)  # atomic: a reader never sees half a file
+        write_checkpoint(target, result.state_dict, provenance)
 
         self.stdout.write(f"PSNR-Y on validation ({', '.join(psnr['images'])}), {config.scale}-pixel border cropped:")
         self.stdout.write(f"  bicubic (MATLAB imresize)   {result.psnr_bicubic:7.2f} dB")

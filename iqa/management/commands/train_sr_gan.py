@@ -4,12 +4,11 @@ from pathlib import Path
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from core.weights import TRAINED_NAME_PATTERN
 from iqa.learned.errors import TrainingError
 from iqa.sr_gan import recipes, trainer
 from iqa.training_command import StudyTrainingCommand
 from sr_models import evaluation, runtime
-
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
 
 
 def parse_ranker(text: str) -> tuple[str, float]:
@@ -110,7 +109,7 @@ class Command(StudyTrainingCommand):
             raise CommandError("--resume needs the --name of the run to continue")
         stem = re.sub(r"[^A-Za-z0-9._-]", "-", study or Path(hr_dir).name)
         name = name or f"{recipe}_x4_{stem}_{timezone.now().strftime('%Y%m%d-%H%M%S')}"
-        if not NAME_PATTERN.fullmatch(name):
+        if not TRAINED_NAME_PATTERN.fullmatch(name):
             raise CommandError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (a file name, no path)")
         target = trainer.checkpoint_path(weights_dir, name)
         if target.exists() and not resume:
