@@ -31,6 +31,25 @@ PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 # --- statistics ------------------------------------------------------------------
 
 
+def grating_texture(seed: int, size: int, *, gratings: int = 4, frequencies: tuple[float, float] = (0.02, 0.3),
+                    amplitude: float = 0.1):
+    """A synthetic HxWx3 uint8 image for the training benchmarks: per channel a colour gradient plus ``gratings``
+    sinusoids of random frequency in ``frequencies`` (cycles/pixel), angle and phase; seeded."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    channels = []
+    for _ in range(3):
+        value = 0.5 + 0.3 * (x * rng.uniform(-1, 1) + y * rng.uniform(-1, 1)) / size
+        for _ in range(gratings):
+            frequency, angle = rng.uniform(*frequencies), rng.uniform(0, np.pi)
+            value += amplitude * np.sin(
+                2 * np.pi * frequency * (x * np.cos(angle) + y * np.sin(angle)) + rng.uniform(0, 6))
+        channels.append(value)
+    return np.clip(np.round(np.stack(channels, -1) * 255), 0, 255).astype(np.uint8)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100) with linear interpolation; NaN when empty."""
     if not values:

@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 
 import benchlib
-from benchlib import ROOT, median, ratio
+from benchlib import ROOT, grating_texture, median, ratio
 
 if str(ROOT) in sys.path:
     sys.path.remove(str(ROOT))
@@ -69,21 +69,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--infer-repeats", type=int, default=5, help="timed inference calls per round and path")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     return parser.parse_args(argv)
-
-
-def texture(seed: int, size: int):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
-    channels = []
-    for _ in range(3):
-        value = 0.5 + 0.3 * (x * rng.uniform(-1, 1) + y * rng.uniform(-1, 1)) / size
-        for _ in range(4):
-            f, a = rng.uniform(0.02, 0.25), rng.uniform(0, np.pi)
-            value += 0.08 * np.sin(2 * np.pi * f * (x * np.cos(a) + y * np.sin(a)) + rng.uniform(0, 6))
-        channels.append(value)
-    return np.clip(np.round(np.stack(channels, -1) * 255), 0, 255).astype(np.uint8)
 
 
 class PlainLoop:
@@ -180,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
             f"inference {args.infer_batch} x {args.size}x{args.size}, {args.infer_repeats} calls per round; "
             f"{args.rounds} rounds; RANDOM weights"
         )
-        images = [(f"t{i}", texture(i, args.size)) for i in range(args.images)]
+        images = [
+            (f"t{i}", grating_texture(i, args.size, frequencies=(0.02, 0.25), amplitude=0.08))
+            for i in range(args.images)
+        ]
         options = rank_dataset.PatchOptions(size=args.size, stride=args.size, validation=1 / args.images)
         rank_dataset.build_distortion(tmp / "dataset", images, kind="blur", options=options)
         dataset = rank_dataset.load(tmp / "dataset")

@@ -2,19 +2,19 @@
 plain PyTorch loop of the same networks, losses and optimisers, in the same run.
 
 What is timed, per recipe, at CPU-sized widths unless the flags say otherwise (generator nf 32, nb 4;
-discriminator width 64, the papers'; HR patch 64, batch 4):
+discriminator at the recipe's width, 64 or 4PP-EUSR's 32; HR patch 64, batch 4):
 
-- platform: ``iqa.sr_gan.trainer.train`` on ``--images`` synthetic textures held in memory (split by image
-  into training and validation, LR made once per image, as the command does), with the recipe's settings
-  (``recipes.recipe(name).settings(...)``), VGG19 features with random weights (``feature_net="scratch"``)
-  and no extra metrics. Per step the trainer draws a batch (``sample_batch``: crops, flips, rotations),
-  runs the generator step (D frozen; pixel, perceptual, adversarial and rank-content losses), the
-  discriminator step, both schedulers, and records the losses. A step's time runs from the end of the
-  previous ``progress`` callback (for the first step: the ``announce`` callback, which the trainer calls
-  after its setup and its opening validations) to the start of this one, so it holds the loop body only.
-  ``validate_every`` and ``checkpoint_every`` are set beyond the run; the trainer still validates and
-  writes ``train_state.pt`` on its last step, so the last step is dropped, and so are the first
-  ``--warmup`` steps (oneDNN primitive creation, first allocations).
+- platform: ``iqa.sr_gan.trainer.train`` on ``--images`` synthetic textures (``benchlib.grating_texture``) held
+  in memory (split by image into training and validation, LR made once per image, as the command does), with the
+  recipe's settings (``recipes.recipe(name).settings(...)``), VGG19 features with random weights
+  (``feature_net="scratch"``) and no extra metrics. Per step the trainer draws a batch (``sample_batch``: crops,
+  flips, rotations), runs the generator step (D frozen; pixel, perceptual, adversarial and rank-content losses),
+  the discriminator step, both schedulers, and records the losses. A step's time runs from the end of the
+  previous ``progress`` callback (for the first step: the ``announce`` callback, which the trainer calls after
+  its setup and its opening validations) to the start of this one, so it holds the loop body only.
+  ``validate_every`` and ``checkpoint_every`` are set beyond the run; the trainer still validates and writes
+  ``train_state.pt`` on its last step, so the last step is dropped, and so are the first ``--warmup`` steps
+  (oneDNN primitive creation, first allocations).
 - plain: the loop BasicSR's ``SRGANModel``/``ESRGANModel`` run, written out here in torch — the same
   generator and discriminator builders (``sr_models.archs.build``, ``init_weights``,
   ``sr_models.gan.discriminators.build_discriminator``), the same scratch VGG19 extractor
@@ -68,7 +68,7 @@ import time
 from pathlib import Path
 
 import benchlib
-from benchlib import ROOT, median, ratio
+from benchlib import ROOT, grating_texture, median, ratio
 
 if str(ROOT) in sys.path:
     sys.path.remove(str(ROOT))
@@ -103,22 +103,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--amp", action="store_true", help="also time mixed precision (CUDA only)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
-
-
-def texture(seed: int, size: int):
-    """A gradient plus gratings from coarse to fine (tests/iqa/test_train_sr_gan.py's textures)."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
-    channels = []
-    for _ in range(3):
-        value = 0.5 + 0.3 * (x * rng.uniform(-1, 1) + y * rng.uniform(-1, 1)) / size
-        for _ in range(4):
-            frequency, angle = rng.uniform(0.02, 0.3), rng.uniform(0, np.pi)
-            value += 0.1 * np.sin(2 * np.pi * frequency * (x * np.cos(angle) + y * np.sin(angle)) + rng.uniform(0, 6))
-        channels.append(value)
-    return np.clip(np.round(np.stack(channels, -1) * 255), 0, 255).astype(np.uint8)
 
 
 def write_random_ranker(weights_dir: Path, nf: int, seed: int) -> dict:
@@ -429,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             f"warm-up (the last step, which validates and checkpoints, dropped); {args.rounds} rounds; "
             f"{args.images} textures of {args.image_size} px; VGG19 and Ranker weights RANDOM (speed only)"
         )
-        images = {f"T{i:02d}": texture(i, args.image_size) for i in range(args.images)}
+        images = {f"T{i:02d}": grating_texture(i, args.image_size) for i in range(args.images)}
         ranker_state = write_random_ranker(tmp, args.ranker_nf, args.seed)
         if "4pp-eusr" in chosen:
             write_random_score_predictors(tmp, args.seed)

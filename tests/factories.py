@@ -373,6 +373,27 @@ def graded_study(tmp_path: Path, slug: str = "graded", references: int = 3):
     return study
 
 
+
+def grating_texture(seed: int, size: int, *, gratings: int, frequencies: tuple[float, float], amplitude: float = 0.1,
+                    slope: float = 0.3, phase_max: float = 6.0):
+    """A synthetic HxWx3 uint8 image: per channel a colour gradient (``slope``) plus ``gratings`` sinusoids of
+    random frequency in ``frequencies`` (cycles/pixel), angle and phase (0..``phase_max``). Seeded: the same
+    arguments give the same pixels. Tests pick the frequencies against what they need (below a x4 LR's
+    Nyquist limit of 0.125, or detail an LR cannot hold)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    out = np.empty((size, size, 3))
+    for channel in range(3):
+        value = 0.5 + slope * (x * rng.uniform(-1, 1) + y * rng.uniform(-1, 1)) / size
+        for _ in range(gratings):
+            frequency, angle = rng.uniform(*frequencies), rng.uniform(0, np.pi)
+            value += amplitude * np.sin(
+                2 * np.pi * frequency * (x * np.cos(angle) + y * np.sin(angle)) + rng.uniform(0, phase_max))
+        out[..., channel] = value
+    return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
+
 LEARNABLE_LEVELS = (1, 2, 3)
 
 

@@ -21,23 +21,14 @@ from iqa.learned import official, ranker_arch, ranker_training, store
 from iqa.learned import rank_dataset as rd
 from iqa.learned.training import TrainingError, TrainingRun, torch_threads
 from iqa.models import MetricScore
-from tests.factories import graded_study, install_random_checkpoint
+from tests.factories import graded_study, grating_texture, install_random_checkpoint
 
 TINY_NF = 4
 
 
 def texture(seed: int, size: int = 40) -> np.ndarray:
     """A smooth RGB image (gradients and low-frequency gratings): noise and blur change it visibly."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
-    out = np.empty((size, size, 3))
-    for channel in range(3):
-        value = 0.5 + 0.3 * (x * rng.uniform(-1, 1) + y * rng.uniform(-1, 1)) / size
-        for _ in range(3):
-            frequency, angle = rng.uniform(0.03, 0.15), rng.uniform(0, np.pi)
-            value += 0.1 * np.sin(2 * np.pi * frequency * (x * np.cos(angle) + y * np.sin(angle)) + rng.uniform(0, 6))
-        out[..., channel] = value
-    return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
+    return grating_texture(seed, size, gratings=3, frequencies=(0.03, 0.15))
 
 
 def hr_images(count: int, size: int = 40) -> list[tuple[str, np.ndarray]]:

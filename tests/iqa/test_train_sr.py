@@ -18,7 +18,7 @@ from annotation.imports.folders import plan_reference_patches, references_import
 from core.weights import read_state
 from sr_models import archs, training
 from sr_models.checkpoints import CHECKPOINTS
-from tests.factories import plain_study
+from tests.factories import grating_texture, plain_study
 
 TINY = {"nf": 16, "nb": 2}
 
@@ -26,17 +26,8 @@ TINY = {"nf": 16, "nb": 2}
 def texture(seed: int, size: int = 96) -> np.ndarray:
     """A smooth-but-detailed RGB image: a colour gradient plus three sinusoid gratings per channel
     (frequencies 0.02-0.12 cycles/pixel, below the x4 LR Nyquist limit of 0.125)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
-    out = np.empty((size, size, 3))
-    for channel in range(3):
-        value = 0.5 + 0.35 * (x * rng.uniform(-1, 1) + y * rng.uniform(-1, 1)) / size
-        for _ in range(3):
-            frequency, angle = rng.uniform(0.02, 0.12), rng.uniform(0, np.pi)
-            phase = 2 * np.pi * frequency * (x * np.cos(angle) + y * np.sin(angle)) + rng.uniform(0, 2 * np.pi)
-            value += 0.12 * np.sin(phase)
-        out[..., channel] = value
-    return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
+    return grating_texture(seed, size, gratings=3, frequencies=(0.02, 0.12), amplitude=0.12, slope=0.35,
+                           phase_max=2 * np.pi)
 
 
 def add_references(study, folder: Path, images: dict[str, np.ndarray]) -> None:

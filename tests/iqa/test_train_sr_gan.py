@@ -28,6 +28,7 @@ from iqa.learned.ranker_training import ranking_loss
 from iqa.learned.training import TrainingError
 from iqa.sr_gan import recipes, trainer
 from sr_models import training as sr_training
+from tests.factories import grating_texture
 
 TINY = {"nf": 8, "nb": 1, "d_nf": 8, "patch": 32, "batch": 2, "feature_net": "scratch"}
 TINY_FLAGS = ["--nf", "8", "--nb", "1", "--d-nf", "8", "--batch", "2", "--threads", "1"]
@@ -47,16 +48,7 @@ def one_thread():
 
 def texture(seed: int, size: int = 64) -> np.ndarray:
     """A gradient plus gratings from coarse to fine (0.02-0.3 cycles/pixel): detail a x4 LR cannot hold."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
-    out = np.empty((size, size, 3))
-    for channel in range(3):
-        value = 0.5 + 0.3 * (x * rng.uniform(-1, 1) + y * rng.uniform(-1, 1)) / size
-        for _ in range(4):
-            frequency, angle = rng.uniform(0.02, 0.3), rng.uniform(0, np.pi)
-            value += 0.1 * np.sin(2 * np.pi * frequency * (x * np.cos(angle) + y * np.sin(angle)) + rng.uniform(0, 6))
-        out[..., channel] = value
-    return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
+    return grating_texture(seed, size, gratings=4, frequencies=(0.02, 0.3))
 
 
 IMAGES = {f"T{i:02d}": texture(i) for i in range(4)}
