@@ -109,13 +109,28 @@ def plain_study(study) -> None:
         study.save(update_fields=list(fields))
 
 
-def build_study(slug: str, references: int, per_reference: int, max_count: int, rng: random.Random):
-    """A study with dummy rows: no files, varied judgment counts."""
+def build_study(
+    slug: str,
+    references: int,
+    per_reference: int,
+    max_count: int,
+    rng: random.Random,
+    *,
+    protocol: str | None = None,
+    options: dict | None = None,
+    start_mos: float | None = None,
+    counted_mos_std: float | None = None,
+):
+    """A study with dummy rows: no files, a dummy display name on every row (so no service makes a display copy),
+    varied judgment counts (drawn from ``rng``). For the other protocols' benchmarks: ``protocol`` and its
+    ``options`` at creation, every image's MOS starting at ``start_mos`` (default the Elo start), and
+    ``counted_mos_std`` on images judged more than once (acr's spread)."""
     from annotation.models import DistortedImage, DistortionType, ReferenceImage
     from annotation.studies import study_create
 
-    study = study_create(slug=slug)
+    study = study_create(slug=slug, **({"protocol": protocol} if protocol else {}), **(options or {}))
     plain_study(study)
+    start = study.elo_initial if start_mos is None else start_mos
     combos = factories.type_levels(per_reference)
     codes = sorted({code for code, _ in combos})
     types = {
@@ -134,6 +149,7 @@ def build_study(slug: str, references: int, per_reference: int, max_count: int, 
                 sha256=f"{r:064x}",
                 width=32,
                 height=32,
+                display=f"stimuli/{slug}/ref-{r}.png",
             )
             for r in range(1, references + 1)
         ],
@@ -143,6 +159,8 @@ def build_study(slug: str, references: int, per_reference: int, max_count: int, 
     for ref in refs:
         for code, level in combos:
             name = f"{ref.name}_{code}_{level:02d}.png"
+            count = rng.randint(0, max_count)
+            extra = {"mos_std": counted_mos_std if count > 1 else None} if counted_mos_std is not None else {}
             images.append(
                 DistortedImage(
                     study=study,
@@ -155,9 +173,11 @@ def build_study(slug: str, references: int, per_reference: int, max_count: int, 
                     width=32,
                     height=32,
                     elo=study.elo_initial,
-                    mos=study.elo_initial,
-                    judgment_count=rng.randint(0, max_count),
+                    mos=start,
+                    judgment_count=count,
                     shuffle_key=rng.random(),
+                    display=f"stimuli/{slug}/{name}",
+                    **extra,
                 )
             )
     DistortedImage.objects.bulk_create(images, batch_size=2000)

@@ -62,8 +62,6 @@ import benchlib
 import next_pair
 from benchlib import median, percentile, ratio
 
-from tests import factories
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -128,70 +126,22 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
 
 # --- scheduling -------------------------------------------------------------------------------
 
-PLAIN = {"training_trials": 0, "gold_every": 0, "min_vote_interval_ms": 0, "trials_per_rater": 10_000_000}
 ACR_MOS, RANK_MOS = 3.0, 0.5  # mid-scale starting values for the running means the answers update
 
 
 def build_study(slug: str, protocol: str, references: int, per_reference: int, args, rng: random.Random):
-    """A study of dummy rows: no files, a dummy display name on every row, varied judgment counts."""
-    from annotation.models import DistortedImage, DistortionType, ReferenceImage
-    from annotation.studies import study_create
-
-    options = {"rank_k": args.rank_k} if protocol == "rank-k" else {}
-    study = study_create(slug=slug, protocol=protocol, **PLAIN, **options)
-    start = {"acr": ACR_MOS, "rank-k": RANK_MOS}.get(protocol, study.elo_initial)
-    combos = factories.type_levels(per_reference)
-    types = {
-        t.code: t
-        for t in DistortionType.objects.bulk_create(
-            [
-                DistortionType(study=study, code=code, name=f"Type {code}", category="traditional")
-                for code in sorted({code for code, _ in combos})
-            ]
-        )
-    }
-    refs = ReferenceImage.objects.bulk_create(
-        [
-            ReferenceImage(
-                study=study,
-                name=f"R{r:04d}",
-                file=f"studies/{slug}/ref-{r}.png",
-                display=f"stimuli/{slug}/ref-{r}.png",
-                original_filename=f"R{r:04d}.png",
-                sha256=f"{r:064x}",
-                width=32,
-                height=32,
-            )
-            for r in range(1, references + 1)
-        ],
-        batch_size=2000,
+    """next_pair's study of dummy rows for ``protocol``."""
+    return next_pair.build_study(
+        slug,
+        references,
+        per_reference,
+        args.max_count,
+        rng,
+        protocol=protocol,
+        options={"rank_k": args.rank_k} if protocol == "rank-k" else {},
+        start_mos={"acr": ACR_MOS, "rank-k": RANK_MOS}.get(protocol),
+        counted_mos_std=1.0 if protocol == "acr" else None,
     )
-    images = []
-    for ref in refs:
-        for code, level in combos:
-            name = f"{ref.name}_{code}_{level:02d}.png"
-            count = rng.randint(0, args.max_count)
-            images.append(
-                DistortedImage(
-                    study=study,
-                    reference=ref,
-                    distortion_type=types[code],
-                    level=level,
-                    name=name,
-                    file=f"studies/{slug}/{name}",
-                    display=f"stimuli/{slug}/{name}",
-                    sha256=f"{len(images):064x}",
-                    width=32,
-                    height=32,
-                    elo=study.elo_initial,
-                    mos=start,
-                    mos_std=1.0 if protocol == "acr" and count > 1 else None,
-                    judgment_count=count,
-                    shuffle_key=rng.random(),
-                )
-            )
-    DistortedImage.objects.bulk_create(images, batch_size=2000)
-    return study
 
 
 class FileOpened(RuntimeError):
