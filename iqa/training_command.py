@@ -128,6 +128,29 @@ class TrainingOptions:
         return [reference.name for reference in references], [self.reference_pixels(r)[0] for r in references]
 
     @staticmethod
+    def output_name(name: str) -> str:
+        """``--name`` as the stem of the file a trainer writes (TRAINED_NAME_PATTERN), else a CommandError."""
+        from core.weights import TRAINED_NAME_PATTERN
+
+        if not TRAINED_NAME_PATTERN.fullmatch(name):
+            raise CommandError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (a file name, no path)")
+        return name
+
+    @staticmethod
+    def run_facts(names, train_indices, validation_indices, *, wall: float, threads: int, when) -> dict:
+        """What every trained file's provenance records of its run: the split by name, the wall time, the torch
+        thread count and version (a plain str: ``weights_only`` loading refuses a TorchVersion) and the date."""
+        import torch
+
+        return {
+            "split": {"train": [names[i] for i in train_indices], "validation": [names[i] for i in validation_indices]},
+            "wall_seconds": round(wall, 1),
+            "torch_threads": threads,
+            "torch": str(torch.__version__),
+            "date": when.isoformat(),
+        }
+
+    @staticmethod
     def check_threads(threads: int) -> None:
         if threads < 0:
             raise CommandError(f"--threads must be 0 or more, not {threads}")

@@ -1,7 +1,6 @@
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from core.weights import TRAINED_NAME_PATTERN
 from iqa.training_command import StudyTrainingCommand
 from sr_models import runtime
 from sr_models.denoisers import DENOISERS, loading
@@ -99,8 +98,7 @@ class Command(StudyTrainingCommand):
         self.check_threads(threads)
         now = timezone.now()
         name = name or f"{arch}_{task}_{study.slug}_{now.strftime('%Y%m%d-%H%M%S')}"
-        if not TRAINED_NAME_PATTERN.fullmatch(name):
-            raise CommandError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (a file name, no path)")
+        self.output_name(name)
         if name in DENOISERS:
             raise CommandError(f"--name {name!r} is an official denoiser's name: choose another")
         weights_dir = runtime.current().weights_dir
@@ -150,10 +148,6 @@ class Command(StudyTrainingCommand):
             "arch": arch,
             "study": study.slug,
             "references": names,
-            "split": {
-                "train": [names[i] for i in result.train_indices],
-                "validation": [names[i] for i in result.validation_indices],
-            },
             "config": result.config.as_dict(),
             "optimizer": {
                 "type": "Adam",
@@ -163,10 +157,8 @@ class Command(StudyTrainingCommand):
             "loss": "DnCNN Eq. (1): 1/(2N) sum ||R(y) - (y - x)||^2",
             "final_loss": result.losses[-1] if result.losses else None,
             "psnr_validation": psnr,
-            "wall_seconds": round(wall, 1),
-            "torch_threads": threads,
-            "torch": self._torch_version(),
-            "date": now.isoformat(),
+            **self.run_facts(names, result.train_indices, result.validation_indices, wall=wall, threads=threads,
+                             when=now),
         }
         loading.save_trained(target, result.state_dict, result.options, provenance)
 
@@ -182,9 +174,3 @@ class Command(StudyTrainingCommand):
         )
         self.stdout.write(f"{config.iterations} iterations in {wall:.1f} s; wrote {target} ({label})")
         self.stdout.write(f"use it as a network of deep_denoising / deep_jpeg_removal: network={name}")
-
-    @staticmethod
-    def _torch_version() -> str:
-        import torch
-
-        return str(torch.__version__)  # TorchVersion is not a plain str: weights_only=True refuses it

@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from core.weights import TRAINED_NAME_PATTERN, write_checkpoint
+from core.weights import write_checkpoint
 from iqa.training_command import StudyTrainingCommand
 from sr_models import runtime, training
 
@@ -57,8 +57,7 @@ class Command(StudyTrainingCommand):
         self.check_threads(threads)
         now = timezone.now()
         name = name or f"srresnet_x{config.scale}_{study.slug}_{now.strftime('%Y%m%d-%H%M%S')}"
-        if not TRAINED_NAME_PATTERN.fullmatch(name):
-            raise CommandError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (a file name, no path)")
+        self.output_name(name)
         folder = runtime.current().weights_dir / "trained"
         target = folder / f"{name}.pth"
         if target.exists():
@@ -103,10 +102,6 @@ class Command(StudyTrainingCommand):
             "build_options": {"nf": config.nf, "nb": config.nb},
             "study": study.slug,
             "references": names,
-            "split": {
-                "train": [names[i] for i in result.train_indices],
-                "validation": [names[i] for i in result.validation_indices],
-            },
             "config": config.as_dict(),
             "optimizer": {
                 "type": "Adam",
@@ -117,10 +112,8 @@ class Command(StudyTrainingCommand):
             "loss": "L1",
             "final_loss": result.losses[-1] if result.losses else None,
             "psnr_y_validation": psnr,
-            "wall_seconds": round(wall, 1),
-            "torch_threads": threads,
-            "torch": self._torch_version(),
-            "date": now.isoformat(),
+            **self.run_facts(names, result.train_indices, result.validation_indices, wall=wall, threads=threads,
+                             when=now),
         }
         write_checkpoint(target, result.state_dict, provenance)
 
@@ -132,9 +125,3 @@ class Command(StudyTrainingCommand):
         ):
             self.stdout.write(f"  SRResNet {when + ' training':18} {value:7.2f} dB  (gain over bicubic {gain:+.2f} dB)")
         self.stdout.write(f"{config.iterations} iterations in {wall:.1f} s; wrote {target} ({label_for(study.slug)})")
-
-    @staticmethod
-    def _torch_version() -> str:
-        import torch
-
-        return str(torch.__version__)  # TorchVersion is not a plain str: weights_only=True refuses it

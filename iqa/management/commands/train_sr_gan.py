@@ -4,7 +4,6 @@ from pathlib import Path
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from core.weights import TRAINED_NAME_PATTERN
 from iqa.learned.errors import TrainingError
 from iqa.sr_gan import recipes, trainer
 from iqa.training_command import StudyTrainingCommand
@@ -109,8 +108,7 @@ class Command(StudyTrainingCommand):
             raise CommandError("--resume needs the --name of the run to continue")
         stem = re.sub(r"[^A-Za-z0-9._-]", "-", study or Path(hr_dir).name)
         name = name or f"{recipe}_x4_{stem}_{timezone.now().strftime('%Y%m%d-%H%M%S')}"
-        if not TRAINED_NAME_PATTERN.fullmatch(name):
-            raise CommandError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (a file name, no path)")
+        self.output_name(name)
         target = trainer.checkpoint_path(weights_dir, name)
         if target.exists() and not resume:
             raise CommandError(f"{target} already exists: choose another --name")
