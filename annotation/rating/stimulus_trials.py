@@ -116,8 +116,7 @@ def _display_name(item: ReferenceImage | DistortedImage) -> str:
     if item.display:
         return item.display.name
     name = stimuli.ensure_display(item, item.study.slug)
-    if type(item).objects.filter(pk=item.pk, display="").exists():
-        type(item).objects.filter(pk=item.pk).update(display=name)
+    type(item).objects.filter(pk=item.pk, display="").update(display=name)  # a concurrent request's copy stays
     return name
 
 
