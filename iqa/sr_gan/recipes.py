@@ -23,7 +23,7 @@ Sources:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 # CPU-sized defaults shared by every recipe: deviations from the papers, chosen so that a run finishes in
 # minutes on a CPU (train_sr makes the same trade: patch 48, batch 8, 300 iterations).
@@ -76,31 +76,10 @@ class Recipe:
         if lr_steps is None:
             lr_steps = tuple(max(1, round(fraction * iterations)) for fraction in self.milestones)
         rankers = tuple((str(name), float(weight)) for name, weight in chosen.pop("rankers", ()))
-        base = dict(
-            recipe=self.name,
-            generator=self.generator,
-            discriminator=self.discriminator,
-            perceptual_weight=self.perceptual_weight,
-            adversarial_weight=self.adversarial_weight,
-            adversarial=self.adversarial,
-            pixel_weight=self.pixel_weight,
-            rank_weight=self.rank_weight,
-            halved=self.halved,
-            rank_reduction=self.rank_reduction,
-            lr_g=self.lr_g,
-            lr_d=self.lr_d,
-            betas=tuple(self.betas),
-            nf=self.default_nf,
-            nb=self.default_nb,
-            d_nf=self.default_d_nf,
-            aesthetic_score_weight=self.aesthetic_score_weight,
-            aesthetic_representation_weight=self.aesthetic_representation_weight,
-            subjective_score_weight=self.subjective_score_weight,
-            subjective_representation_weight=self.subjective_representation_weight,
-            score_alpha=self.score_alpha,
-            multi_pass=self.multi_pass,
-            multi_scale=self.multi_scale,
-        )
+        # the recipe's constants that a run's settings carry under the same name, then the widths it starts from
+        shared = {item.name for item in fields(GanSettings)} & {item.name for item in fields(Recipe)}
+        base = {name: getattr(self, name) for name in shared}
+        base.update(recipe=self.name, nf=self.default_nf, nb=self.default_nb, d_nf=self.default_d_nf)
         base.update(chosen)
         return GanSettings(iterations=iterations, lr_steps=tuple(int(s) for s in lr_steps), rankers=rankers, **base)
 
